@@ -1,0 +1,744 @@
+//! [`Cache`]: the public API over the table, the S3-FIFO queues, TTLs, statistics and loaders.
+
+use std::borrow::Borrow;
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::builder::CacheBuilder;
+use crate::clock::{self, Clock, Ticks};
+use crate::error::InsertError;
+use crate::ghost::Ghost;
+use crate::listener::{EvictionCause, Listener};
+use crate::loader::{FlightWait, Flights, Role};
+use crate::node::{self, Node, DEQUEUED, FREQ_MAX, FREQ_ONE, IN_MAIN};
+use crate::policy::{self, MainVisit, SmallExit, Victim};
+use crate::small_queue::SmallQueue;
+use crate::stats::{CacheStats, Event, StatsRecorder};
+use crate::sync::epoch::{self, Guard, Owned, Shared};
+use crate::sync::{AtomicU64, AtomicUsize, CachePadded, Ordering};
+use crate::table::{Inserted, Table};
+
+pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+
+/// Pushes a new entry into a full small queue tries this many times (popping in between) before
+/// placing the entry straight in main.
+const SMALL_PUSH_ATTEMPTS: usize = 4;
+
+/// Everything [`CacheBuilder::build`] decided.
+pub(crate) struct Config<K, V, S> {
+    pub(crate) expected_entries: usize,
+    pub(crate) max_entries: u64,
+    pub(crate) max_weight: u64,
+    pub(crate) max_entry_weight: u64,
+    pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) time_to_live: Option<Duration>,
+    pub(crate) listener: Option<Listener<K, V>>,
+    pub(crate) clock: Clock,
+    pub(crate) hasher: S,
+}
+
+/// A concurrent in-memory cache: lock-free reads and writes, S3-FIFO eviction, per-entry TTL,
+/// bounds by entry count and/or weight, and single-flight loading.
+///
+/// Cloning a `Cache` is cheap and gives another handle to the same cache. See the
+/// [crate documentation](crate) for the consistency it guarantees.
+pub struct Cache<K, V, S = ahash::RandomState> {
+    inner: Arc<Inner<K, V, S>>,
+}
+
+struct Inner<K, V, S> {
+    table: Table<K, V>,
+    /// New entries waiting to prove themselves (absent when the cache is unbounded).
+    small: Option<SmallQueue<Node<K, V>>>,
+    ghost: Ghost,
+    hasher: S,
+    max_entries: u64,
+    max_weight: u64,
+    max_entry_weight: u64,
+    /// The small queue's share, in weight units.
+    small_target: u64,
+    weigher: Option<Weigher<K, V>>,
+    time_to_live: Option<Duration>,
+    ticks: Ticks,
+    listener: Option<Listener<K, V>>,
+    entries: CachePadded<AtomicU64>,
+    weight: CachePadded<AtomicU64>,
+    /// Weight of the entries in the small queue, the dead ones that are still queued included.
+    small_weight: CachePadded<AtomicU64>,
+    /// The main CLOCK hand: the next bucket to visit (modulo the bucket count).
+    hand: CachePadded<AtomicUsize>,
+    stats: StatsRecorder,
+    flights: Flights<K, V>,
+}
+
+impl<K, V> Cache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// A cache of at most `max_capacity` entries, with default settings otherwise.
+    pub fn new(max_capacity: u64) -> Self {
+        Self::builder().max_capacity(max_capacity).build()
+    }
+
+    /// A builder for every setting (capacity, weight, TTL, listener, hasher).
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::default()
+    }
+}
+
+impl<K, V, S> Clone for Cache<K, V, S> {
+    fn clone(&self) -> Self {
+        Cache {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K, V, S> fmt::Debug for Cache<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("entries", &self.inner.entries.load(Ordering::Relaxed))
+            .field("weight", &self.inner.weight.load(Ordering::Relaxed))
+            .field("max_entries", &self.inner.max_entries)
+            .field("max_weight", &self.inner.max_weight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
+    pub(crate) fn from_config(config: Config<K, V, S>) -> Self {
+        let bounded = config.max_entries != u64::MAX || config.max_weight != u64::MAX;
+        let policy_capacity = if config.max_weight != u64::MAX {
+            config.max_weight
+        } else {
+            config.max_entries
+        };
+        let expected = config.expected_entries;
+        let small_slots = (expected as u64 * policy::SMALL_PERCENT * 2 / 100).max(4) as usize;
+        Cache {
+            inner: Arc::new(Inner {
+                table: Table::new(expected),
+                small: bounded.then(|| SmallQueue::new(small_slots)),
+                ghost: Ghost::new(expected),
+                hasher: config.hasher,
+                max_entries: config.max_entries,
+                max_weight: config.max_weight,
+                max_entry_weight: config.max_entry_weight,
+                small_target: policy::small_target(policy_capacity),
+                weigher: config.weigher,
+                time_to_live: config.time_to_live,
+                ticks: Ticks::new(config.clock),
+                listener: config.listener,
+                entries: CachePadded::new(AtomicU64::new(0)),
+                weight: CachePadded::new(AtomicU64::new(0)),
+                small_weight: CachePadded::new(AtomicU64::new(0)),
+                hand: CachePadded::new(AtomicUsize::new(0)),
+                stats: StatsRecorder::new(),
+                flights: Flights::new(),
+            }),
+        }
+    }
+
+    /// The value for `key`, if present and not expired. Takes no lock; on a hit the only shared
+    /// write is the entry's frequency counter, and only while it is below its maximum.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let inner = &*self.inner;
+        let hash = inner.hasher.hash_one(key);
+        let guard = epoch::pin();
+        let value = inner
+            .read(hash, key, &guard, true)
+            .map(|node| node.value.clone());
+        inner.stats.record(if value.is_some() {
+            Event::Hit
+        } else {
+            Event::Miss
+        });
+        value
+    }
+
+    /// Whether `key` has a live, unexpired entry. Counts neither a hit nor a miss and does not
+    /// mark the entry as used.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let inner = &*self.inner;
+        let hash = inner.hasher.hash_one(key);
+        let guard = epoch::pin();
+        inner.read(hash, key, &guard, false).is_some()
+    }
+
+    /// The time left before `key`'s entry expires: `Some(None)` for an entry without a TTL,
+    /// `None` when there is no live entry.
+    pub fn time_to_live_of<Q>(&self, key: &Q) -> Option<Option<Duration>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let inner = &*self.inner;
+        let hash = inner.hasher.hash_one(key);
+        let guard = epoch::pin();
+        let node = inner.read(hash, key, &guard, false)?;
+        let deadline = node::expire_tick(node.meta.load(Ordering::Relaxed));
+        Some((deadline != 0).then(|| inner.ticks.remaining(deadline)))
+    }
+
+    /// Inserts or replaces `key`'s value, with the cache's default time to live. An entry
+    /// heavier than `max_entry_weight` is not stored and is counted in
+    /// [`CacheStats::rejections`]; use [`try_insert`](Self::try_insert) to get the error.
+    pub fn insert(&self, key: K, value: V) {
+        let _ = self.try_insert(key, value);
+    }
+
+    /// Inserts or replaces `key`'s value with its own time to live.
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
+        let _ = self.try_insert_with_ttl(key, value, ttl);
+    }
+
+    /// Like [`insert`](Self::insert), but tells why an entry was refused.
+    pub fn try_insert(&self, key: K, value: V) -> Result<(), InsertError> {
+        let hash = self.inner.hasher.hash_one(&key);
+        self.inner.insert(hash, key, value, self.inner.time_to_live)
+    }
+
+    /// Like [`insert_with_ttl`](Self::insert_with_ttl), but tells why an entry was refused.
+    pub fn try_insert_with_ttl(&self, key: K, value: V, ttl: Duration) -> Result<(), InsertError> {
+        let hash = self.inner.hasher.hash_one(&key);
+        self.inner.insert(hash, key, value, Some(ttl))
+    }
+
+    /// Removes `key`'s entry and returns its value (`None` if absent or already expired).
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let inner = &*self.inner;
+        let hash = inner.hasher.hash_one(key);
+        let guard = epoch::pin();
+        let removed = inner.table.remove(hash, key, &guard, |_| true)?;
+        // SAFETY: returned by the table under `guard`, so valid until it drops.
+        let node = unsafe { removed.deref() };
+        let expired = inner.is_expired(node.meta.load(Ordering::Relaxed));
+        let cause = if expired {
+            EvictionCause::Expired
+        } else {
+            EvictionCause::Removed
+        };
+        inner.account_removal(node, cause);
+        (!expired).then(|| node.value.clone())
+    }
+
+    /// Number of live entries (expired entries not yet reclaimed included). Exact when no other
+    /// thread is writing.
+    pub fn len(&self) -> usize {
+        self.inner.entries.load(Ordering::Relaxed) as usize
+    }
+
+    /// Whether [`len`](Self::len) is zero.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Total weight of the live entries (their count, without a weigher).
+    pub fn weighted_size(&self) -> u64 {
+        self.inner.weight.load(Ordering::Relaxed)
+    }
+
+    /// Removes every entry, telling the listener with [`EvictionCause::Removed`], and forgets
+    /// the ghost fingerprints of recently evicted keys.
+    pub fn clear(&self) {
+        self.retain(|_, _| false);
+        self.inner.ghost.clear();
+    }
+
+    /// Keeps only the entries for which `keep` returns `true`; the others are removed (cause
+    /// [`EvictionCause::Removed`]). Entries inserted concurrently may or may not be visited.
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        let inner = &*self.inner;
+        for index in 0..inner.table.bucket_count() {
+            let guard = epoch::pin();
+            let mut removed_any = false;
+            inner.table.for_each_live(index, &guard, |node| {
+                if !keep(&node.key, &node.value) && node.mark_removed(&guard) {
+                    inner.account_removal(node, EvictionCause::Removed);
+                    removed_any = true;
+                }
+            });
+            if removed_any {
+                inner.table.purge_marked(index, &guard);
+            }
+        }
+    }
+
+    /// A weakly consistent iterator over clones of the live, unexpired entries: it sees every
+    /// entry that stays in the cache for the whole iteration, at most once per key, and may or may
+    /// not see entries inserted or removed meanwhile. It pins no memory between buckets.
+    pub fn iter(&self) -> Iter<'_, K, V, S>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        Iter {
+            inner: &self.inner,
+            bucket: 0,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// Removes expired entries from the whole table now, telling the listener
+    /// ([`EvictionCause::Expired`]); returns how many it removed. Expired entries are otherwise
+    /// reclaimed lazily, when a read finds them or the eviction hand passes them; call this from
+    /// a timer or a background thread to release their memory sooner.
+    pub fn run_pending_maintenance(&self) -> usize {
+        let inner = &*self.inner;
+        let mut removed = 0;
+        for index in 0..inner.table.bucket_count() {
+            let guard = epoch::pin();
+            let now = inner.ticks.now();
+            let mut marked = false;
+            inner.table.for_each_live(index, &guard, |node| {
+                let deadline = node::expire_tick(node.meta.load(Ordering::Relaxed));
+                if clock::is_expired(deadline, now) && node.mark_removed(&guard) {
+                    inner.account_removal(node, EvictionCause::Expired);
+                    removed += 1;
+                    marked = true;
+                }
+            });
+            if marked {
+                inner.table.purge_marked(index, &guard);
+            }
+        }
+        removed
+    }
+
+    /// A snapshot of the counters: hits, misses, inserts, evictions, expirations, rejections,
+    /// entries and weight.
+    pub fn stats(&self) -> CacheStats {
+        let inner = &*self.inner;
+        inner.stats.snapshot(
+            inner.entries.load(Ordering::Relaxed),
+            inner.weight.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Loading (single-flight): concurrent callers that miss the same key run one loader between
+/// them, and the others wait for its value.
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// The value for `key`, computing and inserting it with `init` if absent. Concurrent callers
+    /// that miss the same key run one `init` between them; the others block until its value is
+    /// ready. If `init` panics, the panic propagates to its caller and the waiting callers retry
+    /// (one of them runs its own `init`).
+    pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
+        match self.try_get_or_insert_with(key, || Ok::<V, Infallible>(init())) {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Like [`get_or_insert_with`](Self::get_or_insert_with) with a fallible `init`: an error is
+    /// returned to its caller, nothing is cached, and the waiting callers retry.
+    pub fn try_get_or_insert_with<E>(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
+        let inner = &*self.inner;
+        let hash = inner.hasher.hash_one(&key);
+        let leader = loop {
+            if let Some(value) = self.get_hashed(hash, &key) {
+                return Ok(value);
+            }
+            match inner.flights.join(hash, &key) {
+                Role::Leader(leader) => break leader,
+                Role::Follower(flight) => {
+                    if let Some(value) = flight.wait() {
+                        return Ok(value);
+                    }
+                }
+            }
+        };
+        // A value may have landed between our miss and our joining.
+        if let Some(value) = self.peek_hashed(hash, &key) {
+            leader.complete(value.clone());
+            return Ok(value);
+        }
+        let value = init()?;
+        let _ = inner.insert(hash, key, value.clone(), inner.time_to_live);
+        leader.complete(value.clone());
+        Ok(value)
+    }
+
+    /// The async form of [`get_or_insert_with`](Self::get_or_insert_with), for any executor.
+    /// Waiting callers are woken through their task's waker; if the loading future is dropped
+    /// before it finishes, one of the waiting callers takes over.
+    pub async fn get_or_insert_with_async<F>(&self, key: K, init: F) -> V
+    where
+        F: Future<Output = V>,
+    {
+        let result = self
+            .try_get_or_insert_with_async(key, async { Ok::<V, Infallible>(init.await) })
+            .await;
+        match result {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The async form of [`try_get_or_insert_with`](Self::try_get_or_insert_with).
+    pub async fn try_get_or_insert_with_async<F, E>(&self, key: K, init: F) -> Result<V, E>
+    where
+        F: Future<Output = Result<V, E>>,
+    {
+        let inner = &*self.inner;
+        let hash = inner.hasher.hash_one(&key);
+        let leader = loop {
+            if let Some(value) = self.get_hashed(hash, &key) {
+                return Ok(value);
+            }
+            let flight = match inner.flights.join(hash, &key) {
+                Role::Leader(leader) => break leader,
+                Role::Follower(flight) => flight,
+            };
+            if let Some(value) = (FlightWait { flight }).await {
+                return Ok(value);
+            }
+        };
+        if let Some(value) = self.peek_hashed(hash, &key) {
+            leader.complete(value.clone());
+            return Ok(value);
+        }
+        let value = init.await?;
+        let _ = inner.insert(hash, key, value.clone(), inner.time_to_live);
+        leader.complete(value.clone());
+        Ok(value)
+    }
+
+    fn get_hashed(&self, hash: u64, key: &K) -> Option<V> {
+        let inner = &*self.inner;
+        let guard = epoch::pin();
+        let value = inner.read(hash, key, &guard, true).map(|n| n.value.clone());
+        inner.stats.record(if value.is_some() {
+            Event::Hit
+        } else {
+            Event::Miss
+        });
+        value
+    }
+
+    fn peek_hashed(&self, hash: u64, key: &K) -> Option<V> {
+        let guard = epoch::pin();
+        self.inner
+            .read(hash, key, &guard, false)
+            .map(|n| n.value.clone())
+    }
+}
+
+impl<K, V, S> Inner<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
+    #[inline]
+    fn weigh(&self, key: &K, value: &V) -> u64 {
+        match &self.weigher {
+            None => 1,
+            Some(weigher) => u64::from(weigher(key, value)),
+        }
+    }
+
+    #[inline]
+    fn is_expired(&self, meta: u64) -> bool {
+        let deadline = node::expire_tick(meta);
+        deadline != 0 && clock::is_expired(deadline, self.ticks.now())
+    }
+
+    fn over_capacity(&self) -> bool {
+        self.entries.load(Ordering::Relaxed) > self.max_entries
+            || self.weight.load(Ordering::Relaxed) > self.max_weight
+    }
+
+    /// Finds `key`'s live node; an expired one is removed on the way and reads as absent.
+    #[inline]
+    fn read<'g, Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+        guard: &'g Guard,
+        touch: bool,
+    ) -> Option<&'g Node<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let node = self.table.find(hash, key, guard)?;
+        let meta = node.meta.load(Ordering::Relaxed);
+        if self.is_expired(meta) {
+            if node.mark_removed(guard) {
+                self.account_removal(node, EvictionCause::Expired);
+                self.table.purge_marked(self.table.bucket_of(hash), guard);
+            }
+            return None;
+        }
+        if touch {
+            node.touch();
+        }
+        Some(node)
+    }
+
+    fn insert(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+    ) -> Result<(), InsertError> {
+        let weight = self.weigh(&key, &value);
+        if weight > self.max_entry_weight {
+            self.stats.record(Event::Rejection);
+            return Err(InsertError::TooHeavy {
+                weight,
+                limit: self.max_entry_weight,
+            });
+        }
+        let deadline = ttl.map_or(0, |ttl| self.ticks.deadline(ttl));
+        let guard = epoch::pin();
+        // A key the ghost remembers skips the small queue; so does every key of an unbounded
+        // cache, which has no queue.
+        let straight_to_main = self.small.is_none() || self.ghost.contains(hash);
+        let flags = if straight_to_main {
+            IN_MAIN | DEQUEUED
+        } else {
+            0
+        };
+        let new = Owned::new(Node::new(key, value, hash, deadline, flags)).into_shared(&guard);
+        // SAFETY: `new` was just allocated under `guard` and nobody else has seen it; its key
+        // hashes to `hash`.
+        match unsafe { self.table.insert(hash, new, &guard) } {
+            Inserted::New => {
+                self.entries.fetch_add(1, Ordering::Relaxed);
+                self.weight.fetch_add(weight, Ordering::Relaxed);
+                if !straight_to_main {
+                    self.enqueue_small(new, weight, &guard);
+                }
+            }
+            Inserted::Replaced(old) => {
+                // SAFETY: returned by the table under `guard`.
+                let old = unsafe { old.deref() };
+                let old_weight = self.weigh(&old.key, &old.value);
+                self.weight.fetch_add(weight, Ordering::Relaxed);
+                self.weight.fetch_sub(old_weight, Ordering::Relaxed);
+                let old_meta = old.meta.load(Ordering::Relaxed);
+                if !straight_to_main {
+                    if old_meta & IN_MAIN != 0 {
+                        // An overwrite counts as a use: keep the entry in main, one step warmer.
+                        let warmth = (node::freq(old_meta) + 1).min(FREQ_MAX) * FREQ_ONE;
+                        // SAFETY: the small queue never held `new`; this gives up that role.
+                        unsafe { node::release(new, DEQUEUED | IN_MAIN | warmth, &guard) };
+                    } else {
+                        self.enqueue_small(new, weight, &guard);
+                    }
+                }
+                if let Some(listener) = &self.listener {
+                    listener(&old.key, &old.value, EvictionCause::Replaced);
+                }
+            }
+        }
+        self.stats.record(Event::Insert);
+        self.evict_while_over(&guard);
+        Ok(())
+    }
+
+    /// Hands `node` (linked, never queued) to the small queue, making room if it is full.
+    fn enqueue_small(&self, node: Shared<'_, Node<K, V>>, weight: u64, guard: &Guard) {
+        let Some(small) = &self.small else { return };
+        self.small_weight.fetch_add(weight, Ordering::Relaxed);
+        for _ in 0..SMALL_PUSH_ATTEMPTS {
+            if small.push(node.as_raw().cast_mut()).is_ok() {
+                return;
+            }
+            self.pop_small(guard);
+        }
+        // Other writers keep the ring full: place the entry in main instead.
+        self.small_weight.fetch_sub(weight, Ordering::Relaxed);
+        // SAFETY: the push failed, so the queue never held `node`.
+        unsafe { node::release(node, DEQUEUED | IN_MAIN, guard) };
+    }
+
+    /// Runs bounded eviction steps while the cache is over a bound.
+    fn evict_while_over(&self, guard: &Guard) {
+        let mut steps = 0;
+        while steps < policy::EVICTION_BUDGET && self.over_capacity() {
+            steps += 1;
+            let small_weight = self.small_weight.load(Ordering::Relaxed);
+            match policy::next_victim(small_weight, self.small_target) {
+                Victim::Small => {
+                    if !self.pop_small(guard) {
+                        self.sweep_main(guard);
+                    }
+                }
+                Victim::Main => self.sweep_main(guard),
+            }
+        }
+    }
+
+    /// Takes the small queue's oldest entry and promotes or evicts it. Returns `false` if the
+    /// queue had nothing ready.
+    fn pop_small(&self, guard: &Guard) -> bool {
+        let Some(ptr) = self.small.as_ref().and_then(SmallQueue::pop) else {
+            return false;
+        };
+        let shared = Shared::from(ptr.cast_const());
+        // SAFETY: a pointer in the queue is one of the node's two references, so the node is
+        // alive, and popping made that reference ours.
+        let node = unsafe { shared.deref() };
+        self.small_weight
+            .fetch_sub(self.weigh(&node.key, &node.value), Ordering::Relaxed);
+        let mut flags = DEQUEUED;
+        if node.is_live(guard) {
+            let meta = node.meta.load(Ordering::Relaxed);
+            let cause = if self.is_expired(meta) {
+                Some(EvictionCause::Expired)
+            } else {
+                match policy::small_exit(meta, self.over_capacity()) {
+                    SmallExit::Promote => None,
+                    SmallExit::Evict => Some(EvictionCause::Evicted),
+                }
+            };
+            match cause {
+                None => flags |= IN_MAIN,
+                Some(cause) => {
+                    if node.mark_removed(guard) {
+                        let hash = self.hasher.hash_one(&node.key);
+                        self.account_removal(node, cause);
+                        if cause == EvictionCause::Evicted {
+                            self.ghost.insert(hash);
+                        }
+                        self.table.purge_marked(self.table.bucket_of(hash), guard);
+                    }
+                }
+            }
+        }
+        // SAFETY: we popped the queue's reference and do not use `node` after this.
+        unsafe { node::release(shared, flags, guard) };
+        true
+    }
+
+    /// Moves the main CLOCK hand over one bucket: expired and cold main entries are evicted,
+    /// warm ones cooled.
+    fn sweep_main(&self, guard: &Guard) {
+        let index = self.hand.fetch_add(1, Ordering::Relaxed) % self.table.bucket_count();
+        let mut marked = false;
+        self.table.for_each_live(index, guard, |node| {
+            let meta = node.meta.load(Ordering::Relaxed);
+            let cause = if self.is_expired(meta) {
+                EvictionCause::Expired
+            } else {
+                match policy::main_visit(meta) {
+                    MainVisit::Skip => return,
+                    MainVisit::Spare => {
+                        node.cool();
+                        return;
+                    }
+                    MainVisit::Evict => EvictionCause::Evicted,
+                }
+            };
+            if node.mark_removed(guard) {
+                self.account_removal(node, cause);
+                marked = true;
+            }
+        });
+        if marked {
+            self.table.purge_marked(index, guard);
+        }
+    }
+
+    /// Bookkeeping for a node this thread just marked removed: counters, statistics, listener.
+    fn account_removal(&self, node: &Node<K, V>, cause: EvictionCause) {
+        self.entries.fetch_sub(1, Ordering::Relaxed);
+        self.weight
+            .fetch_sub(self.weigh(&node.key, &node.value), Ordering::Relaxed);
+        match cause {
+            EvictionCause::Evicted => self.stats.record(Event::Eviction),
+            EvictionCause::Expired => self.stats.record(Event::Expiration),
+            EvictionCause::Removed | EvictionCause::Replaced => {}
+        }
+        if let Some(listener) = &self.listener {
+            listener(&node.key, &node.value, cause);
+        }
+    }
+}
+
+impl<K, V, S> Drop for Inner<K, V, S> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: no other thread can reach the table; the queue is drained next.
+        unsafe { self.table.free_linked() };
+        if let Some(small) = &self.small {
+            while let Some(ptr) = small.pop() {
+                // SAFETY: every queued pointer is a live node that the table walk skipped (it had
+                // no DEQUEUED bit) and that was never retired (it still had this reference).
+                drop(unsafe { Owned::from_raw(ptr) });
+            }
+        }
+    }
+}
+
+/// Iterator returned by [`Cache::iter`].
+pub struct Iter<'a, K, V, S> {
+    inner: &'a Inner<K, V, S>,
+    bucket: usize,
+    buffer: Vec<(K, V)>,
+}
+
+impl<K, V, S> Iterator for Iter<'_, K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    type Item = (K, V);
+
+    fn next(&mut self) -> Option<(K, V)> {
+        loop {
+            if let Some(entry) = self.buffer.pop() {
+                return Some(entry);
+            }
+            if self.bucket >= self.inner.table.bucket_count() {
+                return None;
+            }
+            let guard = epoch::pin();
+            let inner = self.inner;
+            let buffer = &mut self.buffer;
+            inner.table.for_each_live(self.bucket, &guard, |node| {
+                if !inner.is_expired(node.meta.load(Ordering::Relaxed)) {
+                    buffer.push((node.key.clone(), node.value.clone()));
+                }
+            });
+            self.bucket += 1;
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! S3-FIFO decisions as pure functions of an entry's metadata, so the policy can be tested on
+//! its own; [`crate::cache`] applies them to the concurrent structures.
+//!
+//! * New keys enter the **small** FIFO (about a tenth of the capacity), unless the ghost filter
+//!   remembers them, in which case they go straight to **main**.
+//! * When the small FIFO is over its share, its oldest entry leaves it: to main if it was read
+//!   while in it (or if the cache is not full yet), otherwise it is evicted and its fingerprint
+//!   joins the ghost filter. One-hit wonders and scans therefore never reach main.
+//! * Main is a CLOCK whose hand sweeps the table's buckets: an entry with frequency above zero is
+//!   spared and cooled by one; an entry at zero is evicted. Hits raise the frequency up to 3.
+
+use crate::node::{self, IN_MAIN};
+
+/// Share of the capacity given to the small FIFO, in percent.
+pub(crate) const SMALL_PERCENT: u64 = 10;
+
+/// Most eviction steps one insert performs before it gives up and leaves the rest to the next
+/// write: bounds the latency of any one call.
+#[cfg(not(strata_loom))]
+pub(crate) const EVICTION_BUDGET: usize = 64;
+#[cfg(strata_loom)]
+pub(crate) const EVICTION_BUDGET: usize = 4;
+
+/// The small FIFO's target share of a capacity (at least one entry when the capacity allows).
+pub(crate) fn small_target(capacity: u64) -> u64 {
+    if capacity == 0 {
+        0
+    } else {
+        (u128::from(capacity) * u128::from(SMALL_PERCENT) / 100).max(1) as u64
+    }
+}
+
+/// Where an entry popped from the small FIFO goes.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SmallExit {
+    /// Moves to the main CLOCK.
+    Promote,
+    /// Is evicted, and remembered by the ghost filter.
+    Evict,
+}
+
+/// `over_capacity` is false when the pop only makes room in a full small queue: then nothing
+/// needs evicting and the entry moves on to main whatever its frequency.
+pub(crate) fn small_exit(meta: u64, over_capacity: bool) -> SmallExit {
+    if !over_capacity || node::freq(meta) > 0 {
+        SmallExit::Promote
+    } else {
+        SmallExit::Evict
+    }
+}
+
+/// What the main CLOCK hand does with an entry it passes.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum MainVisit {
+    /// Not in main (still in the small FIFO): left alone.
+    Skip,
+    /// Recently used: spared, its frequency lowered by one.
+    Spare,
+    /// Evicted.
+    Evict,
+}
+
+pub(crate) fn main_visit(meta: u64) -> MainVisit {
+    if meta & IN_MAIN == 0 {
+        MainVisit::Skip
+    } else if node::freq(meta) > 0 {
+        MainVisit::Spare
+    } else {
+        MainVisit::Evict
+    }
+}
+
+/// Which queue the next eviction step takes from.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Victim {
+    Small,
+    Main,
+}
+
+pub(crate) fn next_victim(small_weight: u64, small_target: u64) -> Victim {
+    if small_weight >= small_target {
+        Victim::Small
+    } else {
+        Victim::Main
+    }
+}
+
+#[cfg(all(test, not(strata_loom)))]
+mod tests {
+    use super::*;
+    use crate::node::FREQ_ONE;
+
+    #[test]
+    fn small_fifo_promotes_entries_read_while_in_it() {
+        assert_eq!(small_exit(0, true), SmallExit::Evict);
+        assert_eq!(small_exit(FREQ_ONE, true), SmallExit::Promote);
+        assert_eq!(
+            small_exit(0, false),
+            SmallExit::Promote,
+            "no eviction under the bound"
+        );
+    }
+
+    #[test]
+    fn main_clock_spares_until_frequency_runs_out() {
+        assert_eq!(main_visit(0), MainVisit::Skip);
+        assert_eq!(main_visit(IN_MAIN), MainVisit::Evict);
+        assert_eq!(main_visit(IN_MAIN | (3 * FREQ_ONE)), MainVisit::Spare);
+    }
+
+    #[test]
+    fn small_share_is_a_tenth() {
+        assert_eq!(small_target(0), 0);
+        assert_eq!(small_target(5), 1);
+        assert_eq!(small_target(1000), 100);
+        assert_eq!(small_target(u64::MAX), u64::MAX / 10);
+        assert_eq!(next_victim(100, 100), Victim::Small);
+        assert_eq!(next_victim(99, 100), Victim::Main);
+    }
+}

@@ -1,0 +1,206 @@
+//! Single-flight loading: many threads missing one key run the loader once and all get its
+//! value; a loader that panics or fails releases its waiters, one of which loads instead; the
+//! async form behaves the same on any executor (a tiny hand-rolled one here).
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use strata_engine::Cache;
+
+const CALLERS: usize = 16;
+
+#[test]
+fn concurrent_misses_run_the_loader_once() {
+    for key in 0..20u64 {
+        let cache = Cache::<u64, u64>::new(100);
+        let runs = AtomicUsize::new(0);
+        let barrier = Barrier::new(CALLERS);
+        std::thread::scope(|s| {
+            for _ in 0..CALLERS {
+                s.spawn(|| {
+                    barrier.wait();
+                    let v = cache.get_or_insert_with(key, || {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(20));
+                        key * 10
+                    });
+                    assert_eq!(v, key * 10);
+                });
+            }
+        });
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "key {key}: loader ran more than once"
+        );
+        assert_eq!(cache.get(&key), Some(key * 10));
+    }
+}
+
+#[test]
+fn a_panicking_loader_releases_its_waiters() {
+    let cache = Cache::<u64, u64>::new(100);
+    let runs = AtomicUsize::new(0);
+    let barrier = Barrier::new(CALLERS);
+    let panicked = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..CALLERS {
+            s.spawn(|| {
+                barrier.wait();
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    cache.get_or_insert_with(7, || {
+                        let run = runs.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(20));
+                        if run == 0 {
+                            panic!("first loader fails");
+                        }
+                        70
+                    })
+                }));
+                match result {
+                    Ok(v) => assert_eq!(v, 70),
+                    Err(_) => {
+                        panicked.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(
+        panicked.load(Ordering::SeqCst),
+        1,
+        "only the leader sees its panic"
+    );
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "one retry loads for everyone else"
+    );
+    assert_eq!(cache.get(&7), Some(70));
+}
+
+#[test]
+fn a_failing_loader_lets_a_waiter_load() {
+    let cache = Cache::<u64, u64>::new(100);
+    let runs = AtomicUsize::new(0);
+    let barrier = Barrier::new(4);
+    let failures = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                barrier.wait();
+                let r = cache.try_get_or_insert_with(1, || {
+                    std::thread::sleep(Duration::from_millis(20));
+                    if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                        Err("backend down")
+                    } else {
+                        Ok(5)
+                    }
+                });
+                if r.is_err() {
+                    failures.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!(failures.load(Ordering::SeqCst), 1);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert_eq!(cache.get(&1), Some(5));
+}
+
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs a future to completion on the current thread, parking between polls.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park_timeout(Duration::from_millis(10));
+    }
+}
+
+/// A future that is pending until a deadline, re-waking itself (a stand-in for slow I/O).
+struct Sleep(std::time::Instant);
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if std::time::Instant::now() >= self.0 {
+            Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+fn sleep(d: Duration) -> Sleep {
+    Sleep(std::time::Instant::now() + d)
+}
+
+#[test]
+fn async_loader_runs_once_across_tasks() {
+    let cache = Cache::<u64, u64>::new(100);
+    let runs = AtomicUsize::new(0);
+    let barrier = Barrier::new(8);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                barrier.wait();
+                let v = block_on(cache.get_or_insert_with_async(3, async {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    sleep(Duration::from_millis(30)).await;
+                    33
+                }));
+                assert_eq!(v, 33);
+            });
+        }
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_cancelled_async_loader_hands_over_to_a_waiter() {
+    let cache = Cache::<u64, u64>::new(100);
+    // Poll the leader once, so it holds the flight, then drop it mid-load.
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    {
+        let mut leader = Box::pin(cache.get_or_insert_with_async(9, async {
+            sleep(Duration::from_secs(3600)).await;
+            1
+        }));
+        assert!(leader.as_mut().poll(&mut cx).is_pending());
+        let follower_cache = cache.clone();
+        let follower = std::thread::spawn(move || {
+            block_on(follower_cache.get_or_insert_with_async(9, async { 99 }))
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        drop(leader);
+        assert_eq!(follower.join().unwrap(), 99);
+    }
+    assert_eq!(cache.get(&9), Some(99));
+}
+
+#[test]
+fn async_fallible_loader_reports_its_error() {
+    let cache = Cache::<u64, u64>::new(100);
+    let r = block_on(cache.try_get_or_insert_with_async(1, async { Err::<u64, &str>("nope") }));
+    assert_eq!(r, Err("nope"));
+    let r = block_on(cache.try_get_or_insert_with_async(1, async { Ok::<u64, &str>(2) }));
+    assert_eq!(r, Ok(2));
+}
