@@ -14,12 +14,13 @@ use crate::error::InsertError;
 use crate::ghost::Ghost;
 use crate::listener::{EvictionCause, Listener};
 use crate::loader::{FlightWait, Flights, Role};
-use crate::node::{self, Node, DEQUEUED, FREQ_MAX, FREQ_ONE, IN_MAIN};
-use crate::policy::{self, MainVisit, SmallExit, Victim};
+use crate::main_queue::MainQueue;
+use crate::node::{self, Node, DEQUEUED, IN_MAIN};
+use crate::policy::{self, SmallExit, Victim};
 use crate::small_queue::SmallQueue;
 use crate::stats::{CacheStats, Event, StatsRecorder};
 use crate::sync::epoch::{self, Guard, Owned, Shared};
-use crate::sync::{AtomicU64, AtomicUsize, CachePadded, Ordering};
+use crate::sync::{AtomicU64, CachePadded, Ordering};
 use crate::table::{Inserted, Table};
 
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
@@ -54,6 +55,8 @@ struct Inner<K, V, S> {
     table: Table<K, V>,
     /// New entries waiting to prove themselves (absent when the cache is unbounded).
     small: Option<SmallQueue<Node<K, V>>>,
+    /// The entries that proved themselves (absent when the cache is unbounded).
+    main: Option<MainQueue<Node<K, V>>>,
     ghost: Ghost,
     hasher: S,
     max_entries: u64,
@@ -69,8 +72,6 @@ struct Inner<K, V, S> {
     weight: CachePadded<AtomicU64>,
     /// Weight of the entries in the small queue, the dead ones that are still queued included.
     small_weight: CachePadded<AtomicU64>,
-    /// The main CLOCK hand: the next bucket to visit (modulo the bucket count).
-    hand: CachePadded<AtomicUsize>,
     stats: StatsRecorder,
     flights: Flights<K, V>,
 }
@@ -129,7 +130,8 @@ where
             inner: Arc::new(Inner {
                 table: Table::new(expected),
                 small: bounded.then(|| SmallQueue::new(small_slots)),
-                ghost: Ghost::new(expected),
+                main: bounded.then(|| MainQueue::new(expected)),
+                ghost: Ghost::new(policy::main_share(expected)),
                 hasher: config.hasher,
                 max_entries: config.max_entries,
                 max_weight: config.max_weight,
@@ -142,7 +144,6 @@ where
                 entries: CachePadded::new(AtomicU64::new(0)),
                 weight: CachePadded::new(AtomicU64::new(0)),
                 small_weight: CachePadded::new(AtomicU64::new(0)),
-                hand: CachePadded::new(AtomicUsize::new(0)),
                 stats: StatsRecorder::new(),
                 flights: Flights::new(),
             }),
@@ -527,24 +528,15 @@ where
         }
         let deadline = ttl.map_or(0, |ttl| self.ticks.deadline(ttl));
         let guard = epoch::pin();
-        // A key the ghost remembers skips the small queue; so does every key of an unbounded
-        // cache, which has no queue.
-        let straight_to_main = self.small.is_none() || self.ghost.contains(hash);
-        let flags = if straight_to_main {
-            IN_MAIN | DEQUEUED
-        } else {
-            0
-        };
-        let new = Owned::new(Node::new(key, value, hash, deadline, flags)).into_shared(&guard);
+        let new = Owned::new(Node::new(key, value, hash, deadline, 0)).into_shared(&guard);
         // SAFETY: `new` was just allocated under `guard` and nobody else has seen it; its key
         // hashes to `hash`.
         match unsafe { self.table.insert(hash, new, &guard) } {
             Inserted::New => {
                 self.entries.fetch_add(1, Ordering::Relaxed);
                 self.weight.fetch_add(weight, Ordering::Relaxed);
-                if !straight_to_main {
-                    self.enqueue_small(new, weight, &guard);
-                }
+                // A key the ghost remembers was evicted too soon: it skips the small queue.
+                self.enqueue(new, weight, self.ghost.contains(hash), &guard);
             }
             Inserted::Replaced(old) => {
                 // SAFETY: returned by the table under `guard`.
@@ -552,17 +544,11 @@ where
                 let old_weight = self.weigh(&old.key, &old.value);
                 self.weight.fetch_add(weight, Ordering::Relaxed);
                 self.weight.fetch_sub(old_weight, Ordering::Relaxed);
-                let old_meta = old.meta.load(Ordering::Relaxed);
-                if !straight_to_main {
-                    if old_meta & IN_MAIN != 0 {
-                        // An overwrite counts as a use: keep the entry in main, one step warmer.
-                        let warmth = (node::freq(old_meta) + 1).min(FREQ_MAX) * FREQ_ONE;
-                        // SAFETY: the small queue never held `new`; this gives up that role.
-                        unsafe { node::release(new, DEQUEUED | IN_MAIN | warmth, &guard) };
-                    } else {
-                        self.enqueue_small(new, weight, &guard);
-                    }
-                }
+                // An overwrite counts as a use: the new node will leave the small queue for main.
+                // SAFETY: `new` is linked and still ours to describe; nobody has read its
+                // frequency yet that this could confuse.
+                unsafe { new.deref() }.touch();
+                self.enqueue(new, weight, false, &guard);
                 if let Some(listener) = &self.listener {
                     listener(&old.key, &old.value, EvictionCause::Replaced);
                 }
@@ -573,20 +559,26 @@ where
         Ok(())
     }
 
-    /// Hands `node` (linked, never queued) to the small queue, making room if it is full.
-    fn enqueue_small(&self, node: Shared<'_, Node<K, V>>, weight: u64, guard: &Guard) {
-        let Some(small) = &self.small else { return };
-        self.small_weight.fetch_add(weight, Ordering::Relaxed);
-        for _ in 0..SMALL_PUSH_ATTEMPTS {
-            if small.push(node.as_raw().cast_mut()).is_ok() {
-                return;
+    /// Gives a node that was just linked its queue reference: main, the small queue, or none at
+    /// all in an unbounded cache (which never evicts).
+    fn enqueue(&self, node: Shared<'_, Node<K, V>>, weight: u64, to_main: bool, guard: &Guard) {
+        match (&self.small, &self.main) {
+            (Some(small), Some(_)) if !to_main => {
+                self.small_weight.fetch_add(weight, Ordering::Relaxed);
+                for _ in 0..SMALL_PUSH_ATTEMPTS {
+                    if small.push(node.as_raw().cast_mut()).is_ok() {
+                        return;
+                    }
+                    self.pop_small(guard);
+                }
+                // Other writers keep the ring full: place the entry in main instead.
+                self.small_weight.fetch_sub(weight, Ordering::Relaxed);
+                self.promote(node, guard);
             }
-            self.pop_small(guard);
+            (_, Some(_)) => self.promote(node, guard),
+            // SAFETY: no queue exists, so none holds the node: give up that reference.
+            _ => unsafe { node::release(node, DEQUEUED | IN_MAIN, guard) },
         }
-        // Other writers keep the ring full: place the entry in main instead.
-        self.small_weight.fetch_sub(weight, Ordering::Relaxed);
-        // SAFETY: the push failed, so the queue never held `node`.
-        unsafe { node::release(node, DEQUEUED | IN_MAIN, guard) };
     }
 
     /// Runs bounded eviction steps while the cache is over a bound.
@@ -598,10 +590,10 @@ where
             match policy::next_victim(small_weight, self.small_target) {
                 Victim::Small => {
                     if !self.pop_small(guard) {
-                        self.sweep_main(guard);
+                        self.main_step(guard);
                     }
                 }
-                Victim::Main => self.sweep_main(guard),
+                Victim::Main => self.main_step(guard),
             }
         }
     }
@@ -618,63 +610,128 @@ where
         let node = unsafe { shared.deref() };
         self.small_weight
             .fetch_sub(self.weigh(&node.key, &node.value), Ordering::Relaxed);
-        let mut flags = DEQUEUED;
         if node.is_live(guard) {
             let meta = node.meta.load(Ordering::Relaxed);
-            let cause = if self.is_expired(meta) {
-                Some(EvictionCause::Expired)
-            } else {
-                match policy::small_exit(meta, self.over_capacity()) {
-                    SmallExit::Promote => None,
-                    SmallExit::Evict => Some(EvictionCause::Evicted),
-                }
-            };
-            match cause {
-                None => flags |= IN_MAIN,
-                Some(cause) => {
-                    if node.mark_removed(guard) {
-                        let hash = self.hasher.hash_one(&node.key);
-                        self.account_removal(node, cause);
-                        if cause == EvictionCause::Evicted {
-                            self.ghost.insert(hash);
-                        }
-                        self.table.purge_marked(self.table.bucket_of(hash), guard);
-                    }
-                }
+            if self.is_expired(meta) {
+                self.evict(node, EvictionCause::Expired, guard);
+            } else if policy::small_exit(meta, self.over_capacity()) == SmallExit::Promote {
+                // Main judges the entry afresh: it must be read again there to be spared.
+                while node.cool() > 0 {}
+                self.promote(shared, guard);
+                return true;
+            } else if self.evict(node, EvictionCause::Evicted, guard) {
+                self.ghost.insert(self.hasher.hash_one(&node.key));
             }
         }
         // SAFETY: we popped the queue's reference and do not use `node` after this.
-        unsafe { node::release(shared, flags, guard) };
+        unsafe { node::release(shared, DEQUEUED, guard) };
         true
     }
 
-    /// Moves the main CLOCK hand over one bucket: expired and cold main entries are evicted,
-    /// warm ones cooled.
-    fn sweep_main(&self, guard: &Guard) {
-        let index = self.hand.fetch_add(1, Ordering::Relaxed) % self.table.bucket_count();
-        let mut marked = false;
-        self.table.for_each_live(index, guard, |node| {
-            let meta = node.meta.load(Ordering::Relaxed);
-            let cause = if self.is_expired(meta) {
-                EvictionCause::Expired
+    /// Places `node`, whose queue reference the caller holds, in the main CLOCK: in a free slot
+    /// or the slot of a victim the hand evicts. While the cache is within its bounds the hand
+    /// evicts nothing live; past a bounded number of steps it evicts whatever it meets.
+    fn promote(&self, node: Shared<'_, Node<K, V>>, guard: &Guard) {
+        let Some(main) = &self.main else { return };
+        // SAFETY: the caller holds a queue reference, so the node is alive.
+        unsafe { node.deref() }
+            .meta
+            .fetch_or(IN_MAIN, Ordering::Relaxed);
+        let may_evict = self.over_capacity();
+        for step in 0..policy::PROMOTE_STEPS {
+            let forced = step >= policy::PROMOTE_STEPS / 2;
+            let slot = main.advance();
+            let current = slot.load(Ordering::Acquire);
+            let vacated = if current.is_null() {
+                true
             } else {
-                match policy::main_visit(meta) {
-                    MainVisit::Skip => return,
-                    MainVisit::Spare => {
-                        node.cool();
-                        return;
-                    }
-                    MainVisit::Evict => EvictionCause::Evicted,
+                // SAFETY: a non-null slot holds a queue reference, so the node is alive; if
+                // another hand takes it meanwhile, it is retired no earlier than `guard` drops.
+                let occupant = unsafe { &*current };
+                if !occupant.is_live(guard) {
+                    true
+                } else if self.is_expired(occupant.meta.load(Ordering::Relaxed)) {
+                    self.evict(occupant, EvictionCause::Expired, guard);
+                    true
+                } else if !forced && (!may_evict || occupant.cool() > 0) {
+                    // Within bounds live entries are left alone; over them, warm ones are spared.
+                    false
+                } else {
+                    self.evict(occupant, EvictionCause::Evicted, guard);
+                    true
                 }
             };
-            if node.mark_removed(guard) {
-                self.account_removal(node, cause);
-                marked = true;
+            if vacated
+                && slot
+                    .compare_exchange(
+                        current,
+                        node.as_raw().cast_mut(),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok()
+            {
+                if !current.is_null() {
+                    // SAFETY: our CAS took the slot's reference to `current` from the queue.
+                    unsafe { node::release(Shared::from(current.cast_const()), DEQUEUED, guard) };
+                }
+                return;
             }
-        });
-        if marked {
-            self.table.purge_marked(index, guard);
         }
+        // Other hands kept winning the slots: the entry cannot be placed, so it is evicted.
+        // SAFETY: the caller's reference keeps the node alive.
+        let entry = unsafe { node.deref() };
+        self.evict(entry, EvictionCause::Evicted, guard);
+        // SAFETY: the node never entered main; we give up the caller's queue reference.
+        unsafe { node::release(node, DEQUEUED, guard) };
+    }
+
+    /// Moves the main CLOCK hand one slot: a dead, expired or cold entry there is evicted and its
+    /// slot freed; a warm one is spared and cooled.
+    fn main_step(&self, guard: &Guard) {
+        let Some(main) = &self.main else { return };
+        let slot = main.advance();
+        let current = slot.load(Ordering::Acquire);
+        if current.is_null() {
+            return;
+        }
+        // SAFETY: as in `promote`.
+        let occupant = unsafe { &*current };
+        if occupant.is_live(guard) {
+            let meta = occupant.meta.load(Ordering::Relaxed);
+            let cause = if self.is_expired(meta) {
+                EvictionCause::Expired
+            } else if occupant.cool() > 0 {
+                return;
+            } else {
+                EvictionCause::Evicted
+            };
+            self.evict(occupant, cause, guard);
+        }
+        if slot
+            .compare_exchange(
+                current,
+                std::ptr::null_mut(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            // SAFETY: our CAS took the slot's reference.
+            unsafe { node::release(Shared::from(current.cast_const()), DEQUEUED, guard) };
+        }
+    }
+
+    /// Removes a live node from the table for the policy (eviction or expiry). Returns whether
+    /// this call did it (false if someone removed or replaced the node first).
+    fn evict(&self, node: &Node<K, V>, cause: EvictionCause, guard: &Guard) -> bool {
+        if !node.mark_removed(guard) {
+            return false;
+        }
+        self.account_removal(node, cause);
+        let hash = self.hasher.hash_one(&node.key);
+        self.table.purge_marked(self.table.bucket_of(hash), guard);
+        true
     }
 
     /// Bookkeeping for a node this thread just marked removed: counters, statistics, listener.
@@ -695,14 +752,18 @@ where
 
 impl<K, V, S> Drop for Inner<K, V, S> {
     fn drop(&mut self) {
-        // SAFETY: `&mut self`: no other thread can reach the table; the queue is drained next.
+        // SAFETY: `&mut self`: no other thread can reach the table; the queues are drained next.
         unsafe { self.table.free_linked() };
-        if let Some(small) = &self.small {
-            while let Some(ptr) = small.pop() {
-                // SAFETY: every queued pointer is a live node that the table walk skipped (it had
-                // no DEQUEUED bit) and that was never retired (it still had this reference).
-                drop(unsafe { Owned::from_raw(ptr) });
-            }
+        let small = self
+            .small
+            .iter()
+            .flat_map(|q| std::iter::from_fn(|| q.pop()));
+        let main = self.main.iter().flat_map(MainQueue::drain);
+        for ptr in small.chain(main) {
+            // SAFETY: every queued pointer is a node that the table walk skipped (it had no
+            // DEQUEUED bit) and that was never retired (the queue still held a reference); each
+            // node is in at most one queue slot.
+            drop(unsafe { Owned::from_raw(ptr) });
         }
     }
 }

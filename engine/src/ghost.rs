@@ -7,14 +7,16 @@
 use crate::sync::{AtomicU16, Ordering};
 
 pub(crate) struct Ghost {
-    /// Invariant: the length is a power of two. `0` marks an empty slot.
+    /// Invariant: never empty. `0` marks an empty slot.
     slots: Box<[AtomicU16]>,
 }
 
 impl Ghost {
-    /// A filter remembering on the order of `capacity` keys.
-    pub(crate) fn new(capacity: usize) -> Self {
-        let len = capacity.clamp(2, 1 << 30).next_power_of_two();
+    /// A filter remembering about `keys` keys: with as many slots as keys, a ghost's chance to
+    /// survive `n` later insertions is about `e^(-n/keys)`, which keeps `keys` of them on average,
+    /// like an exact FIFO of that length.
+    pub(crate) fn new(keys: usize) -> Self {
+        let len = keys.clamp(1, 1 << 30);
         Ghost {
             slots: (0..len).map(|_| AtomicU16::new(0)).collect(),
         }
@@ -22,10 +24,10 @@ impl Ghost {
 
     #[inline]
     fn locate(&self, hash: u64) -> (&AtomicU16, u16) {
-        // Slot from the middle bits, fingerprint from the top ones: independent of the bits the
-        // table uses for buckets (high half, scaled) and tags (low bits) only in part, which is
-        // enough for a filter whose false positives are harmless.
-        let index = (hash >> 20) as usize & (self.slots.len() - 1);
+        // Slot from the middle bits (scaled, so any length works), fingerprint from the top ones.
+        // They overlap the table's bucket and tag bits in part, which is fine for a filter whose
+        // false positives are harmless.
+        let index = ((((hash >> 16) & 0xFFFF_FFFF) * self.slots.len() as u64) >> 32) as usize;
         let fingerprint = ((hash >> 48) as u16) | 1;
         (&self.slots[index], fingerprint)
     }

@@ -31,13 +31,15 @@
 //!   the real table and its reclamation together.
 //! * **Eviction.** S3-FIFO: new keys enter a small FIFO (a tenth of the capacity); those read
 //!   while there move on to the main queue, the rest are evicted and remembered by a ghost filter
-//!   of fingerprints, so a key that returns soon after goes straight to main. Main is a CLOCK whose
-//!   hand sweeps the buckets, sparing entries that were read since its last pass. Scans and
-//!   one-hit wonders never displace the main queue. Eviction runs on the writing thread, at most a
-//!   fixed number of steps per insert, so no call pays for a long sweep.
+//!   of fingerprints, so a key that returns soon after goes straight to main. Main is a CLOCK over
+//!   a ring of slots: the hand spares entries read since its last pass, and a promoted entry takes
+//!   the slot of the victim it displaces, which keeps insertion order without moving anything.
+//!   Scans and one-hit wonders never displace the main queue. Eviction runs on the writing thread,
+//!   a bounded number of steps per insert, so no call pays for a long sweep and no background
+//!   thread is needed.
 //! * **Memory.** A `u64 -> u64` entry costs a 32-byte node (key, value, link, one metadata word
-//!   packing expiry, frequency, flags and a hash tag), an 8-byte bucket, and about 6 bytes of
-//!   queue slots and ghost fingerprints.
+//!   packing expiry, frequency, flags and a hash tag), an 8-byte bucket, an 8-byte main-queue
+//!   slot, and a few bytes of small-queue slots and ghost fingerprints.
 //!
 //! # Consistency
 //!
@@ -84,6 +86,7 @@ mod error;
 mod ghost;
 mod listener;
 mod loader;
+mod main_queue;
 mod node;
 mod policy;
 mod small_queue;

@@ -6,10 +6,11 @@
 //! * When the small FIFO is over its share, its oldest entry leaves it: to main if it was read
 //!   while in it (or if the cache is not full yet), otherwise it is evicted and its fingerprint
 //!   joins the ghost filter. One-hit wonders and scans therefore never reach main.
-//! * Main is a CLOCK whose hand sweeps the table's buckets: an entry with frequency above zero is
-//!   spared and cooled by one; an entry at zero is evicted. Hits raise the frequency up to 3.
+//! * Main is a CLOCK over a ring (see [`crate::main_queue`]): an entry whose frequency is above
+//!   zero is spared and cooled by one; an entry at zero is evicted. Hits raise the frequency up
+//!   to 3; entering main resets it, so an entry must be read again there to be spared.
 
-use crate::node::{self, IN_MAIN};
+use crate::node;
 
 /// Share of the capacity given to the small FIFO, in percent.
 pub(crate) const SMALL_PERCENT: u64 = 10;
@@ -21,6 +22,13 @@ pub(crate) const EVICTION_BUDGET: usize = 64;
 #[cfg(strata_loom)]
 pub(crate) const EVICTION_BUDGET: usize = 4;
 
+/// Most slots the main hand passes to place one promoted entry; past half of them it evicts
+/// whatever it meets, so a main queue full of warm entries cannot stall a write.
+#[cfg(not(strata_loom))]
+pub(crate) const PROMOTE_STEPS: usize = 256;
+#[cfg(strata_loom)]
+pub(crate) const PROMOTE_STEPS: usize = 8;
+
 /// The small FIFO's target share of a capacity (at least one entry when the capacity allows).
 pub(crate) fn small_target(capacity: u64) -> u64 {
     if capacity == 0 {
@@ -28,6 +36,12 @@ pub(crate) fn small_target(capacity: u64) -> u64 {
     } else {
         (u128::from(capacity) * u128::from(SMALL_PERCENT) / 100).max(1) as u64
     }
+}
+
+/// The main queue's share of `entries`: what the ghost filter remembers, as in S3-FIFO, where
+/// the ghost queue is as long as the main one.
+pub(crate) fn main_share(entries: usize) -> usize {
+    (entries as u64 - small_target(entries as u64)) as usize
 }
 
 /// Where an entry popped from the small FIFO goes.
@@ -46,27 +60,6 @@ pub(crate) fn small_exit(meta: u64, over_capacity: bool) -> SmallExit {
         SmallExit::Promote
     } else {
         SmallExit::Evict
-    }
-}
-
-/// What the main CLOCK hand does with an entry it passes.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum MainVisit {
-    /// Not in main (still in the small FIFO): left alone.
-    Skip,
-    /// Recently used: spared, its frequency lowered by one.
-    Spare,
-    /// Evicted.
-    Evict,
-}
-
-pub(crate) fn main_visit(meta: u64) -> MainVisit {
-    if meta & IN_MAIN == 0 {
-        MainVisit::Skip
-    } else if node::freq(meta) > 0 {
-        MainVisit::Spare
-    } else {
-        MainVisit::Evict
     }
 }
 
@@ -91,6 +84,12 @@ mod tests {
     use crate::node::FREQ_ONE;
 
     #[test]
+    fn main_share_complements_small() {
+        assert_eq!(main_share(1000), 900);
+        assert_eq!(main_share(5), 4);
+    }
+
+    #[test]
     fn small_fifo_promotes_entries_read_while_in_it() {
         assert_eq!(small_exit(0, true), SmallExit::Evict);
         assert_eq!(small_exit(FREQ_ONE, true), SmallExit::Promote);
@@ -99,13 +98,6 @@ mod tests {
             SmallExit::Promote,
             "no eviction under the bound"
         );
-    }
-
-    #[test]
-    fn main_clock_spares_until_frequency_runs_out() {
-        assert_eq!(main_visit(0), MainVisit::Skip);
-        assert_eq!(main_visit(IN_MAIN), MainVisit::Evict);
-        assert_eq!(main_visit(IN_MAIN | (3 * FREQ_ONE)), MainVisit::Spare);
     }
 
     #[test]

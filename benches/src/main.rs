@@ -1,0 +1,95 @@
+//! `strata-bench`: compares Strata's L1 engine with moka, quick_cache and a plain hashbrown map, in the same
+//! process on the same machine, as GOALS.md asks.
+//!
+//! Subcommands: `throughput` (ops/s of three workloads and the hit cost), `traces` (hit ratio on real block
+//! traces), `memory` (bytes per entry), and `all` (the three, written as one markdown report). See
+//! `benches/README.md` for what each number means.
+
+mod alloc_counter;
+mod contenders;
+mod memory;
+mod report;
+mod throughput;
+mod timed;
+mod traces;
+mod zipf;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::alloc_counter::CountingAlloc;
+use crate::report::Section;
+
+/// Jemalloc, counting live bytes for the `memory` subcommand. Every cache runs on it.
+#[global_allocator]
+static ALLOCATOR: CountingAlloc = CountingAlloc::new();
+
+/// Benchmarks Strata's L1 engine against moka, quick_cache and hashbrown.
+#[derive(Parser, Debug)]
+#[command(name = "strata-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Ops/s under read-only, read-through and insert-churn workloads, and the single-thread hit cost.
+    Throughput(throughput::ThroughputArgs),
+    /// Hit ratio on the block traces at several capacities.
+    Traces(traces::TracesArgs),
+    /// Heap bytes per entry.
+    Memory(memory::MemoryArgs),
+    /// All of the above, as one markdown report.
+    All {
+        #[command(flatten)]
+        throughput: throughput::ThroughputArgs,
+        #[command(flatten)]
+        traces: traces::TracesArgs,
+        #[command(flatten)]
+        memory: memory::MemoryArgs,
+        /// Write the report to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Throughput(args) => print(&throughput::run(&args)?),
+        Command::Traces(args) => print(&traces::run(&args)?),
+        Command::Memory(args) => print(&memory::run(&args)?),
+        Command::All {
+            throughput,
+            traces,
+            memory,
+            out,
+        } => {
+            // Memory first, while the heap is still small and unfragmented by the other runs.
+            let mut sections = memory::run(&memory)?;
+            sections.extend(throughput::run(&throughput)?);
+            sections.extend(traces::run(&traces)?);
+            let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+            let text = report::markdown_report(&command_line, &sections);
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("writing the report to {}", path.display()))?;
+                    eprintln!("report written to {}", path.display());
+                }
+                None => print!("{text}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prints sections as markdown to standard output.
+fn print(sections: &[Section]) {
+    for section in sections {
+        print!("{section}");
+    }
+}
