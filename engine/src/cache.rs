@@ -69,8 +69,10 @@ struct Inner<K, V, S> {
     ticks: Ticks,
     listener: Option<Listener<K, V>>,
     entries: CachePadded<AtomicU64>,
+    /// Total weight, kept only with a weigher (see `total_weight`).
     weight: CachePadded<AtomicU64>,
-    /// Weight of the entries in the small queue, the dead ones that are still queued included.
+    /// Weight of the entries in the small queue, the dead ones that are still queued included
+    /// (kept only with a weigher; see `small_queue_weight`).
     small_weight: CachePadded<AtomicU64>,
     stats: StatsRecorder,
     flights: Flights<K, V>,
@@ -104,7 +106,14 @@ impl<K, V, S> fmt::Debug for Cache<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
             .field("entries", &self.inner.entries.load(Ordering::Relaxed))
-            .field("weight", &self.inner.weight.load(Ordering::Relaxed))
+            .field(
+                "weight",
+                if self.inner.weigher.is_some() {
+                    &self.inner.weight
+                } else {
+                    &self.inner.entries
+                },
+            )
             .field("max_entries", &self.inner.max_entries)
             .field("max_weight", &self.inner.max_weight)
             .finish_non_exhaustive()
@@ -260,7 +269,7 @@ where
 
     /// Total weight of the live entries (their count, without a weigher).
     pub fn weighted_size(&self) -> u64 {
-        self.inner.weight.load(Ordering::Relaxed)
+        self.inner.total_weight()
     }
 
     /// Removes every entry, telling the listener with [`EvictionCause::Removed`], and forgets
@@ -334,10 +343,9 @@ where
     /// entries and weight.
     pub fn stats(&self) -> CacheStats {
         let inner = &*self.inner;
-        inner.stats.snapshot(
-            inner.entries.load(Ordering::Relaxed),
-            inner.weight.load(Ordering::Relaxed),
-        )
+        inner
+            .stats
+            .snapshot(inner.entries.load(Ordering::Relaxed), inner.total_weight())
     }
 }
 
@@ -480,7 +488,51 @@ where
 
     fn over_capacity(&self) -> bool {
         self.entries.load(Ordering::Relaxed) > self.max_entries
-            || self.weight.load(Ordering::Relaxed) > self.max_weight
+            || self.total_weight() > self.max_weight
+    }
+
+    // Without a weigher every entry weighs 1: the total weight is the entry count and the small
+    // queue's weight its length, so the weight counters are left untouched (two fewer shared
+    // read-modify-writes per insert and per eviction).
+
+    fn total_weight(&self) -> u64 {
+        if self.weigher.is_some() {
+            self.weight.load(Ordering::Relaxed)
+        } else {
+            self.entries.load(Ordering::Relaxed)
+        }
+    }
+
+    fn add_weight(&self, weight: u64) {
+        if self.weigher.is_some() {
+            self.weight.fetch_add(weight, Ordering::Relaxed);
+        }
+    }
+
+    fn sub_weight(&self, weight: u64) {
+        if self.weigher.is_some() {
+            self.weight.fetch_sub(weight, Ordering::Relaxed);
+        }
+    }
+
+    fn small_queue_weight(&self) -> u64 {
+        match (&self.weigher, &self.small) {
+            (Some(_), _) => self.small_weight.load(Ordering::Relaxed),
+            (None, Some(small)) => small.len() as u64,
+            (None, None) => 0,
+        }
+    }
+
+    fn add_small_weight(&self, weight: u64) {
+        if self.weigher.is_some() {
+            self.small_weight.fetch_add(weight, Ordering::Relaxed);
+        }
+    }
+
+    fn sub_small_weight(&self, weight: u64) {
+        if self.weigher.is_some() {
+            self.small_weight.fetch_sub(weight, Ordering::Relaxed);
+        }
     }
 
     /// Finds `key`'s live node; an expired one is removed on the way and reads as absent.
@@ -534,7 +586,7 @@ where
         match unsafe { self.table.insert(hash, new, &guard) } {
             Inserted::New => {
                 self.entries.fetch_add(1, Ordering::Relaxed);
-                self.weight.fetch_add(weight, Ordering::Relaxed);
+                self.add_weight(weight);
                 // A key the ghost remembers was evicted too soon: it skips the small queue.
                 self.enqueue(new, weight, self.ghost.contains(hash), &guard);
             }
@@ -542,8 +594,8 @@ where
                 // SAFETY: returned by the table under `guard`.
                 let old = unsafe { old.deref() };
                 let old_weight = self.weigh(&old.key, &old.value);
-                self.weight.fetch_add(weight, Ordering::Relaxed);
-                self.weight.fetch_sub(old_weight, Ordering::Relaxed);
+                self.add_weight(weight);
+                self.sub_weight(old_weight);
                 // An overwrite counts as a use: the new node will leave the small queue for main.
                 // SAFETY: `new` is linked and still ours to describe; nobody has read its
                 // frequency yet that this could confuse.
@@ -564,7 +616,7 @@ where
     fn enqueue(&self, node: Shared<'_, Node<K, V>>, weight: u64, to_main: bool, guard: &Guard) {
         match (&self.small, &self.main) {
             (Some(small), Some(_)) if !to_main => {
-                self.small_weight.fetch_add(weight, Ordering::Relaxed);
+                self.add_small_weight(weight);
                 for _ in 0..SMALL_PUSH_ATTEMPTS {
                     if small.push(node.as_raw().cast_mut()).is_ok() {
                         return;
@@ -572,7 +624,7 @@ where
                     self.pop_small(guard);
                 }
                 // Other writers keep the ring full: place the entry in main instead.
-                self.small_weight.fetch_sub(weight, Ordering::Relaxed);
+                self.sub_small_weight(weight);
                 self.promote(node, guard);
             }
             (_, Some(_)) => self.promote(node, guard),
@@ -586,8 +638,7 @@ where
         let mut steps = 0;
         while steps < policy::EVICTION_BUDGET && self.over_capacity() {
             steps += 1;
-            let small_weight = self.small_weight.load(Ordering::Relaxed);
-            match policy::next_victim(small_weight, self.small_target) {
+            match policy::next_victim(self.small_queue_weight(), self.small_target) {
                 Victim::Small => {
                     if !self.pop_small(guard) {
                         self.main_step(guard);
@@ -608,8 +659,9 @@ where
         // SAFETY: a pointer in the queue is one of the node's two references, so the node is
         // alive, and popping made that reference ours.
         let node = unsafe { shared.deref() };
-        self.small_weight
-            .fetch_sub(self.weigh(&node.key, &node.value), Ordering::Relaxed);
+        if self.weigher.is_some() {
+            self.sub_small_weight(self.weigh(&node.key, &node.value));
+        }
         if node.is_live(guard) {
             let meta = node.meta.load(Ordering::Relaxed);
             if self.is_expired(meta) {
@@ -737,8 +789,9 @@ where
     /// Bookkeeping for a node this thread just marked removed: counters, statistics, listener.
     fn account_removal(&self, node: &Node<K, V>, cause: EvictionCause) {
         self.entries.fetch_sub(1, Ordering::Relaxed);
-        self.weight
-            .fetch_sub(self.weigh(&node.key, &node.value), Ordering::Relaxed);
+        if self.weigher.is_some() {
+            self.sub_weight(self.weigh(&node.key, &node.value));
+        }
         match cause {
             EvictionCause::Evicted => self.stats.record(Event::Eviction),
             EvictionCause::Expired => self.stats.record(Event::Expiration),

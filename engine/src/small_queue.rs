@@ -47,7 +47,6 @@ impl<T> SmallQueue<T> {
     }
 
     /// Number of pointers pushed and not yet popped (momentarily stale under concurrency).
-    #[cfg(all(test, not(strata_loom)))]
     pub(crate) fn len(&self) -> usize {
         let tail = self.tail.load(Ordering::Relaxed);
         let head = self.head.load(Ordering::Relaxed);
