@@ -105,14 +105,17 @@ impl<K, V, S> Clone for Cache<K, V, S> {
 impl<K, V, S> fmt::Debug for Cache<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
-            .field("entries", &self.inner.entries.load(Ordering::Relaxed))
+            .field(
+                "entries",
+                &signed(self.inner.entries.load(Ordering::Relaxed)),
+            )
             .field(
                 "weight",
-                if self.inner.weigher.is_some() {
-                    &self.inner.weight
+                &signed(if self.inner.weigher.is_some() {
+                    self.inner.weight.load(Ordering::Relaxed)
                 } else {
-                    &self.inner.entries
-                },
+                    self.inner.entries.load(Ordering::Relaxed)
+                }),
             )
             .field("max_entries", &self.inner.max_entries)
             .field("max_weight", &self.inner.max_weight)
@@ -259,7 +262,7 @@ where
     /// Number of live entries (expired entries not yet reclaimed included). Exact when no other
     /// thread is writing.
     pub fn len(&self) -> usize {
-        self.inner.entries.load(Ordering::Relaxed) as usize
+        self.inner.count() as usize
     }
 
     /// Whether [`len`](Self::len) is zero.
@@ -343,9 +346,7 @@ where
     /// entries and weight.
     pub fn stats(&self) -> CacheStats {
         let inner = &*self.inner;
-        inner
-            .stats
-            .snapshot(inner.entries.load(Ordering::Relaxed), inner.total_weight())
+        inner.stats.snapshot(inner.count(), inner.total_weight())
     }
 }
 
@@ -486,9 +487,14 @@ where
         deadline != 0 && clock::is_expired(deadline, self.ticks.now())
     }
 
+    /// Live entries (the counter dips below zero when an eviction uncounts an entry before its
+    /// insert has counted it; it reads as zero then).
+    fn count(&self) -> u64 {
+        signed(self.entries.load(Ordering::Relaxed))
+    }
+
     fn over_capacity(&self) -> bool {
-        self.entries.load(Ordering::Relaxed) > self.max_entries
-            || self.total_weight() > self.max_weight
+        self.count() > self.max_entries || self.total_weight() > self.max_weight
     }
 
     // Without a weigher every entry weighs 1: the total weight is the entry count and the small
@@ -497,15 +503,15 @@ where
 
     fn total_weight(&self) -> u64 {
         if self.weigher.is_some() {
-            self.weight.load(Ordering::Relaxed)
+            signed(self.weight.load(Ordering::Relaxed))
         } else {
-            self.entries.load(Ordering::Relaxed)
+            self.count()
         }
     }
 
     fn add_weight(&self, weight: u64) {
         if self.weigher.is_some() {
-            self.weight.fetch_add(weight, Ordering::Relaxed);
+            self.weight.fetch_add(weight, Ordering::AcqRel);
         }
     }
 
@@ -585,22 +591,27 @@ where
         // hashes to `hash`.
         match unsafe { self.table.insert(hash, new, &guard) } {
             Inserted::New => {
-                self.entries.fetch_add(1, Ordering::Relaxed);
-                self.add_weight(weight);
                 // A key the ghost remembers was evicted too soon: it skips the small queue.
                 self.enqueue(new, weight, self.ghost.contains(hash), &guard);
+                // Counted only once queued, with AcqRel: of two racing writers, the one that
+                // counts last sees the full total and, through the acquire, the other's entry
+                // ready in its queue, so it always finds something to evict and the bound holds
+                // once writers stop (a loom model found the Relaxed, count-first order losing
+                // this). An eviction may now uncount the entry first: the counters are signed.
+                self.entries.fetch_add(1, Ordering::AcqRel);
+                self.add_weight(weight);
             }
             Inserted::Replaced(old) => {
                 // SAFETY: returned by the table under `guard`.
                 let old = unsafe { old.deref() };
                 let old_weight = self.weigh(&old.key, &old.value);
-                self.add_weight(weight);
-                self.sub_weight(old_weight);
                 // An overwrite counts as a use: the new node will leave the small queue for main.
                 // SAFETY: `new` is linked and still ours to describe; nobody has read its
                 // frequency yet that this could confuse.
                 unsafe { new.deref() }.touch();
                 self.enqueue(new, weight, false, &guard);
+                self.add_weight(weight);
+                self.sub_weight(old_weight);
                 if let Some(listener) = &self.listener {
                     listener(&old.key, &old.value, EvictionCause::Replaced);
                 }
@@ -614,6 +625,10 @@ where
     /// Gives a node that was just linked its queue reference: main, the small queue, or none at
     /// all in an unbounded cache (which never evicts).
     fn enqueue(&self, node: Shared<'_, Node<K, V>>, weight: u64, to_main: bool, guard: &Guard) {
+        // The entry is counted after this: judge the bounds as they will be then.
+        let may_evict = || {
+            self.count() + 1 > self.max_entries || self.total_weight() + weight > self.max_weight
+        };
         match (&self.small, &self.main) {
             (Some(small), Some(_)) if !to_main => {
                 self.add_small_weight(weight);
@@ -621,37 +636,42 @@ where
                     if small.push(node.as_raw().cast_mut()).is_ok() {
                         return;
                     }
-                    self.pop_small(guard);
+                    self.pop_small(guard, false);
                 }
                 // Other writers keep the ring full: place the entry in main instead.
                 self.sub_small_weight(weight);
-                self.promote(node, guard);
+                self.promote(node, may_evict(), guard);
             }
-            (_, Some(_)) => self.promote(node, guard),
+            (_, Some(_)) => self.promote(node, may_evict(), guard),
             // SAFETY: no queue exists, so none holds the node: give up that reference.
             _ => unsafe { node::release(node, DEQUEUED | IN_MAIN, guard) },
         }
     }
 
-    /// Runs bounded eviction steps while the cache is over a bound.
+    /// Runs eviction steps while the cache is over a bound: first by the policy, then, if the
+    /// budget runs out (a main queue full of warm entries), forced ones that evict whatever the
+    /// hand meets, so that every insert leaves the cache within its bounds. A queue with nothing
+    /// ready hands the step to the other one.
     fn evict_while_over(&self, guard: &Guard) {
-        let mut steps = 0;
-        while steps < policy::EVICTION_BUDGET && self.over_capacity() {
-            steps += 1;
+        for step in 0..2 * policy::EVICTION_BUDGET {
+            if !self.over_capacity() {
+                return;
+            }
+            let forced = step >= policy::EVICTION_BUDGET;
             match policy::next_victim(self.small_queue_weight(), self.small_target) {
                 Victim::Small => {
-                    if !self.pop_small(guard) {
-                        self.main_step(guard);
-                    }
+                    let _ = self.pop_small(guard, forced) || self.main_step(guard, forced);
                 }
-                Victim::Main => self.main_step(guard),
+                Victim::Main => {
+                    let _ = self.main_step(guard, forced) || self.pop_small(guard, forced);
+                }
             }
         }
     }
 
-    /// Takes the small queue's oldest entry and promotes or evicts it. Returns `false` if the
-    /// queue had nothing ready.
-    fn pop_small(&self, guard: &Guard) -> bool {
+    /// Takes the small queue's oldest entry and promotes or evicts it (`forced`: evicts it even if
+    /// it was read). Returns `false` if the queue had nothing ready.
+    fn pop_small(&self, guard: &Guard, forced: bool) -> bool {
         let Some(ptr) = self.small.as_ref().and_then(SmallQueue::pop) else {
             return false;
         };
@@ -666,10 +686,12 @@ where
             let meta = node.meta.load(Ordering::Relaxed);
             if self.is_expired(meta) {
                 self.evict(node, EvictionCause::Expired, guard);
-            } else if policy::small_exit(meta, self.over_capacity()) == SmallExit::Promote {
+            } else if !forced
+                && policy::small_exit(meta, self.over_capacity()) == SmallExit::Promote
+            {
                 // Main judges the entry afresh: it must be read again there to be spared.
                 while node.cool() > 0 {}
-                self.promote(shared, guard);
+                self.promote(shared, self.over_capacity(), guard);
                 return true;
             } else if self.evict(node, EvictionCause::Evicted, guard) {
                 self.ghost.insert(self.hasher.hash_one(&node.key));
@@ -681,15 +703,14 @@ where
     }
 
     /// Places `node`, whose queue reference the caller holds, in the main CLOCK: in a free slot
-    /// or the slot of a victim the hand evicts. While the cache is within its bounds the hand
-    /// evicts nothing live; past a bounded number of steps it evicts whatever it meets.
-    fn promote(&self, node: Shared<'_, Node<K, V>>, guard: &Guard) {
+    /// or, if `may_evict` (the cache is, or is about to be, over a bound), the slot of a cold
+    /// victim the hand evicts. Past a bounded number of steps it evicts whatever it meets.
+    fn promote(&self, node: Shared<'_, Node<K, V>>, may_evict: bool, guard: &Guard) {
         let Some(main) = &self.main else { return };
         // SAFETY: the caller holds a queue reference, so the node is alive.
         unsafe { node.deref() }
             .meta
             .fetch_or(IN_MAIN, Ordering::Relaxed);
-        let may_evict = self.over_capacity();
         for step in 0..policy::PROMOTE_STEPS {
             let forced = step >= policy::PROMOTE_STEPS / 2;
             let slot = main.advance();
@@ -738,23 +759,31 @@ where
         unsafe { node::release(node, DEQUEUED, guard) };
     }
 
-    /// Moves the main CLOCK hand one slot: a dead, expired or cold entry there is evicted and its
-    /// slot freed; a warm one is spared and cooled.
-    fn main_step(&self, guard: &Guard) {
-        let Some(main) = &self.main else { return };
-        let slot = main.advance();
-        let current = slot.load(Ordering::Acquire);
-        if current.is_null() {
-            return;
-        }
+    /// Moves the main CLOCK hand to the next occupied slot (passing at most a few free ones): a
+    /// dead, expired or cold entry there is evicted and its slot freed; a warm one is spared and
+    /// cooled (`forced`: evicted all the same). Returns `false` if it met only free slots.
+    fn main_step(&self, guard: &Guard, forced: bool) -> bool {
+        let Some(main) = &self.main else { return false };
+        let mut free_passed = 0;
+        let (slot, current) = loop {
+            let slot = main.advance();
+            let current = slot.load(Ordering::Acquire);
+            if !current.is_null() {
+                break (slot, current);
+            }
+            free_passed += 1;
+            if free_passed == policy::FREE_SLOTS_PER_STEP {
+                return false;
+            }
+        };
         // SAFETY: as in `promote`.
         let occupant = unsafe { &*current };
         if occupant.is_live(guard) {
             let meta = occupant.meta.load(Ordering::Relaxed);
             let cause = if self.is_expired(meta) {
                 EvictionCause::Expired
-            } else if occupant.cool() > 0 {
-                return;
+            } else if !forced && occupant.cool() > 0 {
+                return true;
             } else {
                 EvictionCause::Evicted
             };
@@ -772,6 +801,7 @@ where
             // SAFETY: our CAS took the slot's reference.
             unsafe { node::release(Shared::from(current.cast_const()), DEQUEUED, guard) };
         }
+        true
     }
 
     /// Removes a live node from the table for the policy (eviction or expiry). Returns whether
@@ -819,6 +849,11 @@ impl<K, V, S> Drop for Inner<K, V, S> {
             drop(unsafe { Owned::from_raw(ptr) });
         }
     }
+}
+
+/// Reads a wrapping counter as signed, clamped at zero (see `Inner::count`).
+fn signed(raw: u64) -> u64 {
+    (raw as i64).max(0) as u64
 }
 
 /// Iterator returned by [`Cache::iter`].

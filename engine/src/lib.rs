@@ -51,10 +51,10 @@
 //!   replacement is atomic for readers: a concurrent `get` sees the old value or the new one,
 //!   never a gap. Two concurrent inserts of one key leave exactly one of the two values.
 //! * **Eviction.** The cache may evict any entry at any time, so a miss is always a legal answer
-//!   while a bound is set. Bounds are checked after each write: under concurrent writes the entry
-//!   count or weight can exceed its bound by about one entry per writing thread for an instant, and
-//!   by more only if writers outpace the bounded eviction work each insert does; the next writes
-//!   bring it back. An entry heavier than `max_entry_weight` is never stored.
+//!   while a bound is set. Bounds are checked after each write: while writes run concurrently the
+//!   entry count or weight can exceed its bound by about one entry per writing thread, and once
+//!   every write has returned it is back within the bound. An entry heavier than
+//!   `max_entry_weight` is never stored.
 //! * **TTL.** An entry whose time to live has passed is never returned by `get`, `contains_key`
 //!   or `iter`. Expiry has a resolution of one millisecond and rounds toward earlier: an entry may
 //!   expire up to 1 ms before its TTL, never after. Expired entries are reclaimed lazily (when a

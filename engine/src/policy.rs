@@ -22,6 +22,14 @@ pub(crate) const EVICTION_BUDGET: usize = 64;
 #[cfg(strata_loom)]
 pub(crate) const EVICTION_BUDGET: usize = 4;
 
+/// Free slots the main hand passes in one step before it reports main as having nothing ready
+/// (and the step goes to the small queue). Main keeps about a tenth of its slots free, so a few
+/// suffice; falling back too eagerly would evict new entries before their time.
+#[cfg(not(strata_loom))]
+pub(crate) const FREE_SLOTS_PER_STEP: usize = 16;
+#[cfg(strata_loom)]
+pub(crate) const FREE_SLOTS_PER_STEP: usize = 2;
+
 /// Most slots the main hand passes to place one promoted entry; past half of them it evicts
 /// whatever it meets, so a main queue full of warm entries cannot stall a write.
 #[cfg(not(strata_loom))]

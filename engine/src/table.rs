@@ -186,6 +186,13 @@ impl<K, V> Table<K, V> {
                     {
                         return Inserted::New;
                     }
+                    // The `blind_append` mutant appends at the new tail without looking at the
+                    // keys that were appended meanwhile, so two racing inserts of one key can
+                    // both land: the loom suite in `verify/` must catch it.
+                    #[cfg(strata_mutant = "blind_append")]
+                    if self.append_blindly(index, new, guard) {
+                        return Inserted::New;
+                    }
                 }
                 Some(old) => {
                     new_ref.next.store(cursor.next, Ordering::Relaxed);
@@ -218,6 +225,28 @@ impl<K, V> Table<K, V> {
                         }
                         return Inserted::Replaced(cursor.curr);
                     }
+                }
+            }
+        }
+    }
+
+    #[cfg(strata_mutant = "blind_append")]
+    fn append_blindly<'g>(
+        &self,
+        index: usize,
+        new: Shared<'g, Node<K, V>>,
+        guard: &'g Guard,
+    ) -> bool {
+        let mut link = self.head(index);
+        loop {
+            let next = link.load(Ordering::Acquire, guard);
+            // SAFETY: loaded under `guard` from a reachable link.
+            match unsafe { next.as_ref() } {
+                Some(node) => link = &node.next,
+                None => {
+                    return link
+                        .compare_exchange(next, new, Ordering::AcqRel, Ordering::Acquire, guard)
+                        .is_ok()
                 }
             }
         }

@@ -118,10 +118,13 @@ impl Drop for Counted {
     }
 }
 
-/// Waits for the epoch collector to free what a dropped cache retired; true once `drops` has
-/// caught up with `created`.
+/// Waits (up to 20 s) for the epoch collector to free what a dropped cache retired; true once
+/// `drops` has caught up with `created`.
 fn settle(drops: &AtomicUsize, created: &AtomicUsize) -> bool {
-    for _ in 0..20_000 {
+    // Bounded by time rather than by a count of flushes: on a loaded machine the collector needs
+    // more rounds to see every thread leave its epoch.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
         crossbeam_epoch::pin().flush();
         if drops.load(Ordering::Relaxed) >= created.load(Ordering::Relaxed) {
             return true;
