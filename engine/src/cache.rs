@@ -360,7 +360,9 @@ where
 {
     /// The value for `key`, computing and inserting it with `init` if absent. Concurrent callers
     /// that miss the same key run one `init` between them; the others block until its value is
-    /// ready. If `init` panics, the panic propagates to its caller and the waiting callers retry
+    /// in the cache and return what the cache then holds (if the entry was already overwritten,
+    /// the newer value; if it was already removed or evicted, they retry, so a caller never
+    /// returns a value that was gone before it started). If `init` panics, the panic propagates to its caller and the waiting callers retry
     /// (one of them runs its own `init`).
     pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
         match self.try_get_or_insert_with(key, || Ok::<V, Infallible>(init())) {
@@ -385,8 +387,10 @@ where
             match inner.flights.join(hash, &key) {
                 Role::Leader(leader) => break leader,
                 Role::Follower(flight) => {
-                    if let Some(value) = flight.wait() {
-                        return Ok(value);
+                    if flight.wait().is_some() {
+                        if let Some(value) = self.peek_hashed(hash, &key) {
+                            return Ok(value);
+                        }
                     }
                 }
             }
@@ -433,8 +437,10 @@ where
                 Role::Leader(leader) => break leader,
                 Role::Follower(flight) => flight,
             };
-            if let Some(value) = (FlightWait { flight }).await {
-                return Ok(value);
+            if (FlightWait { flight }).await.is_some() {
+                if let Some(value) = self.peek_hashed(hash, &key) {
+                    return Ok(value);
+                }
             }
         };
         if let Some(value) = self.peek_hashed(hash, &key) {

@@ -6,6 +6,11 @@
 //! others *follow* its [`Flight`] and wait (blocking or as a future) for the value. A leader that
 //! panics, fails or is dropped mid-load abandons its flight; its followers wake and retry, and one
 //! of them becomes the next leader.
+//!
+//! A follower does not return the flight's value blindly: it may have joined after that value
+//! entered the cache and was then overwritten or removed (the stress checker in `verify/` caught
+//! exactly that), so it returns what the cache holds once the flight settles, and retries if the
+//! entry is gone (see `Cache::try_get_or_insert_with`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -155,8 +160,7 @@ pub(crate) struct Leader<'a, K: Hash + Eq, V: Clone> {
 }
 
 impl<K: Hash + Eq, V: Clone> Leader<'_, K, V> {
-    /// Hands `value` to every follower. Call after the value is in the cache, so a caller that
-    /// arrives once the flight is gone finds it there.
+    /// Hands `value` to every follower, after it is in the cache.
     pub(crate) fn complete(mut self, value: V) {
         self.settle(State::Done(value));
     }
