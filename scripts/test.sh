@@ -1,18 +1,15 @@
 #!/usr/bin/env bash
-# The project's test command (README and .ci/run): the workspace's tests, then the loom models
-# with bounded preemptions. Set STRATA_LOOM_EXHAUSTIVE=1 to explore every interleaving instead.
+# The project's test command (README and .ci/run): the workspace's tests (proptest models and
+# short stress tests included), a 20 s linearizability-checked stress run, then the loom models
+# with bounded preemptions (scripts/loom.sh; STRATA_LOOM_EXHAUSTIVE=1 explores every interleaving).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 
-echo "== loom models (strata_loom) =="
-preemptions=${LOOM_MAX_PREEMPTIONS:-2}
-if [ "${STRATA_LOOM_EXHAUSTIVE:-0}" = 1 ]; then
-    unset LOOM_MAX_PREEMPTIONS
-else
-    export LOOM_MAX_PREEMPTIONS=$preemptions
-fi
-RUSTFLAGS="--cfg strata_loom --cfg crossbeam_loom" CARGO_TARGET_DIR=target/loom \
-    cargo test -p strata-engine --test loom --release
+echo "== stress: 20 s, 2 threads, every key's history checked =="
+cargo run --release -q -p strata-verify --bin strata-stress -- --threads 2 --secs 20
+
+echo "== loom models (strata_loom, bounded) =="
+bash scripts/loom.sh

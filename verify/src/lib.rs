@@ -1,0 +1,19 @@
+//! Verification of Strata's engine beyond its unit tests.
+//!
+//! * `tests/loom_*.rs`: loom models of the real engine code, built with
+//!   `RUSTFLAGS="--cfg strata_loom --cfg crossbeam_loom"`; each names the interleaving it guards.
+//! * The stress run (`strata-stress`): many threads of random operations on a small key space,
+//!   every operation's invocation and response recorded, each key's history checked.
+//! * `tests/model.rs`: random operation sequences checked against a simple model (proptest).
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(not(strata_loom))]
+pub mod checker;
+#[cfg(not(strata_loom))]
+pub mod history;
+#[cfg(not(strata_loom))]
+pub mod report;
+#[cfg(not(strata_loom))]
+pub mod tracked;
+#[cfg(not(strata_loom))]
+pub mod workload;
