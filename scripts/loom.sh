@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The loom models of the engine (verify/tests/loom_engine.rs and engine/tests/loom.rs).
+# The loom models of the engine (verify/tests/loom_engine.rs).
 #   bash scripts/loom.sh             bounded: LOOM_MAX_PREEMPTIONS=2 (the CI setting)
 #   STRATA_LOOM_EXHAUSTIVE=1 ...     every interleaving (slow)
 #   bash scripts/loom.sh --mutants   build each engine mutant and require the models to fail
@@ -15,7 +15,6 @@ fi
 base="--cfg strata_loom --cfg crossbeam_loom"
 
 run_models() {
-    RUSTFLAGS="$base $1" cargo test --release -p strata-engine --test loom -- "${@:2}"
     RUSTFLAGS="$base $1" cargo test --release -p strata-verify --test loom_engine -- "${@:2}"
 }
 
