@@ -16,7 +16,7 @@ use crate::listener::{EvictionCause, Listener};
 use crate::loader::{FlightWait, Flights, Role};
 use crate::main_queue::MainQueue;
 use crate::node::{self, Node, DEQUEUED, IN_MAIN};
-use crate::policy::{self, SmallExit, Victim};
+use crate::policy::{self, MainVisit, SmallExit, Victim};
 use crate::small_queue::SmallQueue;
 use crate::stats::{CacheStats, Event, StatsRecorder};
 use crate::sync::epoch::{self, Guard, Owned, Shared};
@@ -105,18 +105,8 @@ impl<K, V, S> Clone for Cache<K, V, S> {
 impl<K, V, S> fmt::Debug for Cache<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
-            .field(
-                "entries",
-                &signed(self.inner.entries.load(Ordering::Relaxed)),
-            )
-            .field(
-                "weight",
-                &signed(if self.inner.weigher.is_some() {
-                    self.inner.weight.load(Ordering::Relaxed)
-                } else {
-                    self.inner.entries.load(Ordering::Relaxed)
-                }),
-            )
+            .field("entries", &self.inner.count())
+            .field("weight", &self.inner.total_weight())
             .field("max_entries", &self.inner.max_entries)
             .field("max_weight", &self.inner.max_weight)
             .finish_non_exhaustive()
@@ -362,8 +352,8 @@ where
     /// that miss the same key run one `init` between them; the others block until its value is
     /// in the cache and return what the cache then holds (if the entry was already overwritten,
     /// the newer value; if it was already removed or evicted, they retry, so a caller never
-    /// returns a value that was gone before it started). If `init` panics, the panic propagates to its caller and the waiting callers retry
-    /// (one of them runs its own `init`).
+    /// returns a value that was gone before it started). If `init` panics, the panic propagates
+    /// to its caller and the waiting callers retry (one of them runs its own `init`).
     pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
         match self.try_get_or_insert_with(key, || Ok::<V, Infallible>(init())) {
             Ok(value) => value,
@@ -473,26 +463,8 @@ where
     }
 }
 
-impl<K, V, S> Inner<K, V, S>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-    S: BuildHasher,
-{
-    #[inline]
-    fn weigh(&self, key: &K, value: &V) -> u64 {
-        match &self.weigher {
-            None => 1,
-            Some(weigher) => u64::from(weigher(key, value)),
-        }
-    }
-
-    #[inline]
-    fn is_expired(&self, meta: u64) -> bool {
-        let deadline = node::expire_tick(meta);
-        deadline != 0 && clock::is_expired(deadline, self.ticks.now())
-    }
-
+/// The counters, readable without the cache's trait bounds (`Debug` uses them).
+impl<K, V, S> Inner<K, V, S> {
     /// Live entries (the counter dips below zero when an eviction uncounts an entry before its
     /// insert has counted it; it reads as zero then).
     fn count(&self) -> u64 {
@@ -545,6 +517,27 @@ where
         if self.weigher.is_some() {
             self.small_weight.fetch_sub(weight, Ordering::Relaxed);
         }
+    }
+}
+
+impl<K, V, S> Inner<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
+    #[inline]
+    fn weigh(&self, key: &K, value: &V) -> u64 {
+        match &self.weigher {
+            None => 1,
+            Some(weigher) => u64::from(weigher(key, value)),
+        }
+    }
+
+    #[inline]
+    fn is_expired(&self, meta: u64) -> bool {
+        let deadline = node::expire_tick(meta);
+        deadline != 0 && clock::is_expired(deadline, self.ticks.now())
     }
 
     /// Finds `key`'s live node; an expired one is removed on the way and reads as absent.
@@ -685,9 +678,7 @@ where
         // SAFETY: a pointer in the queue is one of the node's two references, so the node is
         // alive, and popping made that reference ours.
         let node = unsafe { shared.deref() };
-        if self.weigher.is_some() {
-            self.sub_small_weight(self.weigh(&node.key, &node.value));
-        }
+        self.sub_small_weight(self.weigh(&node.key, &node.value));
         if node.is_live(guard) {
             let meta = node.meta.load(Ordering::Relaxed);
             if self.is_expired(meta) {
@@ -699,8 +690,8 @@ where
                 while node.cool() > 0 {}
                 self.promote(shared, self.over_capacity(), guard);
                 return true;
-            } else if self.evict(node, EvictionCause::Evicted, guard) {
-                self.ghost.insert(self.hasher.hash_one(&node.key));
+            } else if let Some(hash) = self.evict(node, EvictionCause::Evicted, guard) {
+                self.ghost.insert(hash);
             }
         }
         // SAFETY: we popped the queue's reference and do not use `node` after this.
@@ -721,25 +712,10 @@ where
             let forced = step >= policy::PROMOTE_STEPS / 2;
             let slot = main.advance();
             let current = slot.load(Ordering::Acquire);
-            let vacated = if current.is_null() {
-                true
-            } else {
-                // SAFETY: a non-null slot holds a queue reference, so the node is alive; if
-                // another hand takes it meanwhile, it is retired no earlier than `guard` drops.
-                let occupant = unsafe { &*current };
-                if !occupant.is_live(guard) {
-                    true
-                } else if self.is_expired(occupant.meta.load(Ordering::Relaxed)) {
-                    self.evict(occupant, EvictionCause::Expired, guard);
-                    true
-                } else if !forced && (!may_evict || occupant.cool() > 0) {
-                    // Within bounds live entries are left alone; over them, warm ones are spared.
-                    false
-                } else {
-                    self.evict(occupant, EvictionCause::Evicted, guard);
-                    true
-                }
-            };
+            // SAFETY: a non-null slot holds a queue reference, so the node is alive; if another
+            // hand takes it meanwhile, it is retired no earlier than `guard` drops.
+            let vacated = current.is_null()
+                || self.visit_main(unsafe { &*current }, may_evict, forced, guard);
             if vacated
                 && slot
                     .compare_exchange(
@@ -783,17 +759,8 @@ where
             }
         };
         // SAFETY: as in `promote`.
-        let occupant = unsafe { &*current };
-        if occupant.is_live(guard) {
-            let meta = occupant.meta.load(Ordering::Relaxed);
-            let cause = if self.is_expired(meta) {
-                EvictionCause::Expired
-            } else if !forced && occupant.cool() > 0 {
-                return true;
-            } else {
-                EvictionCause::Evicted
-            };
-            self.evict(occupant, cause, guard);
+        if !self.visit_main(unsafe { &*current }, true, forced, guard) {
+            return true;
         }
         if slot
             .compare_exchange(
@@ -810,24 +777,52 @@ where
         true
     }
 
-    /// Removes a live node from the table for the policy (eviction or expiry). Returns whether
-    /// this call did it (false if someone removed or replaced the node first).
-    fn evict(&self, node: &Node<K, V>, cause: EvictionCause, guard: &Guard) -> bool {
+    /// The main hand passes `occupant` (see [`policy::main_visit`]). Returns whether its slot may
+    /// be taken: the entry was already dead, or expired or was evicted just now.
+    fn visit_main(
+        &self,
+        occupant: &Node<K, V>,
+        may_evict: bool,
+        forced: bool,
+        guard: &Guard,
+    ) -> bool {
+        if !occupant.is_live(guard) {
+            return true;
+        }
+        let meta = occupant.meta.load(Ordering::Relaxed);
+        if self.is_expired(meta) {
+            self.evict(occupant, EvictionCause::Expired, guard);
+            return true;
+        }
+        match policy::main_visit(meta, may_evict, forced) {
+            MainVisit::Leave => false,
+            MainVisit::Spare => {
+                occupant.cool();
+                false
+            }
+            MainVisit::Evict => {
+                self.evict(occupant, EvictionCause::Evicted, guard);
+                true
+            }
+        }
+    }
+
+    /// Removes a live node from the table for the policy (eviction or expiry). Returns the key's
+    /// hash if this call did it (`None` if someone removed or replaced the node first).
+    fn evict(&self, node: &Node<K, V>, cause: EvictionCause, guard: &Guard) -> Option<u64> {
         if !node.mark_removed(guard) {
-            return false;
+            return None;
         }
         self.account_removal(node, cause);
         let hash = self.hasher.hash_one(&node.key);
         self.table.purge_marked(self.table.bucket_of(hash), guard);
-        true
+        Some(hash)
     }
 
     /// Bookkeeping for a node this thread just marked removed: counters, statistics, listener.
     fn account_removal(&self, node: &Node<K, V>, cause: EvictionCause) {
         self.entries.fetch_sub(1, Ordering::Relaxed);
-        if self.weigher.is_some() {
-            self.sub_weight(self.weigh(&node.key, &node.value));
-        }
+        self.sub_weight(self.weigh(&node.key, &node.value));
         match cause {
             EvictionCause::Evicted => self.stats.record(Event::Eviction),
             EvictionCause::Expired => self.stats.record(Event::Expiration),

@@ -158,7 +158,7 @@ pub(crate) unsafe fn release<K, V>(node: Shared<'_, Node<K, V>>, flags: u64, gua
         .fetch_or(flags, Ordering::AcqRel);
     debug_assert_eq!(prev & owner_bit, 0, "reference released twice");
     // The `early_retire` mutant forgets the other owner, retiring a node the queue or the table
-    // still references: the loom suite in `verify/` must catch it (see `scripts/mutants.sh`).
+    // still references: the loom suite in `verify/` must catch it (see `scripts/loom.sh --mutants`).
     let last_owner = if cfg!(strata_mutant = "early_retire") {
         true
     } else {

@@ -71,6 +71,31 @@ pub(crate) fn small_exit(meta: u64, over_capacity: bool) -> SmallExit {
     }
 }
 
+/// What the main CLOCK hand does with the live, unexpired entry in a slot it passes.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum MainVisit {
+    /// Left as it is: the cache is within its bounds, so nothing needs evicting.
+    Leave,
+    /// Read since the hand's last pass: spared, its frequency lowered by one.
+    Spare,
+    /// Evicted; its slot is taken.
+    Evict,
+}
+
+/// `may_evict`: the cache is (or is about to be) over a bound. `forced`: the step's budget ran
+/// out, and the hand evicts whatever it meets.
+pub(crate) fn main_visit(meta: u64, may_evict: bool, forced: bool) -> MainVisit {
+    if forced {
+        MainVisit::Evict
+    } else if !may_evict {
+        MainVisit::Leave
+    } else if node::freq(meta) > 0 {
+        MainVisit::Spare
+    } else {
+        MainVisit::Evict
+    }
+}
+
 /// Which queue the next eviction step takes from.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Victim {
@@ -105,6 +130,22 @@ mod tests {
             small_exit(0, false),
             SmallExit::Promote,
             "no eviction under the bound"
+        );
+    }
+
+    #[test]
+    fn main_clock_spares_until_frequency_runs_out() {
+        assert_eq!(main_visit(0, true, false), MainVisit::Evict);
+        assert_eq!(main_visit(3 * FREQ_ONE, true, false), MainVisit::Spare);
+        assert_eq!(
+            main_visit(0, false, false),
+            MainVisit::Leave,
+            "within bounds"
+        );
+        assert_eq!(
+            main_visit(3 * FREQ_ONE, true, true),
+            MainVisit::Evict,
+            "forced"
         );
     }
 
