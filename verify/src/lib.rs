@@ -4,13 +4,16 @@
 //!   `RUSTFLAGS="--cfg strata_loom --cfg crossbeam_loom"`; each names the interleaving it guards.
 //! * The stress run (`strata-stress`): many threads of random operations on a small key space,
 //!   every operation's invocation and response recorded, each key's history checked.
-//! * `tests/model.rs`: random operation sequences checked against a simple model (proptest).
+//! * [`model`]: a single-threaded reference model driven by random operation sequences, by the
+//!   proptest in `tests/model.rs` and by the cargo-fuzz target in `fuzz/` alike.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(not(strata_loom))]
 pub mod checker;
 #[cfg(not(strata_loom))]
 pub mod history;
+#[cfg(not(strata_loom))]
+pub mod model;
 #[cfg(not(strata_loom))]
 pub mod report;
 #[cfg(not(strata_loom))]

@@ -1,0 +1,132 @@
+//! Strata's embedded disk tier: a [`Tier`](strata_tier::Tier) in one [redb](https://www.redb.org)
+//! file, bounded in size, with per-entry expiry, group commits and crash safety. It needs no
+//! server, which makes it the default lower tier under Strata's in-process L1.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use strata_redb::{Durability, RedbTier, WriteAck};
+//! use strata_tier::{Bytes, Tier};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let tier = RedbTier::builder("/var/cache/app/l3.redb")
+//!     .max_size(4 << 30)                                    // 4 GiB of live data
+//!     .purge_interval(Duration::from_secs(5))
+//!     .durability(Durability::Periodic(Duration::from_secs(1)))
+//!     .ack(WriteAck::Enqueued)
+//!     .recreate_if_corrupt(true)                            // cache data is disposable
+//!     .open_async()
+//!     .await?;
+//! tier.set("user:1", Bytes::from_static(b"Ada"), Some(Duration::from_secs(300))).await?;
+//! assert_eq!(tier.get("user:1").await.into_hit().as_deref(), Some(&b"Ada"[..]));
+//! println!("{:?}", tier.stats());
+//! tier.close().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Design
+//!
+//! * **Tables.** A values table maps each key to a framed record: a crc32 of key and record, a
+//!   format byte, the expiry (unix ms, 0 for none), a recency tick, then the value. An expiry
+//!   index `(expiry, key)` lets a purge find expired entries by a range scan from its start,
+//!   never touching unexpired ones; a recency index `(tick, key)` orders entries for eviction;
+//!   a meta table holds the live-byte and entry counters, updated in the same transactions.
+//! * **Writes.** `set`, `delete`, `delete_matching` and `clear` queue an operation for a
+//!   dedicated writer thread, which applies everything queued in one write transaction (a group
+//!   commit) and answers each caller after the commit. A byte budget on the queue
+//!   ([`RedbTierBuilder::queue_bytes`]) makes `set` wait, asynchronously, when the writer falls
+//!   behind.
+//! * **Reads.** `get` and `get_many` look in the pending-writes overlay, then read the file in
+//!   one read transaction on tokio's blocking pool; no redb call runs on a runtime worker
+//!   thread. A record that fails its checksum answers
+//!   [`Lookup::Degraded`](strata_tier::Lookup::Degraded) with
+//!   [`TierError::Corrupt`](strata_tier::TierError::Corrupt), and the writer deletes it.
+//! * **Expiry.** Reads check each record's expiry, so an expired entry is never returned. The
+//!   writer purges expired entries every [`purge_interval`](RedbTierBuilder::purge_interval),
+//!   in batches of [`purge_batch`](RedbTierBuilder::purge_batch) index rows.
+//! * **Size bound.** Each entry is charged its framed value, its key three times (values and
+//!   both indexes) and 64 bytes of overhead; `max_size` bounds the sum (*live bytes*). When a
+//!   commit would exceed it, the same transaction purges every expired entry and then evicts
+//!   the least recently used until live bytes are 1/32 under the bound. Recency is an
+//!   approximate LRU: writes take a fresh tick, and a hit asks the writer (best effort) for a
+//!   fresh tick only when the entry is outside the youngest quarter of the order.
+//! * **File size.** redb reuses freed pages, and its commits trim free space at the end of the
+//!   file. What the file holds beyond live bytes is B-tree slack (pages are not full), pages
+//!   pinned by the last durable commit until the next one, and free pages in the middle of the
+//!   file. When the file grows past `max_size` plus the *compaction slack* (default
+//!   `max_size / 2 + 8 MiB`, [`compaction_slack`](RedbTierBuilder::compaction_slack)), the
+//!   writer runs redb's `compact`, which moves pages down and truncates the file; reads wait
+//!   for it. So the file stays under about `1.5 x max_size + 8 MiB` plus what one
+//!   [`min_compaction_interval`](RedbTierBuilder::min_compaction_interval) of writes adds; a
+//!   tier whose live data itself needs more pages than that (tiny entries) is compacted at most
+//!   once per quarter of `max_size` of growth.
+//! * **Opening.** A missing file is created. A corrupt or foreign file fails with a typed
+//!   [`RedbTierError`]; with [`recreate_if_corrupt(true)`](RedbTierBuilder::recreate_if_corrupt)
+//!   it is deleted and created anew. redb may panic on some damage; the open catches that and
+//!   reports [`RedbTierError::Corrupt`]. After a crash, redb repairs the file at open (reading
+//!   all of it), so [`RedbTierBuilder::open`] blocks; [`RedbTierBuilder::open_async`] runs it on
+//!   the blocking pool.
+//!
+//! # Consistency
+//!
+//! * **`get` after `set`, in this process.** Once `set` has returned `Ok`, a `get` of that key
+//!   from this process returns the value (or a value written later, or a miss if the entry has
+//!   since expired or was evicted), whatever the [`WriteAck`]: until its commit lands, the
+//!   pending-writes overlay answers for the key. A `get` concurrent with a `set` returns the old
+//!   or the new value.
+//! * **Invalidations.** `delete`, `delete_matching` and `clear` return only after a durable
+//!   commit that holds them, and after removing older overlay entries. Once one has returned
+//!   `Ok`, no `get` returns a value it removed, in this process or after a crash and restart.
+//!   `delete_matching` and `clear` remove what was written before they were called; writes
+//!   concurrent with them may survive.
+//! * **Durability.** A commit is atomic: after a crash, the file opens at some committed state,
+//!   never a partial batch, and every record passes its checksum. What a crash can lose depends
+//!   on [`Durability`] and [`WriteAck`]:
+//!   - `set` with [`WriteAck::Durable`] returned `Ok`: never lost (the crash test checks this).
+//!   - [`Durability::EveryCommit`]: a crash loses only writes not yet committed, that is, sets
+//!     acknowledged with [`WriteAck::Enqueued`] and still queued.
+//!   - [`Durability::Periodic`]: a crash can lose the commits of up to one interval (plus what is
+//!     queued). A lost set leaves the key as it was before the set: missing, or the *previous*
+//!     value. Invalidations are not lost (they commit durably), so a value that was deleted does
+//!     not come back.
+//! * **Failure.** If a commit fails twice (disk full, I/O error) or redb panics, the tier turns
+//!   [`Down`](strata_tier::Health::Down): reads answer degraded misses and writes fail until it
+//!   is reopened, so a write acknowledged before the failure is never silently replaced by an
+//!   older value while the tier serves.
+//! * **Expiry.** Expiry is wall-clock unix milliseconds, stored, so it survives restarts; it
+//!   rounds toward earlier (an entry may expire up to 1 ms early, never late).
+//! * **Counters.** [`RedbTier::stats`] reports entry and byte counts as of the last commit.
+//!
+//! # Threads
+//!
+//! One writer thread per tier (`strata-redb-writer`); reads use tokio's blocking pool when called
+//! inside a tokio runtime, and run inline otherwise.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod builder;
+mod config;
+mod error;
+mod eviction;
+mod expiry;
+mod open;
+mod overlay;
+mod purge;
+mod queue;
+mod reader;
+mod record;
+mod schema;
+mod shared;
+mod stats;
+mod store;
+mod tier;
+mod verify;
+mod writer;
+
+pub use builder::RedbTierBuilder;
+pub use config::{Durability, WriteAck};
+pub use error::RedbTierError;
+pub use stats::RedbStats;
+pub use tier::RedbTier;
+pub use verify::IntegrityReport;
