@@ -113,7 +113,9 @@ impl Config {
         }
         if let Durability::Periodic(interval) = self.durability {
             if interval.is_zero() {
-                return Err("a periodic durability interval must be positive (or use EveryCommit)".into());
+                return Err(
+                    "a periodic durability interval must be positive (or use EveryCommit)".into(),
+                );
             }
         }
         if self.queue_bytes < 1024 {

@@ -51,7 +51,10 @@ fn open_once(config: &Config) -> Result<(Database, Meta), RedbTierError> {
         Ok(result) => result,
         Err(panic) => Err(RedbTierError::Corrupt {
             path: path.to_path_buf(),
-            detail: format!("redb panicked while opening it: {}", panic_message(panic.as_ref())),
+            detail: format!(
+                "redb panicked while opening it: {}",
+                panic_message(panic.as_ref())
+            ),
         }),
     }
 }

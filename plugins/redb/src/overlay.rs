@@ -119,7 +119,10 @@ mod tests {
         overlay.insert("k", 1, put("a"));
         overlay.insert("k", 2, put("b"));
         overlay.settle("k", 1);
-        assert_eq!(overlay.get("k").and_then(|p| p.visible(0)), Some(Bytes::from("b")));
+        assert_eq!(
+            overlay.get("k").and_then(|p| p.visible(0)),
+            Some(Bytes::from("b"))
+        );
         overlay.settle("k", 2);
         assert!(overlay.get("k").is_none());
     }

@@ -53,6 +53,10 @@ pub(crate) fn purge_expired(
             purged.removed += u64::from(tables.remove_if_expired(meta, key, now)?);
         }
     }
-    purged.more = tables.expiry.range::<(u64, &str)>(..(end, ""))?.next().is_some();
+    purged.more = tables
+        .expiry
+        .range::<(u64, &str)>(..(end, ""))?
+        .next()
+        .is_some();
     Ok(purged)
 }

@@ -149,7 +149,11 @@ impl Queue {
                 op: submission.op,
                 durable: submission.durable,
                 reply: submission.reply,
-                _permit: if index + 1 == count { permit.take() } else { None },
+                _permit: if index + 1 == count {
+                    permit.take()
+                } else {
+                    None
+                },
             };
             // The writer only hangs up when it stops; the tier then reports itself down.
             tx.send(request).map_err(|_| TierError::Closed)?;

@@ -57,7 +57,10 @@ impl fmt::Display for RecordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RecordError::Truncated(len) => {
-                write!(f, "record of {len} bytes is shorter than its {HEADER_LEN}-byte header")
+                write!(
+                    f,
+                    "record of {len} bytes is shorter than its {HEADER_LEN}-byte header"
+                )
             }
             RecordError::Version(v) => write!(f, "record format version {v} is unknown"),
             RecordError::Checksum { stored, computed } => write!(
@@ -159,7 +162,14 @@ mod tests {
         let decoded = decode("user:1", &record).unwrap();
         assert_eq!(decoded.header, HEADER);
         assert_eq!(decoded.value, b"Ada");
-        let empty = encode("", b"", Header { expiry_ms: 0, tick: 0 });
+        let empty = encode(
+            "",
+            b"",
+            Header {
+                expiry_ms: 0,
+                tick: 0,
+            },
+        );
         assert_eq!(decode("", &empty).unwrap().value, b"");
     }
 
@@ -170,7 +180,10 @@ mod tests {
             for bit in 0..8 {
                 let mut bad = record.clone();
                 bad[byte] ^= 1 << bit;
-                assert!(decode("k", &bad).is_err(), "flip of bit {bit} of byte {byte}");
+                assert!(
+                    decode("k", &bad).is_err(),
+                    "flip of bit {bit} of byte {byte}"
+                );
             }
         }
     }

@@ -99,9 +99,8 @@ pub(crate) fn init(txn: &WriteTransaction) -> Result<Meta, SchemaError> {
             meta.insert(KEY_SCHEMA, SCHEMA_VERSION)?;
         }
     }
-    let get = |name: &str| -> Result<u64, SchemaError> {
-        Ok(meta.get(name)?.map_or(0, |v| v.value()))
-    };
+    let get =
+        |name: &str| -> Result<u64, SchemaError> { Ok(meta.get(name)?.map_or(0, |v| v.value())) };
     Ok(Meta {
         live_bytes: get(KEY_LIVE_BYTES)?,
         entries: get(KEY_ENTRIES)?,

@@ -34,7 +34,12 @@ pub(crate) struct Shared {
 impl Shared {
     /// The error every operation answers with while the tier cannot serve, if it cannot.
     pub(crate) fn unavailable(&self) -> Option<TierError> {
-        if let Some(reason) = self.down.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+        if let Some(reason) = self
+            .down
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
             return Some(TierError::Unavailable(reason.clone()));
         }
         if *self.finished.borrow() {

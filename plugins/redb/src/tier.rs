@@ -190,7 +190,12 @@ impl RedbTier {
     }
 
     /// The reply channel a write needs under the configured ack, if any.
-    fn ack_channel(&self) -> (Option<oneshot::Sender<Result<u64, TierError>>>, Option<Waiter>) {
+    fn ack_channel(
+        &self,
+    ) -> (
+        Option<oneshot::Sender<Result<u64, TierError>>>,
+        Option<Waiter>,
+    ) {
         match self.shared.config.ack {
             WriteAck::Enqueued => (None, None),
             WriteAck::Committed | WriteAck::Durable => {
@@ -361,7 +366,9 @@ impl Tier for RedbTier {
     }
 
     async fn clear(&self) -> Result<(), TierError> {
-        self.invalidate(Op::Clear, INVALIDATION_BYTES).await.map(drop)
+        self.invalidate(Op::Clear, INVALIDATION_BYTES)
+            .await
+            .map(drop)
     }
 
     async fn health(&self) -> Health {

@@ -81,9 +81,8 @@ pub(crate) fn verify(db: &Database) -> Result<IntegrityReport, redb::Error> {
             report.dangling_index_entries += 1;
         }
     }
-    let stored = |name: &str| -> Result<u64, redb::Error> {
-        Ok(meta.get(name)?.map_or(0, |v| v.value()))
-    };
+    let stored =
+        |name: &str| -> Result<u64, redb::Error> { Ok(meta.get(name)?.map_or(0, |v| v.value())) };
     report.counters_match = stored(schema::KEY_ENTRIES)? == report.entries
         && stored(schema::KEY_LIVE_BYTES)? == report.live_bytes;
     Ok(report)

@@ -347,7 +347,11 @@ impl Writer {
             return;
         }
         let result = {
-            let mut guard = self.shared.db.write().unwrap_or_else(PoisonError::into_inner);
+            let mut guard = self
+                .shared
+                .db
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
             let Some(db) = guard.as_mut() else {
                 return;
             };
