@@ -417,6 +417,18 @@ where
     where
         F: Future<Output = Result<V, E>>,
     {
+        self.try_get_or_insert_with_ttl_async(key, async { init.await.map(|value| (value, None)) })
+            .await
+    }
+
+    /// Like [`try_get_or_insert_with_async`](Self::try_get_or_insert_with_async), for loaders
+    /// that also decide the entry's time to live (a value read from a slower tier keeps its
+    /// remaining lifetime): `init` yields the value and its TTL, `None` meaning the cache's
+    /// default.
+    pub async fn try_get_or_insert_with_ttl_async<F, E>(&self, key: K, init: F) -> Result<V, E>
+    where
+        F: Future<Output = Result<(V, Option<Duration>), E>>,
+    {
         let inner = &*self.inner;
         let hash = inner.hasher.hash_one(&key);
         let leader = loop {
@@ -437,8 +449,8 @@ where
             leader.complete(value.clone());
             return Ok(value);
         }
-        let value = init.await?;
-        let _ = inner.insert(hash, key, value.clone(), inner.time_to_live);
+        let (value, ttl) = init.await?;
+        let _ = inner.insert(hash, key, value.clone(), ttl.or(inner.time_to_live));
         leader.complete(value.clone());
         Ok(value)
     }

@@ -95,3 +95,9 @@ pub trait Tier: Send + Sync + 'static {
     /// its timeout) and must not fail: a tier that cannot check itself is [`Health::Down`].
     async fn health(&self) -> Health;
 }
+
+impl std::fmt::Debug for dyn Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Tier").field(&self.name()).finish()
+    }
+}
