@@ -10,6 +10,7 @@ mod contenders;
 mod memory;
 mod report;
 mod throughput;
+mod tiered;
 mod timed;
 mod traces;
 mod zipf;
@@ -42,6 +43,8 @@ enum Command {
     Traces(traces::TracesArgs),
     /// Heap bytes per entry.
     Memory(memory::MemoryArgs),
+    /// What the `strata` crate adds: an L1 hit through TieredCache, LZ4 on/off, serde formats.
+    Tiered(tiered::TieredArgs),
     /// All of the above, as one markdown report.
     All {
         #[command(flatten)]
@@ -62,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         Command::Throughput(args) => print(&throughput::run(&args)?),
         Command::Traces(args) => print(&traces::run(&args)?),
         Command::Memory(args) => print(&memory::run(&args)?),
+        Command::Tiered(args) => print(&tiered::run(&args)?),
         Command::All {
             throughput,
             traces,
