@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+# The `metrics` export is behind a feature the workspace run leaves off.
+cargo test -p strata --features metrics --test metrics
 
 echo "== stress: 20 s, 2 threads, every key's history checked =="
 cargo run --release -q -p strata-verify --bin strata-stress -- --threads 2 --secs 20

@@ -76,8 +76,8 @@
 //!
 //! - `metrics`: export per-tier counters, latencies and breaker states through the `metrics`
 //!   facade.
-//! - `redb`: the embedded disk tier, [`RedbTier`](strata_redb::RedbTier), and `redb://` in the
-//!   default registry.
+//! - `redb` (default): the embedded disk tier, [`RedbTier`], and `redb://` in the default
+//!   registry (options in the URL's query, see [`redb`]).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -94,6 +94,8 @@ mod layer;
 mod memory_tier;
 #[cfg(feature = "metrics")]
 mod metrics_export;
+#[cfg(feature = "redb")]
+mod redb_plugin;
 mod registry;
 mod tier_stats;
 mod warm;
@@ -123,6 +125,17 @@ pub use memory_tier::MemoryTier;
 pub use registry::{query_param, OpenFuture, RegistryError, TierRegistry};
 pub use tier_stats::TierStats;
 pub use warm::WarmReport;
+
+/// The embedded disk tier (feature `redb`, on by default).
+#[cfg(feature = "redb")]
+pub use strata_redb as redb;
+#[cfg(feature = "redb")]
+pub use strata_redb::RedbTier;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(all(doctest, feature = "redb"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
 
 /// A cache of raw bytes: values are stored in every tier as given (framed and compressed).
 pub type BytesCache = TieredCache<Bytes, RawBytes>;

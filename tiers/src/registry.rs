@@ -80,6 +80,8 @@ impl Default for TierRegistry {
         registry.register("memory", |url| {
             Box::pin(async move { open_memory(&url).map_err(Into::into) })
         });
+        #[cfg(feature = "redb")]
+        crate::redb_plugin::register(&mut registry);
         registry
     }
 }
