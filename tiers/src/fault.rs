@@ -107,7 +107,7 @@ impl FaultyTier {
             Plan {
                 fault,
                 schedule: Schedule::EveryNth(n),
-            } => (nth % (*n).max(1) == 0).then_some(*fault),
+            } => nth.is_multiple_of((*n).max(1)).then_some(*fault),
         };
         if fault.is_some() {
             self.injected.fetch_add(1, Relaxed);

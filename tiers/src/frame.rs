@@ -151,7 +151,7 @@ fn unix_millis(at: SystemTime) -> u64 {
     // Round up so an entry never outlives its deadline by the truncation, and stay above 0,
     // which means "no expiry".
     let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let millis = since.as_millis() + u128::from(since.subsec_nanos() % 1_000_000 != 0);
+    let millis = since.as_millis() + u128::from(!since.subsec_nanos().is_multiple_of(1_000_000));
     u64::try_from(millis).unwrap_or(u64::MAX).max(1)
 }
 
