@@ -23,6 +23,7 @@ use crate::tier::RedbTier;
 /// | [`page_cache_size`](Self::page_cache_size) | 64 MiB |
 /// | [`queue_bytes`](Self::queue_bytes) | 64 MiB |
 /// | [`max_batch`](Self::max_batch) | 4096 operations per group commit |
+/// | [`max_batch_bytes`](Self::max_batch_bytes) | `max_size / 16`, within 256 KiB ..= 16 MiB |
 /// | [`compaction_slack`](Self::compaction_slack) | `max_size / 2 + 8 MiB` |
 /// | [`min_compaction_interval`](Self::min_compaction_interval) | 1 s |
 #[derive(Clone, Debug)]
@@ -120,6 +121,13 @@ impl RedbTierBuilder {
     /// Operations in one group commit at most.
     pub fn max_batch(mut self, operations: usize) -> Self {
         self.config.max_batch = operations;
+        self
+    }
+
+    /// Bytes of keys and values in one group commit at most (a single larger write still
+    /// commits, alone). 0 restores the default, `max_size / 16` clamped to 256 KiB ..= 16 MiB.
+    pub fn max_batch_bytes(mut self, bytes: u64) -> Self {
+        self.config.max_batch_bytes = bytes;
         self
     }
 

@@ -50,6 +50,7 @@ pub(crate) struct Config {
     pub page_cache_size: usize,
     pub queue_bytes: u64,
     pub max_batch: usize,
+    pub max_batch_bytes: u64,
     pub compaction_slack: u64,
     pub min_compaction_interval: Duration,
 }
@@ -69,6 +70,7 @@ impl Config {
             page_cache_size: 64 << 20,
             queue_bytes: 64 << 20,
             max_batch: 4096,
+            max_batch_bytes: 0,
             compaction_slack: 0,
             min_compaction_interval: Duration::from_secs(1),
         }
@@ -93,6 +95,23 @@ impl Config {
             self.max_size / 2 + (8 << 20)
         };
         self.max_size.saturating_add(slack)
+    }
+
+    /// Bytes of values one group commit takes at most (it always takes at least one request):
+    /// the configured limit, or `max_size / 16` clamped to 256 KiB ..= 16 MiB. A batch far larger
+    /// than the bound would make the file hold it whole before eviction frees room.
+    pub(crate) fn batch_bytes(&self) -> u64 {
+        if self.max_batch_bytes > 0 {
+            self.max_batch_bytes
+        } else {
+            (self.max_size / 16).clamp(256 << 10, 16 << 20)
+        }
+    }
+
+    /// Bytes that non-durable commits may write before a durable one is forced: a quarter of
+    /// `max_size`, at least 1 MiB.
+    pub(crate) fn undurable_bytes_limit(&self) -> u64 {
+        (self.max_size / 4).max(1 << 20)
     }
 
     /// Eviction runs until live bytes are at or below this: 1/32 under `max_size`, so that a

@@ -35,6 +35,18 @@ pub(crate) enum Op {
     DropCorrupt { key: String },
 }
 
+impl Op {
+    /// The bytes of keys and values the operation carries.
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            Op::Put { key, value, .. } => key.len() + value.len(),
+            Op::Delete { key } | Op::DropCorrupt { key } => key.len(),
+            Op::DeleteMatching { pattern } => pattern.as_str().len(),
+            Op::Clear | Op::Flush => 0,
+        }
+    }
+}
+
 /// The writer's answer: a count (entries removed), or why the operation failed.
 pub(crate) type Reply = oneshot::Sender<Result<u64, TierError>>;
 

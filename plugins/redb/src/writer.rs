@@ -1,14 +1,19 @@
 //! The writer thread: the only place that writes the file.
 //!
-//! It waits for requests, takes every request already queued (up to `max_batch`) and applies
-//! them in order in one write transaction, a *group commit*, together with any recency updates
-//! readers asked for, a purge when one is due, and eviction when live bytes exceed `max_size`.
+//! It waits for requests, takes every request already queued (up to `max_batch` requests and
+//! `max_batch_bytes`) and applies them in order in one write transaction, a *group commit*,
+//! together with any recency updates readers asked for, a purge when one is due, and eviction
+//! when live bytes exceed `max_size`.
 //! Then it commits, publishes the counters, settles the overlay and answers the requests.
 //!
 //! * **Durability.** A batch commits durably (fsync) if the tier is configured
 //!   `Durability::EveryCommit`, if any request in it asked for it (durable acks, invalidations,
-//!   `flush`), or if the oldest non-durable commit is older than the periodic interval. A durable
-//!   commit makes every earlier commit durable too.
+//!   `flush`), or if the oldest non-durable commit is older than the periodic interval, or if the
+//!   non-durable commits since the last durable one wrote a quarter of `max_size` (each write
+//!   counted as at least two pages). A durable
+//!   commit makes every earlier commit durable too. (redb cannot reuse the pages of the last
+//!   durable state until the next durable commit, so the byte limit bounds the file's growth
+//!   under heavy writes.)
 //! * **Failure.** A failed commit is retried once in a fresh transaction; if that fails too (or
 //!   redb panics), the tier turns down: every later operation fails and every read is a degraded
 //!   miss, so no read can return data that a failed invalidation should have removed, and no
@@ -41,6 +46,8 @@ use crate::store::Tables;
 
 /// Recency updates applied per commit at most; the rest wait for the next one.
 const TOUCHES_PER_COMMIT: usize = 256;
+/// redb's page size.
+const PAGE: u64 = 4096;
 /// How long the writer sleeps at most when idle (it applies pending recency updates then).
 const IDLE_WAKE: Duration = Duration::from_millis(200);
 
@@ -84,6 +91,8 @@ pub(crate) struct Writer {
     meta: Meta,
     /// When the oldest commit not yet made durable landed.
     undurable_since: Option<Instant>,
+    /// Bytes written by commits not yet made durable.
+    undurable_bytes: u64,
     next_purge: Instant,
     /// The last purge stopped at its limit.
     purge_more: bool,
@@ -108,6 +117,7 @@ impl Writer {
             touches,
             meta,
             undurable_since: None,
+            undurable_bytes: 0,
             next_purge,
             // Entries may have expired while the file was closed.
             purge_more: true,
@@ -124,17 +134,36 @@ impl Writer {
 
     fn run(mut self) {
         let max_batch = self.shared.config.max_batch;
+        let max_bytes = self.shared.config.batch_bytes();
+        // A request taken from the channel that did not fit the last batch.
+        let mut carried: Option<Request> = None;
         loop {
             let wait = self.next_wake().saturating_duration_since(Instant::now());
             let mut batch = Vec::new();
-            match self.requests.recv_timeout(wait) {
-                Ok(request) => batch.push(request),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+            let first = match carried.take() {
+                Some(request) => Some(request),
+                None => match self.requests.recv_timeout(wait) {
+                    Ok(request) => Some(request),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+            };
+            let mut bytes = 0u64;
+            if let Some(request) = first {
+                bytes += request.op.bytes() as u64;
+                batch.push(request);
             }
-            while batch.len() < max_batch {
+            while batch.len() < max_batch && bytes < max_bytes {
                 match self.requests.try_recv() {
-                    Ok(request) => batch.push(request),
+                    Ok(request) => {
+                        let size = request.op.bytes() as u64;
+                        if bytes + size > max_bytes {
+                            carried = Some(request);
+                            break;
+                        }
+                        bytes += size;
+                        batch.push(request);
+                    }
                     Err(_) => break,
                 }
             }
@@ -167,7 +196,10 @@ impl Writer {
         let purge = self.purge_more || started >= self.next_purge;
         let touches: Vec<Touch> = self.touches.try_iter().take(TOUCHES_PER_COMMIT).collect();
         let durable_due = match (self.shared.config.durability, self.undurable_since) {
-            (Durability::Periodic(interval), Some(since)) => since.elapsed() >= interval,
+            (Durability::Periodic(interval), Some(since)) => {
+                since.elapsed() >= interval
+                    || self.undurable_bytes >= self.shared.config.undurable_bytes_limit()
+            }
             _ => false,
         };
         if batch.is_empty() && touches.is_empty() && !purge && !durable_due {
@@ -294,6 +326,16 @@ impl Writer {
         } else {
             self.undurable_since.or(Some(Instant::now()))
         };
+        if durable {
+            self.undurable_bytes = 0;
+        } else {
+            // Copy-on-write: each write rewrites at least a page in the values table and in an
+            // index, whatever its size, so small writes count as two pages.
+            self.undurable_bytes += batch
+                .iter()
+                .map(|r| (r.op.bytes() as u64).max(2 * PAGE))
+                .sum::<u64>();
+        }
         counters.record_commit(&self.meta, batch.len() as u64, durable, outcome.took);
         counters
             .purged
@@ -362,6 +404,7 @@ impl Writer {
                 self.shared.counters.compactions.fetch_add(1, Relaxed);
                 // compact() commits durably.
                 self.undurable_since = None;
+                self.undurable_bytes = 0;
             }
             // No read can be in flight (we hold the file exclusively), so a failure here is an
             // I/O error: the commits before it stand, and the next commit will tell.

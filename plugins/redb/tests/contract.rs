@@ -226,7 +226,7 @@ async fn reads_see_writes_still_queued() {
     for task in 0..4 {
         let tier = Arc::clone(&tier);
         tasks.push(tokio::spawn(async move {
-            for i in 0..500 {
+            for i in 0..500u32 {
                 let key = format!("t{task}:{}", i % 50);
                 let v = format!("{task}-{i}");
                 tier.set(&key, bytes(&v), None).await.unwrap();
@@ -235,7 +235,7 @@ async fn reads_see_writes_still_queued() {
                     Some(v.clone()),
                     "set then get"
                 );
-                if i % 7 == 0 {
+                if i.is_multiple_of(7) {
                     tier.delete(&key).await.unwrap();
                     assert_eq!(value(tier.as_ref(), &key).await, None, "delete then get");
                 }
@@ -294,11 +294,11 @@ async fn every_ack_mode_reads_its_writes() {
 async fn get_many_and_set_many_answer_in_order() {
     let file = TempTier::new();
     let tier = file.builder().ack(WriteAck::Committed).open().unwrap();
-    let writes: Vec<TierWrite> = (0..100)
+    let writes: Vec<TierWrite> = (0..100u32)
         .map(|i| TierWrite {
             key: format!("k{i}"),
             value: bytes(&format!("v{i}")),
-            ttl: (i % 10 == 0).then_some(Duration::from_secs(3600)),
+            ttl: i.is_multiple_of(10).then_some(Duration::from_secs(3600)),
         })
         .collect();
     tier.set_many(writes).await.unwrap();
