@@ -16,7 +16,7 @@ use crate::codec::Codec;
 use crate::epochs::WriteEpochs;
 use crate::error::{CacheError, TierFailure};
 use crate::frame::{self, FrameOptions};
-use crate::layer::Layer;
+use crate::layer::{capped, Layer};
 use crate::tier_stats::TierStats;
 
 /// A multi-tier cache: reads go L1 → tier 1 → tier 2 …, hits in a lower tier are promoted
@@ -424,10 +424,7 @@ where
     }
 
     fn l1_ttl(&self, remaining: Option<Duration>) -> Option<Duration> {
-        match (remaining, self.shared.memory_ttl) {
-            (Some(left), Some(cap)) => Some(left.min(cap)),
-            (left, cap) => left.or(cap),
-        }
+        capped(remaining, self.shared.memory_ttl)
     }
 
     fn write_l1(&self, key: &str, value: V, ttl: Option<Duration>) -> Result<(), CacheError> {

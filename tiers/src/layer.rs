@@ -51,10 +51,7 @@ impl Layer {
 
     /// The TTL to store an entry with here: its remaining lifetime, capped by the tier's own.
     pub(crate) fn ttl_for(&self, remaining: Option<Duration>) -> Option<Duration> {
-        match (remaining, self.options.ttl) {
-            (Some(left), Some(cap)) => Some(left.min(cap)),
-            (left, cap) => left.or(cap),
-        }
+        capped(remaining, self.options.ttl)
     }
 
     pub(crate) fn stats(&self) -> TierStats {
@@ -204,6 +201,14 @@ impl Layer {
                 ),
             }
         }
+    }
+}
+
+/// An entry's remaining lifetime capped by a level's own TTL (`None`: no limit).
+pub(crate) fn capped(remaining: Option<Duration>, cap: Option<Duration>) -> Option<Duration> {
+    match (remaining, cap) {
+        (Some(left), Some(cap)) => Some(left.min(cap)),
+        (left, cap) => left.or(cap),
     }
 }
 
