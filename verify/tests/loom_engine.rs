@@ -5,12 +5,17 @@
 //!
 //! Run (bounded, as CI does): `bash scripts/loom.sh`; exhaustively: `STRATA_LOOM_EXHAUSTIVE=1
 //! bash scripts/loom.sh`. The mutants in `scripts/loom.sh --mutants` must make these models fail.
+//!
+//! Each model counts the executions (interleavings) loom explores and reports the count when it
+//! completes (see [`explore`]); `scripts/loom.sh` adds them up.
 #![cfg(strata_loom)]
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicBool, Ordering as StdOrdering};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as StdOrdering};
 use std::sync::Arc as StdArc;
+use std::time::Instant;
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
@@ -78,64 +83,119 @@ fn flush() {
     crossbeam_epoch::pin().flush();
 }
 
+/// Every this many executions, a model reports how far it has got (to stderr), so that a run cut
+/// short (an exhaustive one under a time limit) still tells how much it explored.
+const PROGRESS_EVERY: u64 = 250_000;
+
+/// Runs `model` under loom with `builder` (as `loom::model` does with `Builder::new()`), counting
+/// the executions loom explores: each is one interleaving of the model's threads within the
+/// preemption bound. When loom has explored them all, prints `loom model <name>: <n>
+/// interleavings ...` and appends that line to the file named by `STRATA_LOOM_COUNTS`, if set.
+/// (The counter is a `std` atomic: not part of the model, invisible to loom's scheduler.)
+fn explore(name: &str, builder: loom::model::Builder, model: impl Fn() + Sync + Send + 'static) {
+    let executions = StdArc::new(AtomicU64::new(0));
+    let counter = StdArc::clone(&executions);
+    let label = name.to_string();
+    let start = Instant::now();
+    builder.check(move || {
+        let n = counter.fetch_add(1, StdOrdering::Relaxed) + 1;
+        if n % PROGRESS_EVERY == 0 {
+            eprintln!(
+                "loom model {label}: {n} interleavings so far ({:.0} s)",
+                start.elapsed().as_secs_f64()
+            );
+        }
+        model();
+    });
+    let bound = builder
+        .preemption_bound
+        .map_or("none (exhaustive)".to_string(), |b| b.to_string());
+    let line = format!(
+        "loom model {name}: {} interleavings, preemption bound {bound}, {:.1} s",
+        executions.load(StdOrdering::Relaxed),
+        start.elapsed().as_secs_f64()
+    );
+    println!("{line}");
+    if let Some(path) = std::env::var_os("STRATA_LOOM_COUNTS") {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open STRATA_LOOM_COUNTS");
+        writeln!(file, "{line}").expect("write STRATA_LOOM_COUNTS");
+    }
+}
+
 /// insert/insert on one key: both see the key absent and race for the same null link at the
 /// tail of the chain; the loser must retry and replace, never append a second node.
 #[test]
 fn racing_inserts_of_one_key_leave_one_entry() {
-    loom::model(|| {
-        let cache = cache::<u64>(4);
-        let other = cache.clone();
-        let t = thread::spawn(move || other.insert(1, 1));
-        cache.insert(1, 2);
-        t.join().unwrap();
-        let value = cache.get(&1);
-        assert!(value == Some(1) || value == Some(2), "{value:?}");
-        assert_eq!(cache.len(), 1);
-        assert_eq!(cache.iter().count(), 1, "the key is in its chain once");
-    });
+    explore(
+        "racing_inserts_of_one_key_leave_one_entry",
+        loom::model::Builder::new(),
+        || {
+            let cache = cache::<u64>(4);
+            let other = cache.clone();
+            let t = thread::spawn(move || other.insert(1, 1));
+            cache.insert(1, 2);
+            t.join().unwrap();
+            let value = cache.get(&1);
+            assert!(value == Some(1) || value == Some(2), "{value:?}");
+            assert_eq!(cache.len(), 1);
+            assert_eq!(cache.iter().count(), 1, "the key is in its chain once");
+        },
+    );
 }
 
 /// insert/get: a reader racing the first insert of a key sees nothing or the whole value, never
 /// a node whose fields are not yet published.
 #[test]
 fn get_racing_insert_sees_nothing_or_the_value() {
-    loom::model(|| {
-        let cache = cache::<Canary>(4);
-        let reader = cache.clone();
-        let t = thread::spawn(move || reader.get(&7).map(|c| c.id));
-        cache.insert(7, Canary::new(70));
-        let seen = t.join().unwrap();
-        assert!(seen.is_none() || seen == Some(70), "{seen:?}");
-        assert_eq!(
-            cache.get(&7).map(|c| c.id),
-            Some(70),
-            "get after insert hits"
-        );
-    });
+    explore(
+        "get_racing_insert_sees_nothing_or_the_value",
+        loom::model::Builder::new(),
+        || {
+            let cache = cache::<Canary>(4);
+            let reader = cache.clone();
+            let t = thread::spawn(move || reader.get(&7).map(|c| c.id));
+            cache.insert(7, Canary::new(70));
+            let seen = t.join().unwrap();
+            assert!(seen.is_none() || seen == Some(70), "{seen:?}");
+            assert_eq!(
+                cache.get(&7).map(|c| c.id),
+                Some(70),
+                "get after insert hits"
+            );
+        },
+    );
 }
 
 /// insert/remove: the outcomes must agree on one order. If `remove` found the value, the key is
 /// gone afterwards; if it found nothing, the insert came after it and the key is present.
 #[test]
 fn insert_racing_remove_agree_on_an_order() {
-    loom::model(|| {
-        let cache = cache::<u64>(4);
-        let remover = cache.clone();
-        let t = thread::spawn(move || remover.remove(&3));
-        cache.insert(3, 30);
-        let removed = t.join().unwrap();
-        match removed {
-            Some(v) => {
-                assert_eq!(v, 30);
-                assert_eq!(cache.get(&3), None);
-                assert_eq!(cache.len(), 0);
+    explore(
+        "insert_racing_remove_agree_on_an_order",
+        loom::model::Builder::new(),
+        || {
+            let cache = cache::<u64>(4);
+            let remover = cache.clone();
+            let t = thread::spawn(move || remover.remove(&3));
+            cache.insert(3, 30);
+            let removed = t.join().unwrap();
+            match removed {
+                Some(v) => {
+                    assert_eq!(v, 30);
+                    assert_eq!(cache.get(&3), None);
+                    assert_eq!(cache.len(), 0);
+                }
+                None => {
+                    assert_eq!(cache.get(&3), Some(30));
+                    assert_eq!(cache.len(), 1);
+                }
             }
-            None => {
-                assert_eq!(cache.get(&3), Some(30));
-                assert_eq!(cache.len(), 1);
-            }
-        }
-    });
+        },
+    );
 }
 
 /// Replace while reading: the replacement is linked through the old node's marked `next`, so a
@@ -143,24 +203,28 @@ fn insert_racing_remove_agree_on_an_order() {
 /// value.
 #[test]
 fn replace_is_atomic_for_a_racing_reader() {
-    loom::model(|| {
-        let cache = cache::<Canary>(4);
-        cache.insert(5, Canary::new(1));
-        let reader = cache.clone();
-        let t = thread::spawn(move || {
-            let seen = reader.get(&5).map(|c| c.id);
+    explore(
+        "replace_is_atomic_for_a_racing_reader",
+        loom::model::Builder::new(),
+        || {
+            let cache = cache::<Canary>(4);
+            cache.insert(5, Canary::new(1));
+            let reader = cache.clone();
+            let t = thread::spawn(move || {
+                let seen = reader.get(&5).map(|c| c.id);
+                flush();
+                seen
+            });
+            cache.insert(5, Canary::new(2));
             flush();
-            seen
-        });
-        cache.insert(5, Canary::new(2));
-        flush();
-        let seen = t.join().unwrap();
-        assert!(
-            seen == Some(1) || seen == Some(2),
-            "replace left a gap: {seen:?}"
-        );
-        assert_eq!(cache.get(&5).map(|c| c.id), Some(2));
-    });
+            let seen = t.join().unwrap();
+            assert!(
+                seen == Some(1) || seen == Some(2),
+                "replace left a gap: {seen:?}"
+            );
+            assert_eq!(cache.get(&5).map(|c| c.id), Some(2));
+        },
+    );
 }
 
 /// get during eviction: with room for one entry, inserting a second evicts the first while a
@@ -168,44 +232,52 @@ fn replace_is_atomic_for_a_racing_reader() {
 /// the bound holds afterwards.
 #[test]
 fn get_during_eviction_reads_a_live_value_or_misses() {
-    loom::model(|| {
-        let cache = cache::<Canary>(1);
-        cache.insert(1, Canary::new(10));
-        let reader = cache.clone();
-        let t = thread::spawn(move || {
-            let seen = reader.get(&1).map(|c| c.id);
+    explore(
+        "get_during_eviction_reads_a_live_value_or_misses",
+        loom::model::Builder::new(),
+        || {
+            let cache = cache::<Canary>(1);
+            cache.insert(1, Canary::new(10));
+            let reader = cache.clone();
+            let t = thread::spawn(move || {
+                let seen = reader.get(&1).map(|c| c.id);
+                flush();
+                seen
+            });
+            cache.insert(2, Canary::new(20));
             flush();
-            seen
-        });
-        cache.insert(2, Canary::new(20));
-        flush();
-        let seen = t.join().unwrap();
-        assert!(seen.is_none() || seen == Some(10), "{seen:?}");
-        assert!(cache.len() <= 1, "bound restored: {}", cache.len());
-    });
+            let seen = t.join().unwrap();
+            assert!(seen.is_none() || seen == Some(10), "{seen:?}");
+            assert!(cache.len() <= 1, "bound restored: {}", cache.len());
+        },
+    );
 }
 
 /// Reclamation: a node removed while another thread reads it stays valid until the reader
 /// unpins, and is freed exactly once (the canary panics on a read after free or a double free).
 #[test]
 fn removed_node_is_not_freed_under_a_reader() {
-    loom::model(|| {
-        let cache = cache::<Canary>(4);
-        cache.insert(9, Canary::new(90));
-        let reader = cache.clone();
-        let t = thread::spawn(move || {
-            let seen = reader.get(&9).map(|c| c.id);
+    explore(
+        "removed_node_is_not_freed_under_a_reader",
+        loom::model::Builder::new(),
+        || {
+            let cache = cache::<Canary>(4);
+            cache.insert(9, Canary::new(90));
+            let reader = cache.clone();
+            let t = thread::spawn(move || {
+                let seen = reader.get(&9).map(|c| c.id);
+                flush();
+                seen
+            });
+            let removed = cache.remove(&9).map(|c| c.id);
             flush();
-            seen
-        });
-        let removed = cache.remove(&9).map(|c| c.id);
-        flush();
-        let seen = t.join().unwrap();
-        assert_eq!(removed, Some(90));
-        assert!(seen.is_none() || seen == Some(90));
-        drop(cache);
-        flush();
-    });
+            let seen = t.join().unwrap();
+            assert_eq!(removed, Some(90));
+            assert!(seen.is_none() || seen == Some(90));
+            drop(cache);
+            flush();
+        },
+    );
 }
 
 /// Two inserts racing over a full cache, each evicting: each node is released by exactly one of
@@ -222,7 +294,7 @@ fn racing_evictions_free_each_node_once() {
     if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_some() {
         builder.preemption_bound = Some(1);
     }
-    builder.check(|| {
+    explore("racing_evictions_free_each_node_once", builder, || {
         let cache = cache::<Canary>(1);
         let other = cache.clone();
         let t = thread::spawn(move || other.insert(1, Canary::new(1)));
@@ -239,38 +311,46 @@ fn racing_evictions_free_each_node_once() {
 /// its value.
 #[test]
 fn single_flight_runs_the_loader_once() {
-    loom::model(|| {
-        let cache = cache::<u64>(4);
-        let runs = Arc::new(AtomicUsize::new(0));
-        let (other, other_runs) = (cache.clone(), Arc::clone(&runs));
-        let t = thread::spawn(move || {
-            other.get_or_insert_with(4, || {
-                other_runs.fetch_add(1, Ordering::SeqCst);
+    explore(
+        "single_flight_runs_the_loader_once",
+        loom::model::Builder::new(),
+        || {
+            let cache = cache::<u64>(4);
+            let runs = Arc::new(AtomicUsize::new(0));
+            let (other, other_runs) = (cache.clone(), Arc::clone(&runs));
+            let t = thread::spawn(move || {
+                other.get_or_insert_with(4, || {
+                    other_runs.fetch_add(1, Ordering::SeqCst);
+                    40
+                })
+            });
+            let mine = cache.get_or_insert_with(4, || {
+                runs.fetch_add(1, Ordering::SeqCst);
                 40
-            })
-        });
-        let mine = cache.get_or_insert_with(4, || {
-            runs.fetch_add(1, Ordering::SeqCst);
-            40
-        });
-        let theirs = t.join().unwrap();
-        assert_eq!((mine, theirs), (40, 40));
-        assert_eq!(runs.load(Ordering::SeqCst), 1, "the loader ran twice");
-    });
+            });
+            let theirs = t.join().unwrap();
+            assert_eq!((mine, theirs), (40, 40));
+            assert_eq!(runs.load(Ordering::SeqCst), 1, "the loader ran twice");
+        },
+    );
 }
 
 /// Single-flight with a failing leader: a loader that fails abandons its flight, so the waiting
 /// caller is released and loads itself (no caller waits forever: loom reports a deadlock).
 #[test]
 fn failed_loader_releases_the_waiter() {
-    loom::model(|| {
-        let cache = cache::<u64>(4);
-        let other = cache.clone();
-        let t = thread::spawn(move || other.try_get_or_insert_with(8, || Err::<u64, ()>(())));
-        let mine = cache.try_get_or_insert_with(8, || Ok::<u64, ()>(80));
-        let theirs = t.join().unwrap();
-        assert_eq!(mine, Ok(80));
-        assert!(theirs == Err(()) || theirs == Ok(80), "{theirs:?}");
-        assert_eq!(cache.get(&8), Some(80));
-    });
+    explore(
+        "failed_loader_releases_the_waiter",
+        loom::model::Builder::new(),
+        || {
+            let cache = cache::<u64>(4);
+            let other = cache.clone();
+            let t = thread::spawn(move || other.try_get_or_insert_with(8, || Err::<u64, ()>(())));
+            let mine = cache.try_get_or_insert_with(8, || Ok::<u64, ()>(80));
+            let theirs = t.join().unwrap();
+            assert_eq!(mine, Ok(80));
+            assert!(theirs == Err(()) || theirs == Ok(80), "{theirs:?}");
+            assert_eq!(cache.get(&8), Some(80));
+        },
+    );
 }
