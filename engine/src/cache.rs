@@ -659,39 +659,60 @@ where
         }
     }
 
-    /// Runs eviction steps while the cache is over a bound: first by the policy, then, if the
-    /// budget runs out (a main queue full of warm entries), forced ones that evict whatever the
-    /// hand meets, so that every insert leaves the cache within its bounds. A queue with nothing
-    /// ready hands the step to the other one.
+    /// Runs eviction steps while the cache is over a bound: first up to a budget of steps by the
+    /// policy, then forced ones that evict whatever the hands meet, so that every insert leaves
+    /// the cache within its bounds. Forced steps go on while they find entries to evict (one heavy
+    /// entry may need many light victims; each such step removes one entry, so this ends), and
+    /// stop after a budget of steps that find none (entries over the bound that other writers are
+    /// still linking: those writers evict for themselves once they count them). A queue with
+    /// nothing ready hands the step to the other one.
     fn evict_while_over(&self, guard: &Guard) {
-        for step in 0..2 * policy::EVICTION_BUDGET {
+        for _ in 0..policy::EVICTION_BUDGET {
             if !self.over_capacity() {
                 return;
             }
-            let forced = step >= policy::EVICTION_BUDGET;
-            match policy::next_victim(self.small_queue_weight(), self.small_target) {
-                Victim::Small => {
-                    let _ = self.pop_small(guard, forced) || self.main_step(guard, forced);
-                }
-                Victim::Main => {
-                    let _ = self.main_step(guard, forced) || self.pop_small(guard, forced);
-                }
+            self.eviction_step(guard, false);
+        }
+        let mut idle = 0;
+        while idle < policy::EVICTION_BUDGET && self.over_capacity() {
+            if !self.eviction_step(guard, true) {
+                idle += 1;
             }
         }
     }
 
-    /// Takes the small queue's oldest entry and promotes or evicts it (`forced`: evicts it even if
-    /// it was read). Returns `false` if the queue had nothing ready.
+    /// One eviction step from the queue the policy names, or from the other if that one has
+    /// nothing ready. Returns whether either met a live entry.
+    fn eviction_step(&self, guard: &Guard, forced: bool) -> bool {
+        match policy::next_victim(self.small_queue_weight(), self.small_target) {
+            Victim::Small => self.pop_small(guard, forced) || self.main_step(guard, forced),
+            Victim::Main => self.main_step(guard, forced) || self.pop_small(guard, forced),
+        }
+    }
+
+    /// Takes the small queue's oldest live entry and promotes or evicts it (`forced`: evicts it
+    /// even if it was read). Entries that died while queued (replaced or removed since) free
+    /// nothing: they are released on the way, up to one ring's worth, without counting as the
+    /// step, so that a hot key's overwrites cannot use up an insert's eviction budget. Returns
+    /// `false` if the queue had no live entry ready.
     fn pop_small(&self, guard: &Guard, forced: bool) -> bool {
-        let Some(ptr) = self.small.as_ref().and_then(SmallQueue::pop) else {
+        let Some(small) = &self.small else {
             return false;
         };
-        let shared = Shared::from(ptr.cast_const());
-        // SAFETY: a pointer in the queue is one of the node's two references, so the node is
-        // alive, and popping made that reference ours.
-        let node = unsafe { shared.deref() };
-        self.sub_small_weight(self.weigh(&node.key, &node.value));
-        if node.is_live(guard) {
+        for _ in 0..small.capacity() {
+            let Some(ptr) = small.pop() else {
+                return false;
+            };
+            let shared = Shared::from(ptr.cast_const());
+            // SAFETY: a pointer in the queue is one of the node's two references, so the node is
+            // alive, and popping made that reference ours.
+            let node = unsafe { shared.deref() };
+            self.sub_small_weight(self.weigh(&node.key, &node.value));
+            if !node.is_live(guard) {
+                // SAFETY: we popped the queue's reference and do not use `node` after this.
+                unsafe { node::release(shared, DEQUEUED, guard) };
+                continue;
+            }
             let meta = node.meta.load(Ordering::Relaxed);
             if self.is_expired(meta) {
                 self.evict(node, EvictionCause::Expired, guard);
@@ -705,10 +726,11 @@ where
             } else if let Some(hash) = self.evict(node, EvictionCause::Evicted, guard) {
                 self.ghost.insert(hash);
             }
+            // SAFETY: we popped the queue's reference and do not use `node` after this.
+            unsafe { node::release(shared, DEQUEUED, guard) };
+            return true;
         }
-        // SAFETY: we popped the queue's reference and do not use `node` after this.
-        unsafe { node::release(shared, DEQUEUED, guard) };
-        true
+        false
     }
 
     /// Places `node`, whose queue reference the caller holds, in the main CLOCK: in a free slot
@@ -753,40 +775,51 @@ where
         unsafe { node::release(node, DEQUEUED, guard) };
     }
 
-    /// Moves the main CLOCK hand to the next occupied slot (passing at most a few free ones): a
-    /// dead, expired or cold entry there is evicted and its slot freed; a warm one is spared and
-    /// cooled (`forced`: evicted all the same). Returns `false` if it met only free slots.
+    /// Moves the main CLOCK hand to the next live entry: an expired or cold one is evicted and its
+    /// slot freed; a warm one is spared and cooled (`forced`: evicted all the same). Free slots
+    /// and dead entries (whose slots it frees) free no capacity, so passing them does not end
+    /// the step; it passes at most a few of them, or when `forced` up to a whole revolution: a
+    /// ring sized for more entries than a weight bound admits is mostly free, and a forced step
+    /// must still reach an entry. Returns `false` if it met no live entry.
     fn main_step(&self, guard: &Guard, forced: bool) -> bool {
         let Some(main) = &self.main else { return false };
-        let mut free_passed = 0;
-        let (slot, current) = loop {
+        let limit = if forced {
+            main.len()
+        } else {
+            policy::FREE_SLOTS_PER_STEP
+        };
+        let mut passed = 0;
+        loop {
             let slot = main.advance();
             let current = slot.load(Ordering::Acquire);
             if !current.is_null() {
-                break (slot, current);
+                // SAFETY: as in `promote`.
+                let occupant = unsafe { &*current };
+                let live = occupant.is_live(guard);
+                if !self.visit_main(occupant, true, forced, guard) {
+                    return true;
+                }
+                if slot
+                    .compare_exchange(
+                        current,
+                        std::ptr::null_mut(),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok()
+                {
+                    // SAFETY: our CAS took the slot's reference.
+                    unsafe { node::release(Shared::from(current.cast_const()), DEQUEUED, guard) };
+                }
+                if live {
+                    return true;
+                }
             }
-            free_passed += 1;
-            if free_passed == policy::FREE_SLOTS_PER_STEP {
+            passed += 1;
+            if passed >= limit {
                 return false;
             }
-        };
-        // SAFETY: as in `promote`.
-        if !self.visit_main(unsafe { &*current }, true, forced, guard) {
-            return true;
         }
-        if slot
-            .compare_exchange(
-                current,
-                std::ptr::null_mut(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
-        {
-            // SAFETY: our CAS took the slot's reference.
-            unsafe { node::release(Shared::from(current.cast_const()), DEQUEUED, guard) };
-        }
-        true
     }
 
     /// The main hand passes `occupant` (see [`policy::main_visit`]). Returns whether its slot may

@@ -35,8 +35,9 @@
 //!   a ring of slots: the hand spares entries read since its last pass, and a promoted entry takes
 //!   the slot of the victim it displaces, which keeps insertion order without moving anything.
 //!   Scans and one-hit wonders never displace the main queue. Eviction runs on the writing thread,
-//!   a bounded number of steps per insert, so no call pays for a long sweep and no background
-//!   thread is needed.
+//!   with no background thread: a bounded number of policy steps per insert, then, only if the
+//!   cache is still over a bound, forced evictions until it is back within it (one per victim
+//!   needed, so only an entry heavier than many others pays for several).
 //! * **Memory.** A `u64 -> u64` entry costs a 32-byte node (key, value, link, one metadata word
 //!   packing expiry, frequency, flags and a hash tag), an 8-byte bucket, an 8-byte main-queue
 //!   slot, and a few bytes of small-queue slots and ghost fingerprints.

@@ -25,6 +25,11 @@ impl<T> MainQueue<T> {
         }
     }
 
+    /// Number of slots.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Advances the hand by one and returns the slot it passed.
     #[inline]
     pub(crate) fn advance(&self) -> &AtomicPtr<T> {

@@ -46,6 +46,11 @@ impl<T> SmallQueue<T> {
         self.slots.len() - 1
     }
 
+    /// Most pointers the ring holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Number of pointers pushed and not yet popped (momentarily stale under concurrency).
     pub(crate) fn len(&self) -> usize {
         let tail = self.tail.load(Ordering::Relaxed);

@@ -82,3 +82,90 @@ fn weight_and_count_bounds_hold_together() {
         assert!(cache.weighted_size() <= 400);
     }
 }
+
+// Regressions: every insert must return with the cache within its bounds, even when the eviction
+// steps of that insert meet mostly dead entries or free slots, or one insert needs many victims.
+// Before the fix, each of these returned over its bound (single-threaded): the first was found by
+// the cargo-fuzz target of verify/ (a weight bound, a key overwritten some 60 times, then one
+// more insert: weight 6 of 5).
+
+/// A hot key's overwrites leave dead entries in the small queue; they used to count as eviction
+/// steps, so an insert behind a few hundred of them gave up over the bound (len 1001 of 1000).
+#[test]
+fn count_bound_holds_after_a_hot_key_was_overwritten_many_times() {
+    let cache = Cache::<u64, u64>::new(1000);
+    for k in 0..1000 {
+        cache.insert(k, k);
+    }
+    for i in 0..300 {
+        cache.insert(0, i);
+    }
+    cache.insert(5000, 1);
+    assert!(cache.len() <= 1000, "len {}", cache.len());
+}
+
+/// The same with a weight bound (weight 72 of 64).
+#[test]
+fn weight_bound_holds_after_a_hot_key_was_overwritten_many_times() {
+    let cache: Cache<u64, u64> = Cache::builder().max_weight(64).weigher(|_, _| 8).build();
+    for k in 0..8 {
+        cache.insert(k, k);
+    }
+    for i in 0..300 {
+        cache.insert(0, i);
+    }
+    cache.insert(100, 100);
+    assert!(
+        cache.weighted_size() <= 64,
+        "weight {}",
+        cache.weighted_size()
+    );
+}
+
+/// A weight bound with a much larger count bound: the main ring is sized for 100,000 entries but
+/// holds 8, and the hand used to give up after a few free slots per step, so the weight bound
+/// was barely enforced (over it after almost every insert, up to 160 of 64).
+#[test]
+fn weight_bound_holds_when_the_main_ring_is_sparse() {
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(100_000)
+        .max_weight(64)
+        .weigher(|_, _| 8)
+        .build();
+    let mut state = 5u64;
+    for i in 0..20_000u64 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let key = state % 20;
+        if state >> 63 == 0 {
+            cache.get(&key);
+        } else {
+            cache.insert(key, i);
+        }
+        assert!(
+            cache.weighted_size() <= 64,
+            "weight {} after op {i}",
+            cache.weighted_size()
+        );
+    }
+}
+
+/// One entry heavier than hundreds of others needs that many victims; the insert used to stop
+/// after its step budget (weight 1372 of 1000).
+#[test]
+fn weight_bound_holds_after_one_heavy_insert() {
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_weight(1000)
+        .weigher(|_, value| if *value == u64::MAX { 500 } else { 1 })
+        .build();
+    for k in 0..1000 {
+        cache.insert(k, k);
+    }
+    cache.insert(5000, u64::MAX);
+    assert!(
+        cache.weighted_size() <= 1000,
+        "weight {}",
+        cache.weighted_size()
+    );
+}

@@ -307,6 +307,40 @@ fn racing_evictions_free_each_node_once() {
     });
 }
 
+/// Eviction past dead entries: an overwrite leaves the old node dead in the small queue, and
+/// eviction releases such nodes on its way without counting them as steps (the fix for the bound
+/// that the cargo-fuzz target found broken). Over a full cache whose small queue holds a dead
+/// node and then the live one that replaced it, an insert of a new key evicts past the dead node
+/// while a remove races it for the live one: every node is freed exactly once and never while
+/// queued (the canaries), the value is removed once at most, and the bound holds afterwards.
+#[test]
+fn eviction_past_dead_entries_frees_each_node_once() {
+    explore(
+        "eviction_past_dead_entries_frees_each_node_once",
+        loom::model::Builder::new(),
+        || {
+            let cache = cache::<Canary>(1);
+            cache.insert(1, Canary::new(1));
+            // The node of value 1 is now dead in the small queue, ahead of value 2's.
+            cache.insert(1, Canary::new(2));
+            let other = cache.clone();
+            let t = thread::spawn(move || {
+                let removed = other.remove(&1).map(|c| c.id);
+                flush();
+                removed
+            });
+            cache.insert(2, Canary::new(3));
+            flush();
+            let removed = t.join().unwrap();
+            assert!(removed.is_none() || removed == Some(2), "{removed:?}");
+            assert!(cache.len() <= 1, "bound restored: {}", cache.len());
+            assert_eq!(cache.get(&1).map(|c| c.id), None, "value 2 gone either way");
+            drop(cache);
+            flush();
+        },
+    );
+}
+
 /// Single-flight with two callers: whichever leads, the loader runs once and both callers get
 /// its value.
 #[test]
