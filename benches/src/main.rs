@@ -8,6 +8,7 @@
 mod alloc_counter;
 mod contenders;
 mod memory;
+mod redb;
 mod report;
 mod throughput;
 mod tiered;
@@ -45,6 +46,8 @@ enum Command {
     Memory(memory::MemoryArgs),
     /// What the `strata` crate adds: an L1 hit through TieredCache, LZ4 on/off, serde formats.
     Tiered(tiered::TieredArgs),
+    /// The redb disk tier: hit latency at 1 KiB and 64 KiB, group commits against one durable commit per write.
+    Redb(redb::RedbArgs),
     /// All of the above, as one markdown report.
     All {
         #[command(flatten)]
@@ -66,6 +69,7 @@ fn main() -> anyhow::Result<()> {
         Command::Traces(args) => print(&traces::run(&args)?),
         Command::Memory(args) => print(&memory::run(&args)?),
         Command::Tiered(args) => print(&tiered::run(&args)?),
+        Command::Redb(args) => print(&redb::run(&args)?),
         Command::All {
             throughput,
             traces,
