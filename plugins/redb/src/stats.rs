@@ -41,6 +41,8 @@ pub struct RedbStats {
     pub committed_ops: u64,
     /// File compactions run.
     pub compactions: u64,
+    /// Compactions that failed (redb returned an error; the file stays as it was).
+    pub compaction_failures: u64,
     /// Median commit latency (the redb `commit` call).
     pub commit_p50: Duration,
     /// 99th percentile commit latency.
@@ -62,6 +64,7 @@ pub(crate) struct Counters {
     pub durable_commits: AtomicU64,
     pub committed_ops: AtomicU64,
     pub compactions: AtomicU64,
+    pub compaction_failures: AtomicU64,
     commit_micros: Mutex<Histogram<u64>>,
 }
 
@@ -82,6 +85,7 @@ impl Counters {
             durable_commits: AtomicU64::new(0),
             committed_ops: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
+            compaction_failures: AtomicU64::new(0),
             commit_micros: Mutex::new(histogram),
         }
     }
@@ -133,6 +137,7 @@ impl Counters {
             durable_commits: self.durable_commits.load(Relaxed),
             committed_ops: self.committed_ops.load(Relaxed),
             compactions: self.compactions.load(Relaxed),
+            compaction_failures: self.compaction_failures.load(Relaxed),
             commit_p50: Duration::from_micros(p50),
             commit_p99: Duration::from_micros(p99),
             commit_max: Duration::from_micros(max),

@@ -385,6 +385,14 @@ impl Tier for RedbTier {
                 "live data of {live} bytes is over max_size ({max_size}); eviction is behind"
             ));
         }
+        let file = counters.file_bytes.load(Relaxed);
+        let file_bound = 2 * self.shared.config.compaction_threshold();
+        if file > file_bound {
+            return Health::Degraded(format!(
+                "file of {file} bytes is over its bound of {file_bound} ({} compactions failed)",
+                counters.compaction_failures.load(Relaxed)
+            ));
+        }
         let backlog = self.shared.queue.backlog_fraction();
         if backlog > 0.9 {
             return Health::Degraded(format!(

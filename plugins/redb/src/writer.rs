@@ -407,8 +407,14 @@ impl Writer {
                 self.undurable_bytes = 0;
             }
             // No read can be in flight (we hold the file exclusively), so a failure here is an
-            // I/O error: the commits before it stand, and the next commit will tell.
-            Ok(Err(_)) => {}
+            // I/O error: the commits before it stand, and the next commit will tell. Counted, and
+            // reported by `health` while the file stays over its bound.
+            Ok(Err(_)) => {
+                self.shared
+                    .counters
+                    .compaction_failures
+                    .fetch_add(1, Relaxed);
+            }
             Err(panic) => self.shared.set_down(format!(
                 "compacting {} panicked: {}",
                 self.path(),
