@@ -2,7 +2,7 @@
 //! `get_or_insert_with` (a stand-in for a slow backend) against a cache holding a tenth of them,
 //! then print what the cache saw.
 //!
-//! `cargo run --release -p strata-engine --example demo`
+//! `cargo run --release -p strata-engine --example l1_demo`
 
 use std::time::{Duration, Instant};
 
