@@ -76,10 +76,10 @@ fn ttl_run_has_no_violations() {
     assert!(report.stats.expirations > 0, "{}", report.summary());
 }
 
-/// `get_or_insert_with` in the mix. Ignored because it fails: a caller that misses and joins a
-/// loader's flight after the loader inserted its value, but before it completed the flight, gets
+/// `get_or_insert_with` in the mix. This failed before c263b56: a caller that missed and joined a
+/// loader's flight after the loader inserted its value, but before it completed the flight, got
 /// that value even when it was overwritten or removed (by calls that completed before the caller
-/// began) in between: a stale read. Run with `cargo test -p strata-verify -- --ignored`.
+/// began) in between: a stale read. Followers now re-read the cache when the flight settles.
 #[test]
 fn get_or_insert_with_is_linearizable() {
     let config = Config {
