@@ -388,3 +388,36 @@ fn failed_loader_releases_the_waiter() {
         },
     );
 }
+
+/// Single-flight with a panicking leader: the panic unwinds through the loader's caller, whose
+/// dropped leader handle abandons the flight, so the waiting caller is released and loads itself
+/// (no caller waits forever: loom reports a deadlock), and the panic leaves nothing cached.
+#[test]
+fn panicking_loader_releases_the_waiter() {
+    // One expected panic per interleaving: keep them out of the log, and report any other.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&"loader panicked") {
+            report(info);
+        }
+    }));
+    explore(
+        "panicking_loader_releases_the_waiter",
+        loom::model::Builder::new(),
+        || {
+            let cache = cache::<u64>(4);
+            let other = cache.clone();
+            let t = thread::spawn(move || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    other.get_or_insert_with(8, || panic!("loader panicked"))
+                }))
+                .ok()
+            });
+            let mine = cache.get_or_insert_with(8, || 80);
+            let theirs = t.join().unwrap();
+            assert_eq!(mine, 80);
+            assert!(theirs.is_none() || theirs == Some(80), "{theirs:?}");
+            assert_eq!(cache.get(&8), Some(80));
+        },
+    );
+}
