@@ -473,14 +473,25 @@ where
     }
 
     /// Reads the lower tiers top to bottom; on a hit, promotes the entry into every tier above
-    /// with its remaining lifetime and returns it with that lifetime.
+    /// that answered this read (one that just failed or timed out is not written to, so a hung
+    /// tier costs a read one timeout, not two) with its remaining lifetime, and returns it with
+    /// that lifetime.
     async fn read_lower(&self, key: &str) -> Option<(V, Option<Duration>)> {
         let shared = &*self.shared;
+        let mut answered = Vec::with_capacity(shared.layers.len());
         for (depth, layer) in shared.layers.iter().enumerate() {
             let stored = match layer.get(key).await {
                 Lookup::Hit(stored) => stored,
-                Lookup::Miss | Lookup::Degraded(_) => continue,
+                Lookup::Miss => {
+                    answered.push(true);
+                    continue;
+                }
+                Lookup::Degraded(_) => {
+                    answered.push(false);
+                    continue;
+                }
             };
+            answered.push(true);
             let decoded = frame::decode(&stored, &shared.frame)
                 .map_err(|e| e.to_string())
                 .and_then(|frame| {
@@ -497,8 +508,11 @@ where
             match decoded {
                 Ok(Some((value, remaining))) => {
                     shared.lower_hits.fetch_add(1, Relaxed);
-                    self.promote(key, &stored, remaining, &shared.layers[..depth])
-                        .await;
+                    let above = shared.layers[..depth]
+                        .iter()
+                        .zip(&answered)
+                        .filter_map(|(layer, answered)| answered.then_some(layer));
+                    self.promote(key, &stored, remaining, above).await;
                     return Some((value, remaining));
                 }
                 // Expired in the frame though the tier still had it (clock skew, a tier that
@@ -514,14 +528,14 @@ where
         None
     }
 
-    async fn promote(
+    async fn promote<'a>(
         &self,
         key: &str,
         stored: &Bytes,
         remaining: Option<Duration>,
-        above: &[Layer],
+        above: impl Iterator<Item = &'a Layer>,
     ) {
-        join_all(above.iter().map(|layer| async move {
+        join_all(above.map(|layer| async move {
             if layer
                 .set(key, stored.clone(), layer.ttl_for(remaining))
                 .await

@@ -37,7 +37,8 @@
 //! into L1 and into every tier above it with its *remaining* lifetime (the frame carries the
 //! absolute expiry), capped by each tier's own TTL, and returned. A tier that fails, stalls
 //! past its timeout, or has its circuit breaker open is skipped: its read counts as a degraded
-//! miss and the read goes on to the next tier. Bytes that fail to decode (damaged, truncated,
+//! miss and the read goes on to the next tier, and the hit found below it is not promoted into
+//! it (so a hung tier costs a read one timeout, not two). Bytes that fail to decode (damaged, truncated,
 //! another format version, a changed type) are counted as corrupt, deleted from that tier and
 //! treated as a miss.
 //!
