@@ -236,6 +236,16 @@ impl Model {
         entry.deadline.is_some_and(|d| self.now_ms >= d)
     }
 
+    /// `key`'s entry `old`, which this step removes itself, reported for one of `causes`.
+    fn own(&self, key: u8, old: Entry, causes: &'static [EvictionCause]) -> Own {
+        Own {
+            key,
+            value: old.value,
+            expired: self.expired(&old),
+            causes,
+        }
+    }
+
     /// The live (unexpired) entry of `key` in `entries`.
     fn live_in(&self, entries: &BTreeMap<u8, Entry>, key: u8) -> Option<Entry> {
         entries.get(&key).filter(|e| !self.expired(e)).copied()
@@ -270,12 +280,7 @@ impl Model {
                 if self.setup.storable(value) {
                     let deadline = self.deadline(ttl.or(self.setup.time_to_live_ms));
                     if let Some(old) = self.held.insert(key, Entry { value, deadline }) {
-                        own.push(Own {
-                            key,
-                            value: old.value,
-                            expired: self.expired(&old),
-                            causes: &[Replaced],
-                        });
+                        own.push(self.own(key, old, &[Replaced]));
                     }
                     self.expected.inserts += 1;
                 } else {
@@ -300,12 +305,7 @@ impl Model {
                     } else {
                         &[Removed]
                     };
-                    own.push(Own {
-                        key,
-                        value: old.value,
-                        expired: self.expired(&old),
-                        causes,
-                    });
+                    own.push(self.own(key, old, causes));
                 }
                 Answer::Value(got)
             }
@@ -328,12 +328,11 @@ impl Model {
                         if let Some(old) = self.held.insert(key, entry) {
                             // An expired entry, reclaimed by the loader's read (or replaced),
                             // or one the cache evicted while the loader ran.
-                            own.push(Own {
+                            own.push(self.own(
                                 key,
-                                value: old.value,
-                                expired: self.expired(&old),
-                                causes: &[Expired, Replaced, EvictionCause::Evicted],
-                            });
+                                old,
+                                &[Expired, Replaced, EvictionCause::Evicted],
+                            ));
                         }
                         self.expected.inserts += 1;
                     } else {
@@ -355,24 +354,14 @@ impl Model {
                     .collect();
                 for key in gone {
                     let old = self.held.remove(&key).expect("listed above");
-                    own.push(Own {
-                        key,
-                        value: old.value,
-                        expired: self.expired(&old),
-                        causes: &[Removed],
-                    });
+                    own.push(self.own(key, old, &[Removed]));
                 }
                 Answer::None
             }
             Step::Clear => {
                 self.cache.clear();
                 for (key, old) in std::mem::take(&mut self.held) {
-                    own.push(Own {
-                        key,
-                        value: old.value,
-                        expired: self.expired(&old),
-                        causes: &[Removed],
-                    });
+                    own.push(self.own(key, old, &[Removed]));
                 }
                 Answer::None
             }
