@@ -16,27 +16,10 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Rng, TempTier};
+use common::{crash_value, Rng, TempTier};
 use strata_tier::{Lookup, Tier};
 
 const KILLS: u64 = 24;
-
-/// The crashwriter's value of `key` at `version` (the same function as in the binary).
-fn value_of(key: &str, version: u64) -> Vec<u8> {
-    let mut state = version.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    for byte in key.bytes() {
-        state = (state ^ u64::from(byte)).wrapping_mul(0x100_0000_01B3);
-    }
-    let mut value = format!("{key}|{version}|").into_bytes();
-    let filler = 16 + (state % 1500) as usize;
-    for _ in 0..filler {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        value.push(state as u8);
-    }
-    value
-}
 
 /// What must hold for a key after a crash.
 #[derive(Clone, Copy, Debug)]
@@ -67,7 +50,7 @@ fn parse_value(key: &str, value: &[u8]) -> Result<u64, String> {
     let version: u64 = version
         .parse()
         .map_err(|_| format!("{key}: bad version {version:?}"))?;
-    if value != value_of(key, version).as_slice() {
+    if value != crash_value(key, version).as_slice() {
         return Err(format!("{key}: bytes of version {version} differ"));
     }
     Ok(version)

@@ -36,6 +36,19 @@ async fn assert_recreates(file: &TempTier) {
     tier.close().await;
 }
 
+/// A closed tier file holding 2,000 entries of 500 bytes (about 1 MiB of pages to damage).
+async fn filled_file() -> TempTier {
+    let file = TempTier::new();
+    let tier = file.open();
+    for i in 0..2000 {
+        tier.set(&format!("key:{i}"), Bytes::from(vec![9u8; 500]), None)
+            .await
+            .unwrap();
+    }
+    tier.close().await;
+    file
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_bytes_are_a_typed_corrupt_error() {
     let seed = common::seed("garbage_bytes_are_a_typed_corrupt_error");
@@ -60,14 +73,7 @@ async fn garbage_bytes_are_a_typed_corrupt_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_file_is_a_typed_error_or_opens_clean() {
     for keep in [0.5, 0.1, 0.01] {
-        let file = TempTier::new();
-        let tier = file.open();
-        for i in 0..2000 {
-            tier.set(&format!("key:{i}"), Bytes::from(vec![9u8; 500]), None)
-                .await
-                .unwrap();
-        }
-        tier.close().await;
+        let file = filled_file().await;
         let len = std::fs::metadata(&file.path).unwrap().len();
         let cut = (len as f64 * keep) as u64;
         std::fs::OpenOptions::new()
@@ -169,14 +175,7 @@ async fn overwritten_pages_never_panic_the_caller() {
     let seed = common::seed("overwritten_pages_never_panic_the_caller");
     let mut rng = Rng::new(seed);
     for check in [true, false] {
-        let file = TempTier::new();
-        let tier = file.open();
-        for i in 0..2000 {
-            tier.set(&format!("key:{i}"), Bytes::from(vec![9u8; 500]), None)
-                .await
-                .unwrap();
-        }
-        tier.close().await;
+        let file = filled_file().await;
         let mut bytes = std::fs::read(&file.path).unwrap();
         // Keep redb's header (the first page) and scribble over a run of pages after it.
         let start = 4096 + rng.below(bytes.len() as u64 / 2) as usize;

@@ -18,7 +18,7 @@
 //! 20 ms, durability by `flush`; 3 = mode 2 with a 1 MiB `max_size`, so eviction runs too.
 //!
 //! Values are `KEY|VERSION|` followed by filler whose length and bytes follow from key and
-//! version ([`strata_redb_crash_value`] below; the test has the same function), so the checker
+//! version (`crash_value` in `tests/common/seeded.rs`, which the test shares), so the checker
 //! can tell a right value from a wrong one of the right length.
 
 use std::io::Write;
@@ -32,34 +32,10 @@ use strata_tier::{Bytes, Tier};
 const TASKS: u64 = 8;
 const KEYS_PER_TASK: u64 = 64;
 
-/// The value of `key` at `version`.
-fn strata_redb_crash_value(key: &str, version: u64) -> Vec<u8> {
-    let mut state = version.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    for byte in key.bytes() {
-        state = (state ^ u64::from(byte)).wrapping_mul(0x100_0000_01B3);
-    }
-    let mut value = format!("{key}|{version}|").into_bytes();
-    let filler = 16 + (state % 1500) as usize;
-    for _ in 0..filler {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        value.push(state as u8);
-    }
-    value
-}
+#[path = "../../tests/common/seeded.rs"]
+mod seeded;
 
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n
-    }
-}
+use seeded::{crash_value, Rng};
 
 fn emit(line: &str) {
     let mut out = std::io::stdout().lock();
@@ -69,7 +45,7 @@ fn emit(line: &str) {
 }
 
 async fn task(tier: Arc<RedbTier>, round: u64, id: u64, seed: u64, flushes: bool) {
-    let mut rng = Rng(seed ^ (id + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93));
+    let mut rng = Rng::new(seed ^ (id + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93));
     let mut versions = vec![0u64; KEYS_PER_TASK as usize];
     // Sets that returned but are not known durable yet: (key index, version).
     let mut undurable: Vec<(usize, u64)> = Vec::new();
@@ -79,7 +55,7 @@ async fn task(tier: Arc<RedbTier>, round: u64, id: u64, seed: u64, flushes: bool
         match rng.below(20) {
             0..=13 => {
                 versions[k] += 1;
-                let value = Bytes::from(strata_redb_crash_value(&key, versions[k]));
+                let value = Bytes::from(crash_value(&key, versions[k]));
                 if tier.set(&key, value, None).await.is_err() {
                     return;
                 }

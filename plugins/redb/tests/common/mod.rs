@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 use strata_redb::{RedbTier, RedbTierBuilder};
 use tempfile::TempDir;
 
+mod seeded;
+// Not every test binary uses both.
+#[allow(unused_imports)]
+pub use seeded::{crash_value, Rng};
+
 /// A temporary directory holding one tier file; both go away on drop.
 pub struct TempTier {
     pub dir: TempDir,
@@ -50,28 +55,6 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// SplitMix64: a small seeded generator, so failures replay from a printed seed.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
     }
 }
 
