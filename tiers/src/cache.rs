@@ -183,7 +183,8 @@ where
             shared.misses.fetch_add(1, Relaxed);
             return None;
         }
-        let seen = shared.epochs.read(key);
+        let epoch = shared.epochs.of(key);
+        let seen = epoch.read();
         let Some((value, remaining)) = self.read_lower(key).await else {
             shared.misses.fetch_add(1, Relaxed);
             return None;
@@ -191,9 +192,9 @@ where
         // Fill L1 only if no write to the key began since `seen`, and undo the fill if one
         // began meanwhile: a writer bumps the epoch, writes L1, writes the tiers, bumps again
         // and writes L1 again, so its L1 write lands after any fill that passed the check.
-        if shared.epochs.read(key) == seen {
-            self.fill_l1(key.to_owned(), value.clone(), remaining);
-            if shared.epochs.read(key) != seen {
+        if epoch.read() == seen {
+            let _ = self.insert_l1(key.to_owned(), value.clone(), remaining);
+            if epoch.read() != seen {
                 shared.l1.remove(key);
             }
         }
@@ -222,7 +223,8 @@ where
         if let Some(value) = shared.l1.get(key) {
             return Ok(value);
         }
-        let seen = shared.epochs.read(key);
+        let epoch = shared.epochs.of(key);
+        let seen = epoch.read();
         let load = async {
             if let Some((value, remaining)) = self.read_lower(key).await {
                 return Ok((value, self.l1_ttl(remaining)));
@@ -239,7 +241,7 @@ where
             .l1
             .try_get_or_insert_with_ttl_async::<_, CacheError>(key.to_owned(), load)
             .await?;
-        if shared.epochs.read(key) != seen {
+        if epoch.read() != seen {
             // A write or invalidation overlapped this load; what the engine just cached may be
             // older than what the writer wrote. Leave L1 to the writer.
             shared.l1.remove(key);
@@ -277,9 +279,10 @@ where
         let frame = self.frame_value(&value, ttl)?;
         let to_l1 = options.target != WriteTarget::SkipL1;
         let to_lower = options.target != WriteTarget::L1Only;
-        shared.epochs.bump(key);
+        let epoch = shared.epochs.of(key);
+        epoch.bump();
         if to_l1 {
-            self.write_l1(key, value.clone(), ttl)?;
+            self.insert_l1(key.to_owned(), value.clone(), ttl)?;
         } else {
             shared.l1.remove(key);
         }
@@ -288,9 +291,9 @@ where
         } else {
             WriteReport::default()
         };
-        shared.epochs.bump(key);
+        epoch.bump();
         if to_l1 {
-            self.write_l1(key, value, ttl)?;
+            self.insert_l1(key.to_owned(), value, ttl)?;
         } else {
             shared.l1.remove(key);
         }
@@ -302,10 +305,11 @@ where
     /// there, so retry.
     pub async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         let shared = &*self.shared;
-        shared.epochs.bump(key);
+        let epoch = shared.epochs.of(key);
+        epoch.bump();
         let mut found = shared.l1.remove(key).is_some();
         let results = join_all(shared.layers.iter().map(|layer| layer.delete(key))).await;
-        shared.epochs.bump(key);
+        epoch.bump();
         found |= shared.l1.remove(key).is_some();
         let mut failures = Vec::new();
         for (layer, result) in shared.layers.iter().zip(results) {
@@ -427,21 +431,14 @@ where
         capped(remaining, self.shared.memory_ttl)
     }
 
-    fn write_l1(&self, key: &str, value: V, ttl: Option<Duration>) -> Result<(), CacheError> {
+    /// Puts a value in L1 for its remaining lifetime, capped by `memory_ttl`.
+    fn insert_l1(&self, key: String, value: V, ttl: Option<Duration>) -> Result<(), CacheError> {
         let l1 = &self.shared.l1;
         match self.l1_ttl(ttl) {
-            Some(ttl) => l1.try_insert_with_ttl(key.to_owned(), value, ttl)?,
-            None => l1.try_insert(key.to_owned(), value)?,
+            Some(ttl) => l1.try_insert_with_ttl(key, value, ttl)?,
+            None => l1.try_insert(key, value)?,
         }
         Ok(())
-    }
-
-    fn fill_l1(&self, key: String, value: V, remaining: Option<Duration>) {
-        let l1 = &self.shared.l1;
-        match self.l1_ttl(remaining) {
-            Some(ttl) => l1.insert_with_ttl(key, value, ttl),
-            None => l1.insert(key, value),
-        }
     }
 
     fn remove_matching_l1(&self, pattern: &KeyPattern) -> u64 {

@@ -29,18 +29,11 @@ impl WriteEpochs {
         }
     }
 
-    fn stripe(&self, key: &(impl Hash + ?Sized)) -> &AtomicU64 {
-        &self.stripes[(self.hasher.hash_one(key) as usize) % STRIPES]
-    }
-
-    /// The epoch a reader notes before reading the lower tiers.
-    pub(crate) fn read(&self, key: &str) -> u64 {
-        self.stripe(key).load(SeqCst)
-    }
-
-    /// A writer of `key` marks its start or end.
-    pub(crate) fn bump(&self, key: &str) {
-        self.stripe(key).fetch_add(1, SeqCst);
+    /// The epoch of `key`'s stripe; hash the key once, then read or bump it as often as needed.
+    pub(crate) fn of(&self, key: &(impl Hash + ?Sized)) -> Epoch<'_> {
+        Epoch {
+            stripe: &self.stripes[(self.hasher.hash_one(key) as usize) % STRIPES],
+        }
     }
 
     /// A writer of many keys (a pattern, a clear) marks its start or end.
@@ -48,5 +41,22 @@ impl WriteEpochs {
         self.stripes.iter().for_each(|stripe| {
             stripe.fetch_add(1, SeqCst);
         });
+    }
+}
+
+/// One key's epoch (its stripe's).
+pub(crate) struct Epoch<'a> {
+    stripe: &'a AtomicU64,
+}
+
+impl Epoch<'_> {
+    /// The epoch a reader notes before reading the lower tiers, and compares after.
+    pub(crate) fn read(&self) -> u64 {
+        self.stripe.load(SeqCst)
+    }
+
+    /// A writer of the key marks its start or end.
+    pub(crate) fn bump(&self) {
+        self.stripe.fetch_add(1, SeqCst);
     }
 }
