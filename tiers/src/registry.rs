@@ -112,7 +112,7 @@ impl TierRegistry {
     /// Opens the tier `url` names.
     pub async fn open(&self, url: &str) -> Result<Arc<dyn Tier>, RegistryError> {
         let parsed = Url::parse(url).map_err(|reason| RegistryError::BadUrl {
-            url: redact(url),
+            url: url.to_owned(),
             reason,
         })?;
         let factory =
@@ -122,22 +122,21 @@ impl TierRegistry {
                     scheme: parsed.scheme().to_owned(),
                     known: self.schemes().collect::<Vec<_>>().join(", "),
                 })?;
-        let shown = redact(url);
+        let shown = redacted(url, &parsed);
         factory(parsed)
             .await
             .map_err(|source| RegistryError::Open { url: shown, source })
     }
 }
 
-/// Removes a password from a URL before it goes into an error or a log.
-fn redact(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
+/// The URL as given, or with its password replaced if it has one, for errors and logs.
+fn redacted(text: &str, parsed: &Url) -> String {
+    if parsed.password().is_none() {
+        return text.to_owned();
     }
+    let mut shown = parsed.clone();
+    let _ = shown.set_password(Some("***"));
+    shown.to_string()
 }
 
 /// A query parameter parsed as `T`, with an error naming it.
