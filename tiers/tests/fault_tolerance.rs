@@ -3,7 +3,7 @@
 //! recovers, and write failures that go uncounted.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use strata::{
     BreakerConfig, BreakerState, Fault, FaultyTier, Health, MemoryTier, Postcard, Schedule,
@@ -37,21 +37,20 @@ async fn faulty_l2(timeout_ms: u64, breaker: BreakerConfig) -> (Strings, Arc<Fau
     (cache, l2)
 }
 
-#[tokio::test]
+// Tokio's clock is paused and advances only while every task waits, so `took` is the time the
+// read spent waiting on timers, free of this machine's scheduling noise.
+#[tokio::test(start_paused = true)]
 async fn a_hung_tier_does_not_delay_reads_past_its_timeout() {
     let timeout = Duration::from_millis(150);
     let (cache, l2) = faulty_l2(150, breaker(100, 1000)).await;
     l2.inject(Fault::Hang, Schedule::Always);
     for _ in 0..3 {
         cache.l1().clear();
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
         assert_eq!(cache.get("k").await.as_deref(), Some("v"), "served from l3");
         let took = started.elapsed();
         // One timeout, and not a second one for promoting into the tier that just hung.
-        assert!(
-            took >= timeout && took < timeout * 2 - Duration::from_millis(10),
-            "{took:?}"
-        );
+        assert!(took >= timeout && took < timeout * 2, "{took:?}");
     }
     let stats = &cache.stats().tiers[0];
     assert_eq!(
