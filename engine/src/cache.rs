@@ -17,10 +17,10 @@ use crate::loader::{FlightWait, Flights, Role};
 use crate::main_queue::MainQueue;
 use crate::node::{self, Node, DEQUEUED, IN_MAIN};
 use crate::policy::{self, MainVisit, SmallExit, Victim};
-use crate::small_queue::SmallQueue;
+use crate::shard::{signed, Bounds, Shard, Shards};
 use crate::stats::{CacheStats, Event, StatsRecorder};
 use crate::sync::epoch::{self, Guard, Owned, Shared};
-use crate::sync::{AtomicU64, CachePadded, Ordering};
+use crate::sync::Ordering;
 use crate::table::{Inserted, Table};
 
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
@@ -53,27 +53,18 @@ pub struct Cache<K, V, S = ahash::RandomState> {
 
 struct Inner<K, V, S> {
     table: Table<K, V>,
-    /// New entries waiting to prove themselves (absent when the cache is unbounded).
-    small: Option<SmallQueue<Node<K, V>>>,
-    /// The entries that proved themselves (absent when the cache is unbounded).
-    main: Option<MainQueue<Node<K, V>>>,
+    /// The eviction queues and counters, split by key hash (see [`crate::shard`]).
+    shards: Shards<Node<K, V>>,
     ghost: Ghost,
     hasher: S,
+    /// The cache's bounds; each shard enforces its part of them.
     max_entries: u64,
     max_weight: u64,
     max_entry_weight: u64,
-    /// The small queue's share, in weight units.
-    small_target: u64,
     weigher: Option<Weigher<K, V>>,
     time_to_live: Option<Duration>,
     ticks: Ticks,
     listener: Option<Listener<K, V>>,
-    entries: CachePadded<AtomicU64>,
-    /// Total weight, kept only with a weigher (see `total_weight`).
-    weight: CachePadded<AtomicU64>,
-    /// Weight of the entries in the small queue, the dead ones that are still queued included
-    /// (kept only with a weigher; see `small_queue_weight`).
-    small_weight: CachePadded<AtomicU64>,
     stats: StatsRecorder,
     flights: Flights<K, V>,
 }
@@ -109,6 +100,7 @@ impl<K, V, S> fmt::Debug for Cache<K, V, S> {
             .field("weight", &self.inner.total_weight())
             .field("max_entries", &self.inner.max_entries)
             .field("max_weight", &self.inner.max_weight)
+            .field("shards", &self.inner.shards.len())
             .finish_non_exhaustive()
     }
 }
@@ -120,32 +112,27 @@ where
     S: BuildHasher,
 {
     pub(crate) fn from_config(config: Config<K, V, S>) -> Self {
-        let bounded = config.max_entries != u64::MAX || config.max_weight != u64::MAX;
-        let policy_capacity = if config.max_weight != u64::MAX {
-            config.max_weight
-        } else {
-            config.max_entries
-        };
         let expected = config.expected_entries;
-        let small_slots = (expected as u64 * policy::SMALL_PERCENT * 2 / 100).max(4) as usize;
+        let shards = Shards::new(&Bounds {
+            max_entries: config.max_entries,
+            max_weight: config.max_weight,
+            max_entry_weight: config.max_entry_weight,
+            weighted: config.weigher.is_some(),
+            expected_entries: expected,
+        });
         Cache {
             inner: Arc::new(Inner {
                 table: Table::new(expected),
-                small: bounded.then(|| SmallQueue::new(small_slots)),
-                main: bounded.then(|| MainQueue::new(expected)),
+                shards,
                 ghost: Ghost::new(policy::main_share(expected)),
                 hasher: config.hasher,
                 max_entries: config.max_entries,
                 max_weight: config.max_weight,
                 max_entry_weight: config.max_entry_weight,
-                small_target: policy::small_target(policy_capacity),
                 weigher: config.weigher,
                 time_to_live: config.time_to_live,
                 ticks: Ticks::new(config.clock),
                 listener: config.listener,
-                entries: CachePadded::new(AtomicU64::new(0)),
-                weight: CachePadded::new(AtomicU64::new(0)),
-                small_weight: CachePadded::new(AtomicU64::new(0)),
                 stats: StatsRecorder::new(),
                 flights: Flights::new(),
             }),
@@ -477,57 +464,79 @@ where
 
 /// The counters, readable without the cache's trait bounds (`Debug` uses them).
 impl<K, V, S> Inner<K, V, S> {
-    /// Live entries (the counter dips below zero when an eviction uncounts an entry before its
-    /// insert has counted it; it reads as zero then).
+    /// Live entries, summed over the shards (a shard's counter dips below zero when an eviction
+    /// uncounts an entry before its insert has counted it; the sum reads as zero then).
     fn count(&self) -> u64 {
-        signed(self.entries.load(Ordering::Relaxed))
+        signed(self.shards.iter().fold(0u64, |sum, shard| {
+            sum.wrapping_add(shard.counters.entries.load(Ordering::Relaxed))
+        }))
     }
-
-    fn over_capacity(&self) -> bool {
-        self.count() > self.max_entries || self.total_weight() > self.max_weight
-    }
-
-    // Without a weigher every entry weighs 1: the total weight is the entry count and the small
-    // queue's weight its length, so the weight counters are left untouched (two fewer shared
-    // read-modify-writes per insert and per eviction).
 
     fn total_weight(&self) -> u64 {
         if self.weigher.is_some() {
-            signed(self.weight.load(Ordering::Relaxed))
+            signed(self.shards.iter().fold(0u64, |sum, shard| {
+                sum.wrapping_add(shard.counters.weight.load(Ordering::Relaxed))
+            }))
         } else {
             self.count()
         }
     }
 
-    fn add_weight(&self, weight: u64) {
+    // Without a weigher every entry weighs 1: a shard's weight is its entry count and its small
+    // queue's weight that queue's length, so the weight counters are left untouched (two fewer
+    // shared read-modify-writes per insert and per eviction).
+
+    fn shard_count(shard: &Shard<Node<K, V>>) -> u64 {
+        signed(shard.counters.entries.load(Ordering::Relaxed))
+    }
+
+    fn shard_weight(&self, shard: &Shard<Node<K, V>>) -> u64 {
         if self.weigher.is_some() {
-            self.weight.fetch_add(weight, Ordering::AcqRel);
+            signed(shard.counters.weight.load(Ordering::Relaxed))
+        } else {
+            Self::shard_count(shard)
         }
     }
 
-    fn sub_weight(&self, weight: u64) {
+    fn over_capacity(&self, shard: &Shard<Node<K, V>>) -> bool {
+        Self::shard_count(shard) > shard.max_entries || self.shard_weight(shard) > shard.max_weight
+    }
+
+    fn add_weight(&self, shard: &Shard<Node<K, V>>, weight: u64) {
         if self.weigher.is_some() {
-            self.weight.fetch_sub(weight, Ordering::Relaxed);
+            shard.counters.weight.fetch_add(weight, Ordering::AcqRel);
         }
     }
 
-    fn small_queue_weight(&self) -> u64 {
-        match (&self.weigher, &self.small) {
-            (Some(_), _) => self.small_weight.load(Ordering::Relaxed),
+    fn sub_weight(&self, shard: &Shard<Node<K, V>>, weight: u64) {
+        if self.weigher.is_some() {
+            shard.counters.weight.fetch_sub(weight, Ordering::Relaxed);
+        }
+    }
+
+    fn small_queue_weight(&self, shard: &Shard<Node<K, V>>) -> u64 {
+        match (&self.weigher, &shard.small) {
+            (Some(_), _) => shard.counters.small_weight.load(Ordering::Relaxed),
             (None, Some(small)) => small.len() as u64,
             (None, None) => 0,
         }
     }
 
-    fn add_small_weight(&self, weight: u64) {
+    fn add_small_weight(&self, shard: &Shard<Node<K, V>>, weight: u64) {
         if self.weigher.is_some() {
-            self.small_weight.fetch_add(weight, Ordering::Relaxed);
+            shard
+                .counters
+                .small_weight
+                .fetch_add(weight, Ordering::Relaxed);
         }
     }
 
-    fn sub_small_weight(&self, weight: u64) {
+    fn sub_small_weight(&self, shard: &Shard<Node<K, V>>, weight: u64) {
         if self.weigher.is_some() {
-            self.small_weight.fetch_sub(weight, Ordering::Relaxed);
+            shard
+                .counters
+                .small_weight
+                .fetch_sub(weight, Ordering::Relaxed);
         }
     }
 }
@@ -596,6 +605,7 @@ where
             });
         }
         let deadline = ttl.map_or(0, |ttl| self.ticks.deadline(ttl));
+        let shard = self.shards.of_hash(hash);
         let guard = epoch::pin();
         let new = Owned::new(Node::new(key, value, hash, deadline, 0)).into_shared(&guard);
         // SAFETY: `new` was just allocated under `guard` and nobody else has seen it; its key
@@ -603,14 +613,14 @@ where
         match unsafe { self.table.insert(hash, new, &guard) } {
             Inserted::New => {
                 // A key the ghost remembers was evicted too soon: it skips the small queue.
-                self.enqueue(new, weight, self.ghost.contains(hash), &guard);
+                self.enqueue(shard, new, weight, self.ghost.contains(hash), &guard);
                 // Counted only once queued, with AcqRel: of two racing writers, the one that
                 // counts last sees the full total and, through the acquire, the other's entry
                 // ready in its queue, so it always finds something to evict and the bound holds
                 // once writers stop (a loom model found the Relaxed, count-first order losing
                 // this). An eviction may now uncount the entry first: the counters are signed.
-                self.entries.fetch_add(1, Ordering::AcqRel);
-                self.add_weight(weight);
+                shard.counters.entries.fetch_add(1, Ordering::AcqRel);
+                self.add_weight(shard, weight);
             }
             Inserted::Replaced(old) => {
                 // SAFETY: returned by the table under `guard`.
@@ -620,40 +630,48 @@ where
                 // SAFETY: `new` is linked and still ours to describe; nobody has read its
                 // frequency yet that this could confuse.
                 unsafe { new.deref() }.touch();
-                self.enqueue(new, weight, false, &guard);
-                self.add_weight(weight);
-                self.sub_weight(old_weight);
+                self.enqueue(shard, new, weight, false, &guard);
+                self.add_weight(shard, weight);
+                self.sub_weight(shard, old_weight);
                 if let Some(listener) = &self.listener {
                     listener(&old.key, &old.value, EvictionCause::Replaced);
                 }
             }
         }
         self.stats.record(Event::Insert);
-        self.evict_while_over(&guard);
+        self.evict_while_over(shard, &guard);
         Ok(())
     }
 
-    /// Gives a node that was just linked its queue reference: main, the small queue, or none at
-    /// all in an unbounded cache (which never evicts).
-    fn enqueue(&self, node: Shared<'_, Node<K, V>>, weight: u64, to_main: bool, guard: &Guard) {
+    /// Gives a node that was just linked its queue reference in its shard: main, the small
+    /// queue, or none at all in an unbounded cache (which never evicts).
+    fn enqueue(
+        &self,
+        shard: &Shard<Node<K, V>>,
+        node: Shared<'_, Node<K, V>>,
+        weight: u64,
+        to_main: bool,
+        guard: &Guard,
+    ) {
         // The entry is counted after this: judge the bounds as they will be then.
         let may_evict = || {
-            self.count() + 1 > self.max_entries || self.total_weight() + weight > self.max_weight
+            Self::shard_count(shard) + 1 > shard.max_entries
+                || self.shard_weight(shard) + weight > shard.max_weight
         };
-        match (&self.small, &self.main) {
+        match (&shard.small, &shard.main) {
             (Some(small), Some(_)) if !to_main => {
-                self.add_small_weight(weight);
+                self.add_small_weight(shard, weight);
                 for _ in 0..SMALL_PUSH_ATTEMPTS {
                     if small.push(node.as_raw().cast_mut()).is_ok() {
                         return;
                     }
-                    self.pop_small(guard, false);
+                    self.pop_small(shard, guard, false);
                 }
                 // Other writers keep the ring full: place the entry in main instead.
-                self.sub_small_weight(weight);
-                self.promote(node, may_evict(), guard);
+                self.sub_small_weight(shard, weight);
+                self.promote(shard, node, may_evict(), guard);
             }
-            (_, Some(_)) => self.promote(node, may_evict(), guard),
+            (_, Some(_)) => self.promote(shard, node, may_evict(), guard),
             // SAFETY: no queue exists, so none holds the node: give up that reference.
             _ => unsafe { node::release(node, DEQUEUED | IN_MAIN, guard) },
         }
@@ -666,16 +684,16 @@ where
     /// stop after a budget of steps that find none (entries over the bound that other writers are
     /// still linking: those writers evict for themselves once they count them). A queue with
     /// nothing ready hands the step to the other one.
-    fn evict_while_over(&self, guard: &Guard) {
+    fn evict_while_over(&self, shard: &Shard<Node<K, V>>, guard: &Guard) {
         for _ in 0..policy::EVICTION_BUDGET {
-            if !self.over_capacity() {
+            if !self.over_capacity(shard) {
                 return;
             }
-            self.eviction_step(guard, false);
+            self.eviction_step(shard, guard, false);
         }
         let mut idle = 0;
-        while idle < policy::EVICTION_BUDGET && self.over_capacity() {
-            if !self.eviction_step(guard, true) {
+        while idle < policy::EVICTION_BUDGET && self.over_capacity(shard) {
+            if !self.eviction_step(shard, guard, true) {
                 idle += 1;
             }
         }
@@ -683,10 +701,14 @@ where
 
     /// One eviction step from the queue the policy names, or from the other if that one has
     /// nothing ready. Returns whether either met a live entry.
-    fn eviction_step(&self, guard: &Guard, forced: bool) -> bool {
-        match policy::next_victim(self.small_queue_weight(), self.small_target) {
-            Victim::Small => self.pop_small(guard, forced) || self.main_step(guard, forced),
-            Victim::Main => self.main_step(guard, forced) || self.pop_small(guard, forced),
+    fn eviction_step(&self, shard: &Shard<Node<K, V>>, guard: &Guard, forced: bool) -> bool {
+        match policy::next_victim(self.small_queue_weight(shard), shard.small_target) {
+            Victim::Small => {
+                self.pop_small(shard, guard, forced) || self.main_step(shard, guard, forced)
+            }
+            Victim::Main => {
+                self.main_step(shard, guard, forced) || self.pop_small(shard, guard, forced)
+            }
         }
     }
 
@@ -695,8 +717,8 @@ where
     /// nothing: they are released on the way, up to one ring's worth, without counting as the
     /// step, so that a hot key's overwrites cannot use up an insert's eviction budget. Returns
     /// `false` if the queue had no live entry ready.
-    fn pop_small(&self, guard: &Guard, forced: bool) -> bool {
-        let Some(small) = &self.small else {
+    fn pop_small(&self, shard: &Shard<Node<K, V>>, guard: &Guard, forced: bool) -> bool {
+        let Some(small) = &shard.small else {
             return false;
         };
         for _ in 0..small.capacity() {
@@ -707,7 +729,7 @@ where
             // SAFETY: a pointer in the queue is one of the node's two references, so the node is
             // alive, and popping made that reference ours.
             let node = unsafe { shared.deref() };
-            self.sub_small_weight(self.weigh(&node.key, &node.value));
+            self.sub_small_weight(shard, self.weigh(&node.key, &node.value));
             if !node.is_live(guard) {
                 // SAFETY: we popped the queue's reference and do not use `node` after this.
                 unsafe { node::release(shared, DEQUEUED, guard) };
@@ -717,11 +739,11 @@ where
             if self.is_expired(meta) {
                 self.evict(node, EvictionCause::Expired, guard);
             } else if !forced
-                && policy::small_exit(meta, self.over_capacity()) == SmallExit::Promote
+                && policy::small_exit(meta, self.over_capacity(shard)) == SmallExit::Promote
             {
                 // Main judges the entry afresh: it must be read again there to be spared.
                 while node.cool() > 0 {}
-                self.promote(shared, self.over_capacity(), guard);
+                self.promote(shard, shared, self.over_capacity(shard), guard);
                 return true;
             } else if let Some(hash) = self.evict(node, EvictionCause::Evicted, guard) {
                 self.ghost.insert(hash);
@@ -736,8 +758,14 @@ where
     /// Places `node`, whose queue reference the caller holds, in the main CLOCK: in a free slot
     /// or, if `may_evict` (the cache is, or is about to be, over a bound), the slot of a cold
     /// victim the hand evicts. Past a bounded number of steps it evicts whatever it meets.
-    fn promote(&self, node: Shared<'_, Node<K, V>>, may_evict: bool, guard: &Guard) {
-        let Some(main) = &self.main else { return };
+    fn promote(
+        &self,
+        shard: &Shard<Node<K, V>>,
+        node: Shared<'_, Node<K, V>>,
+        may_evict: bool,
+        guard: &Guard,
+    ) {
+        let Some(main) = &shard.main else { return };
         // SAFETY: the caller holds a queue reference, so the node is alive.
         unsafe { node.deref() }
             .meta
@@ -781,8 +809,10 @@ where
     /// the step; it passes at most a few of them, or when `forced` up to a whole revolution: a
     /// ring sized for more entries than a weight bound admits is mostly free, and a forced step
     /// must still reach an entry. Returns `false` if it met no live entry.
-    fn main_step(&self, guard: &Guard, forced: bool) -> bool {
-        let Some(main) = &self.main else { return false };
+    fn main_step(&self, shard: &Shard<Node<K, V>>, guard: &Guard, forced: bool) -> bool {
+        let Some(main) = &shard.main else {
+            return false;
+        };
         let limit = if forced {
             main.len()
         } else {
@@ -866,8 +896,9 @@ where
 
     /// Bookkeeping for a node this thread just marked removed: counters, statistics, listener.
     fn account_removal(&self, node: &Node<K, V>, cause: EvictionCause) {
-        self.entries.fetch_sub(1, Ordering::Relaxed);
-        self.sub_weight(self.weigh(&node.key, &node.value));
+        let shard = self.shards.of_meta(node.meta.load(Ordering::Relaxed));
+        shard.counters.entries.fetch_sub(1, Ordering::Relaxed);
+        self.sub_weight(shard, self.weigh(&node.key, &node.value));
         match cause {
             EvictionCause::Evicted => self.stats.record(Event::Eviction),
             EvictionCause::Expired => self.stats.record(Event::Expiration),
@@ -883,23 +914,20 @@ impl<K, V, S> Drop for Inner<K, V, S> {
     fn drop(&mut self) {
         // SAFETY: `&mut self`: no other thread can reach the table; the queues are drained next.
         unsafe { self.table.free_linked() };
-        let small = self
-            .small
-            .iter()
-            .flat_map(|q| std::iter::from_fn(|| q.pop()));
-        let main = self.main.iter().flat_map(MainQueue::drain);
-        for ptr in small.chain(main) {
-            // SAFETY: every queued pointer is a node that the table walk skipped (it had no
-            // DEQUEUED bit) and that was never retired (the queue still held a reference); each
-            // node is in at most one queue slot.
-            drop(unsafe { Owned::from_raw(ptr) });
+        for shard in self.shards.iter() {
+            let small = shard
+                .small
+                .iter()
+                .flat_map(|q| std::iter::from_fn(|| q.pop()));
+            let main = shard.main.iter().flat_map(MainQueue::drain);
+            for ptr in small.chain(main) {
+                // SAFETY: every queued pointer is a node that the table walk skipped (it had no
+                // DEQUEUED bit) and that was never retired (the queue still held a reference);
+                // each node is in at most one queue slot.
+                drop(unsafe { Owned::from_raw(ptr) });
+            }
         }
     }
-}
-
-/// Reads a wrapping counter as signed, clamped at zero (see `Inner::count`).
-fn signed(raw: u64) -> u64 {
-    (raw as i64).max(0) as u64
 }
 
 /// Iterator returned by [`Cache::iter`].

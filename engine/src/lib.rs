@@ -38,6 +38,15 @@
 //!   with no background thread: a bounded number of policy steps per insert, then, only if the
 //!   cache is still over a bound, forced evictions until it is back within it (one per victim
 //!   needed, so only an entry heavier than many others pays for several).
+//! * **Shards.** The eviction state (the two queues, the hand, the entry and weight counters) is
+//!   split into up to 64 shards by the low bits of the key's hash, each enforcing its part of
+//!   the bounds, so that concurrent writers of different keys rarely write the same cache line:
+//!   one shared set of queue ends and counters made two writing threads slower together than
+//!   one alone. Lookups touch no shard. A cache gets as many shards (a power of two) as leave
+//!   each at least 4,096 entries, or, under a weight bound, 4,096 entries of `max_entry_weight`;
+//!   smaller caches and weighted caches with the default entry limit keep one shard. The count
+//!   is a function of the bounds only, not of the machine, so a cache evicts the same way
+//!   everywhere.
 //! * **Memory.** A `u64 -> u64` entry costs a 32-byte node (key, value, link, one metadata word
 //!   packing expiry, frequency, flags and a hash tag), an 8-byte bucket, an 8-byte main-queue
 //!   slot, and a few bytes of small-queue slots and ghost fingerprints.
@@ -54,8 +63,10 @@
 //! * **Eviction.** The cache may evict any entry at any time, so a miss is always a legal answer
 //!   while a bound is set. Bounds are checked after each write: while writes run concurrently the
 //!   entry count or weight can exceed its bound by about one entry per writing thread, and once
-//!   every write has returned it is back within the bound. An entry heavier than
-//!   `max_entry_weight` is never stored.
+//!   every write has returned it is back within the bound. A sharded cache enforces the bounds
+//!   shard by shard, so it may start evicting a little before the whole cache is full (at one
+//!   million entries in 64 shards, about 0.3% before). An entry heavier than `max_entry_weight`
+//!   is never stored.
 //! * **TTL.** An entry whose time to live has passed is never returned by `get`, `contains_key`
 //!   or `iter`. Expiry has a resolution of one millisecond and rounds toward earlier: an entry may
 //!   expire up to 1 ms before its TTL, never after. Expired entries are reclaimed lazily (when a
@@ -90,6 +101,7 @@ mod loader;
 mod main_queue;
 mod node;
 mod policy;
+mod shard;
 mod small_queue;
 mod stats;
 mod sync;

@@ -37,6 +37,12 @@ pub(crate) fn hash_tag(hash: u64) -> u64 {
     hash << TAG_SHIFT
 }
 
+/// The hash bits a node's tag keeps (the low bits of its key's hash).
+#[inline]
+pub(crate) fn tag_bits(meta: u64) -> u64 {
+    meta >> TAG_SHIFT
+}
+
 #[inline]
 pub(crate) fn tag_matches(meta: u64, hash: u64) -> bool {
     (meta ^ hash_tag(hash)) >> TAG_SHIFT == 0

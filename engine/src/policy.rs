@@ -37,6 +37,44 @@ pub(crate) const PROMOTE_STEPS: usize = 256;
 #[cfg(strata_loom)]
 pub(crate) const PROMOTE_STEPS: usize = 8;
 
+/// Most shards a cache's capacity is split into (see [`crate::shard`]). A fixed number, not one
+/// derived from the machine's cores, so that a cache evicts the same way wherever it runs.
+#[cfg(not(strata_loom))]
+pub(crate) const MAX_SHARDS: usize = 64;
+/// The loom models explore one shard: shards share nothing, so one is the whole protocol.
+#[cfg(strata_loom)]
+pub(crate) const MAX_SHARDS: usize = 1;
+
+/// Fewest entries a shard is given. Each shard runs S3-FIFO on its own part of the capacity, so
+/// a shard must be large enough that its part behaves like the whole: small caches keep one
+/// shard and evict exactly as an unsharded S3-FIFO would.
+pub(crate) const MIN_SHARD_ENTRIES: u64 = 4096;
+
+/// How many shards a cache gets: the largest power of two up to [`MAX_SHARDS`] that leaves each
+/// shard [`MIN_SHARD_ENTRIES`] entries. Under a weight bound the entries counted are the
+/// heaviest an entry may be (`max_entry_weight`), so any entry the cache admits fits a shard
+/// many times over; a weighted cache whose entry limit is the whole capacity (the default)
+/// keeps one shard. An unbounded cache evicts nothing and takes the most shards, for its
+/// counters alone.
+pub(crate) fn shard_count(
+    max_entries: u64,
+    max_weight: u64,
+    max_entry_weight: u64,
+    weighted: bool,
+) -> usize {
+    let by_weight = match (max_weight, weighted) {
+        (u64::MAX, _) => u64::MAX,
+        (weight, true) => weight / max_entry_weight.max(1),
+        (weight, false) => weight,
+    };
+    let room = max_entries.min(by_weight);
+    let mut count = MAX_SHARDS;
+    while count > 1 && room / (count as u64) < MIN_SHARD_ENTRIES {
+        count /= 2;
+    }
+    count
+}
+
 /// The small FIFO's target share of a capacity (at least one entry when the capacity allows).
 pub(crate) fn small_target(capacity: u64) -> u64 {
     if capacity == 0 {
@@ -147,6 +185,23 @@ mod tests {
             MainVisit::Evict,
             "forced"
         );
+    }
+
+    #[test]
+    fn shards_keep_a_minimum_size() {
+        let unweighted = |entries| shard_count(entries, u64::MAX, u64::MAX, false);
+        assert_eq!(unweighted(0), 1);
+        assert_eq!(unweighted(2 * MIN_SHARD_ENTRIES - 1), 1);
+        assert_eq!(unweighted(2 * MIN_SHARD_ENTRIES), 2);
+        assert_eq!(unweighted(100_000), 16);
+        assert_eq!(unweighted(u64::MAX), MAX_SHARDS);
+        // The default entry limit is the whole capacity: one shard.
+        assert_eq!(shard_count(u64::MAX, 1 << 30, 1 << 30, true), 1);
+        // Room for a million of the heaviest entries.
+        assert_eq!(shard_count(u64::MAX, 1 << 30, 1 << 10, true), MAX_SHARDS);
+        // Without a weigher a weight bound counts entries; the tighter bound decides.
+        assert_eq!(shard_count(10_000, 1 << 30, 1 << 30, false), 2);
+        assert_eq!(shard_count(1 << 30, 10_000, 10_000, false), 2);
     }
 
     #[test]

@@ -1,0 +1,143 @@
+//! One eviction shard: an S3-FIFO pair of queues and the counters its bounds are judged by.
+//!
+//! A bounded cache splits its capacity among a power-of-two number of shards, and each key belongs
+//! to one of them by the low bits of its hash (the bits a node keeps in its hash tag, so a node's
+//! shard is known without hashing its key again). Lookups never touch a shard; a write counts
+//! its entry in, and evicts from, its own shard only. The cache-line writes that every insert and
+//! eviction makes (queue ends, the hand, the counters) are therefore spread over the shards
+//! instead of bouncing one line between every writing core. See [`crate::policy::shard_count`]
+//! for how many shards a cache gets.
+
+use crate::main_queue::MainQueue;
+use crate::node;
+use crate::policy;
+use crate::small_queue::SmallQueue;
+use crate::sync::{AtomicU64, CachePadded};
+
+/// The counters a shard's writers update, together on one cache line.
+#[derive(Default)]
+pub(crate) struct Counters {
+    /// Live entries; a wrapping counter read as signed (see [`signed`]).
+    pub(crate) entries: AtomicU64,
+    /// Total weight, kept only with a weigher (without one it equals `entries`).
+    pub(crate) weight: AtomicU64,
+    /// Weight of the entries in the small queue, the dead ones still queued included (kept only
+    /// with a weigher; without one it is the queue's length).
+    pub(crate) small_weight: AtomicU64,
+}
+
+pub(crate) struct Shard<T> {
+    /// New entries waiting to prove themselves (absent when the cache is unbounded).
+    pub(crate) small: Option<SmallQueue<T>>,
+    /// The entries that proved themselves (absent when the cache is unbounded).
+    pub(crate) main: Option<MainQueue<T>>,
+    /// This shard's part of the cache's bounds.
+    pub(crate) max_entries: u64,
+    pub(crate) max_weight: u64,
+    /// The small queue's share, in weight units.
+    pub(crate) small_target: u64,
+    pub(crate) counters: CachePadded<Counters>,
+}
+
+/// The shards of one cache, and how keys map onto them.
+pub(crate) struct Shards<T> {
+    /// Invariant: the length is a power of two.
+    shards: Box<[Shard<T>]>,
+}
+
+/// What the cache's builder decided, for splitting among shards.
+pub(crate) struct Bounds {
+    pub(crate) max_entries: u64,
+    pub(crate) max_weight: u64,
+    pub(crate) max_entry_weight: u64,
+    pub(crate) weighted: bool,
+    /// Entries the cache is sized for.
+    pub(crate) expected_entries: usize,
+}
+
+impl<T> Shards<T> {
+    pub(crate) fn new(bounds: &Bounds) -> Self {
+        let count = policy::shard_count(
+            bounds.max_entries,
+            bounds.max_weight,
+            bounds.max_entry_weight,
+            bounds.weighted,
+        );
+        let bounded = bounds.max_entries != u64::MAX || bounds.max_weight != u64::MAX;
+        let shards = (0..count)
+            .map(|index| {
+                let max_entries = part(bounds.max_entries, count, index);
+                let max_weight = part(bounds.max_weight, count, index);
+                let expected = part(bounds.expected_entries as u64, count, index).max(1) as usize;
+                let policy_capacity = if max_weight != u64::MAX {
+                    max_weight
+                } else {
+                    max_entries
+                };
+                let small_slots =
+                    (expected as u64 * policy::SMALL_PERCENT * 2 / 100).max(4) as usize;
+                Shard {
+                    small: bounded.then(|| SmallQueue::new(small_slots)),
+                    main: bounded.then(|| MainQueue::new(expected)),
+                    max_entries,
+                    max_weight,
+                    small_target: policy::small_target(policy_capacity),
+                    counters: CachePadded::new(Counters::default()),
+                }
+            })
+            .collect();
+        Shards { shards }
+    }
+
+    /// The shard of a key with this hash.
+    #[inline]
+    pub(crate) fn of_hash(&self, hash: u64) -> &Shard<T> {
+        &self.shards[hash as usize & (self.shards.len() - 1)]
+    }
+
+    /// The shard of a node, from the hash tag in its metadata word.
+    #[inline]
+    pub(crate) fn of_meta(&self, meta: u64) -> &Shard<T> {
+        &self.shards[node::tag_bits(meta) as usize & (self.shards.len() - 1)]
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Shard<T>> {
+        self.shards.iter()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.shards.len()
+    }
+}
+
+/// Shard `index`'s part of `total` split `count` ways (the first ones take the remainder, so
+/// the parts add up to `total`); an unbounded total stays unbounded.
+fn part(total: u64, count: usize, index: usize) -> u64 {
+    if total == u64::MAX {
+        return u64::MAX;
+    }
+    let count = count as u64;
+    total / count + u64::from((index as u64) < total % count)
+}
+
+/// Reads a wrapping counter as signed, clamped at zero: an eviction may uncount an entry before
+/// the insert that linked it has counted it.
+pub(crate) fn signed(raw: u64) -> u64 {
+    (raw as i64).max(0) as u64
+}
+
+#[cfg(all(test, not(strata_loom)))]
+mod tests {
+    use super::part;
+
+    #[test]
+    fn parts_add_up_to_the_total() {
+        for (total, count) in [(100_000u64, 16usize), (7, 4), (0, 2), (65_537, 64)] {
+            let sum: u64 = (0..count).map(|i| part(total, count, i)).sum();
+            assert_eq!(sum, total);
+            let (lo, hi) = (part(total, count, count - 1), part(total, count, 0));
+            assert!(hi - lo <= 1, "parts differ by at most one");
+        }
+        assert_eq!(part(u64::MAX, 8, 3), u64::MAX);
+    }
+}
