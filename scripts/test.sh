@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README and .ci/run): the workspace's tests (proptest models and
-# short stress tests included), a 20 s linearizability-checked stress run, then the loom models
+# short stress tests included), 20 s and 10 s linearizability-checked stress runs, then the loom models
 # with bounded preemptions (scripts/loom.sh; STRATA_LOOM_EXHAUSTIVE=1 explores every interleaving).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,9 @@ cargo test -p strata --features metrics --test metrics
 
 echo "== stress: 20 s, 2 threads, every key's history checked =="
 cargo run --release -q -p strata-verify --bin strata-stress -- --threads 2 --secs 20
+echo "== stress: 10 s over 40,000 keys (a cache of 4 eviction shards), drops counted =="
+cargo run --release -q -p strata-verify --bin strata-stress -- --threads 2 --secs 10 \
+    --keys 40000 --capacity 20000 --count-drops
 
 echo "== loom models (strata_loom, bounded) =="
 bash scripts/loom.sh
