@@ -90,12 +90,14 @@ case "${1:-}" in
 esac
 
 # Each mutant breaks one invariant on purpose; the suite must fail on it, or it has lost its teeth.
+# The ring-growth model (the longest bounded one) breaks neither invariant and is skipped here.
 unset STRATA_LOOM_COUNTS
 status=0
 for mutant in blind_append early_retire; do
     echo "== mutant $mutant: the loom models must fail =="
     if RUSTFLAGS="$base --cfg strata_mutant=\"$mutant\"" CARGO_TARGET_DIR="$CARGO_TARGET_DIR-mutant" \
-        cargo test --release -p strata-verify --test loom_engine >"/tmp/strata-mutant-$mutant.log" 2>&1; then
+        cargo test --release -p strata-verify --test loom_engine -- \
+        --skip racing_writers_grow_the_main_ring >"/tmp/strata-mutant-$mutant.log" 2>&1; then
         echo "!! mutant $mutant survived: the loom suite did not catch it"
         status=1
     else

@@ -126,8 +126,12 @@ where
         self
     }
 
-    /// How many entries to size the table for. Defaults to `max_capacity` (up to 16 Mi), else
-    /// 1024. A table holding many more entries than this still works, with longer chains.
+    /// How many entries to size the table and the eviction queues for. Defaults to
+    /// `max_capacity` (up to 16 Mi), else 1024. A cache holding many more entries than this
+    /// still keeps as many as its bounds allow (the main queue grows), but its table chains
+    /// grow longer and its small FIFO, sized at a fifth of this, holds fewer new entries than
+    /// S3-FIFO's tenth of the capacity, which weakens scan resistance. Set it to the expected
+    /// entry count for a cache bounded by weight alone.
     pub fn initial_capacity(mut self, entries: usize) -> Self {
         self.initial_capacity = Some(entries);
         self

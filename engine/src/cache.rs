@@ -29,6 +29,20 @@ pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 /// placing the entry straight in main.
 const SMALL_PUSH_ATTEMPTS: usize = 4;
 
+/// Slots of a freshly grown main ring that the growing writer tries for its own entry (the
+/// other writers' hands may be filling them already).
+const GROWN_SLOTS_TRIED: usize = 8;
+
+/// What [`Inner::grow_main`] did.
+enum Growth {
+    /// The ring grew and the entry took one of the new slots.
+    Placed,
+    /// The ring grew (this thread or another), but the entry still needs a slot.
+    Grown,
+    /// The ring cannot grow: it has a slot for every entry the count bound admits.
+    Full,
+}
+
 /// Everything [`CacheBuilder::build`] decided.
 pub(crate) struct Config<K, V, S> {
     pub(crate) expected_entries: usize,
@@ -757,7 +771,8 @@ where
 
     /// Places `node`, whose queue reference the caller holds, in the main CLOCK: in a free slot
     /// or, if `may_evict` (the cache is, or is about to be, over a bound), the slot of a cold
-    /// victim the hand evicts. Past a bounded number of steps it evicts whatever it meets.
+    /// victim the hand evicts. If the ring is full of live entries while the cache has room, the
+    /// ring grows. Past a bounded number of steps it evicts whatever it meets.
     fn promote(
         &self,
         shard: &Shard<Node<K, V>>,
@@ -770,8 +785,18 @@ where
         unsafe { node.deref() }
             .meta
             .fetch_or(IN_MAIN, Ordering::Relaxed);
+        let mut grown = false;
         for step in 0..policy::PROMOTE_STEPS {
-            let forced = step >= policy::PROMOTE_STEPS / 2;
+            if step == policy::PROMOTE_STEPS / 2 && !may_evict {
+                // Half the steps passed only live entries the cache has room for: the ring is
+                // full, so it grows (if its count bound allows), and the hand looks on.
+                match Self::grow_main(shard, main, node) {
+                    Growth::Placed => return,
+                    Growth::Grown => grown = true,
+                    Growth::Full => {}
+                }
+            }
+            let forced = step >= policy::PROMOTE_STEPS / 2 && !grown;
             let slot = main.advance();
             let current = slot.load(Ordering::Acquire);
             // SAFETY: a non-null slot holds a queue reference, so the node is alive; if another
@@ -795,12 +820,49 @@ where
                 return;
             }
         }
-        // Other hands kept winning the slots: the entry cannot be placed, so it is evicted.
+        // Other hands kept winning the slots. A cache with room grows its ring once more rather
+        // than lose the entry; otherwise the entry cannot be placed, so it is evicted.
+        if !may_evict && matches!(Self::grow_main(shard, main, node), Growth::Placed) {
+            return;
+        }
         // SAFETY: the caller's reference keeps the node alive.
         let entry = unsafe { node.deref() };
         self.evict(entry, EvictionCause::Evicted, guard);
         // SAFETY: the node never entered main; we give up the caller's queue reference.
         unsafe { node::release(node, DEQUEUED, guard) };
+    }
+
+    /// Doubles `shard`'s main ring, unless it already has a slot for every entry the count
+    /// bound admits, and places `node` (whose queue reference the caller holds) in one of the
+    /// first new slots that no other hand has filled yet.
+    fn grow_main(
+        shard: &Shard<Node<K, V>>,
+        main: &MainQueue<Node<K, V>>,
+        node: Shared<'_, Node<K, V>>,
+    ) -> Growth {
+        let len = main.len();
+        if len as u64 >= shard.max_entries {
+            return Growth::Full;
+        }
+        if let Some(slots) = main.grow(len) {
+            let placed = slots.iter().take(GROWN_SLOTS_TRIED).any(|slot| {
+                slot.compare_exchange(
+                    std::ptr::null_mut(),
+                    node.as_raw().cast_mut(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            });
+            if placed {
+                return Growth::Placed;
+            }
+        }
+        if main.len() > len {
+            Growth::Grown
+        } else {
+            Growth::Full
+        }
     }
 
     /// Moves the main CLOCK hand to the next live entry: an expired or cold one is evicted and its

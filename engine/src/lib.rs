@@ -34,6 +34,8 @@
 //!   of fingerprints, so a key that returns soon after goes straight to main. Main is a CLOCK over
 //!   a ring of slots: the hand spares entries read since its last pass, and a promoted entry takes
 //!   the slot of the victim it displaces, which keeps insertion order without moving anything.
+//!   The ring is sized from the expected entry count and doubles (a new segment, nothing moved)
+//!   when it is full of live entries while the cache is under its bounds.
 //!   Scans and one-hit wonders never displace the main queue. Eviction runs on the writing thread,
 //!   with no background thread: a bounded number of policy steps per insert, then, only if the
 //!   cache is still over a bound, forced evictions until it is back within it (one per victim

@@ -197,3 +197,46 @@ fn cache_copies_are_dropped_exactly_once() {
         "every inserted value dropped once"
     );
 }
+
+/// A weighted cache sized for 16 entries but with room for 2,000: its main ring grows while
+/// writers race, and every value still leaves exactly once (a slot taken twice or a segment
+/// lost would show as a double drop or a leak).
+#[test]
+fn a_growing_main_ring_drops_every_value_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let created = Arc::new(AtomicUsize::new(0));
+    {
+        let cache: Cache<u64, Counted> = Cache::builder()
+            .max_weight(2_000)
+            .weigher(|_, _| 1)
+            .initial_capacity(16)
+            .build();
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let cache = &cache;
+                let (drops, created) = (&drops, &created);
+                s.spawn(move || {
+                    for i in 0..20_000u64 {
+                        let k = (i * 7 + t * 1_000) % 3_000;
+                        if i % 7 == 0 {
+                            drop(cache.get(&k));
+                        } else {
+                            cache.insert(k, Counted::new(drops, created));
+                        }
+                    }
+                });
+            }
+        });
+        assert!(cache.weighted_size() <= 2_000);
+        assert!(
+            cache.len() >= 1_500,
+            "only {} entries: the ring did not grow",
+            cache.len()
+        );
+    }
+    assert!(settle(&drops, &created), "values leaked");
+    assert_eq!(
+        drops.load(Ordering::Relaxed),
+        created.load(Ordering::Relaxed)
+    );
+}

@@ -169,3 +169,21 @@ fn weight_bound_holds_after_one_heavy_insert() {
         cache.weighted_size()
     );
 }
+
+/// A weight bound admits more entries than the cache was sized for (`initial_capacity`, by
+/// default 1,024 without `max_capacity`). The main ring used to stay at its initial size, so such
+/// a cache held about 1,280 entries whatever its weight bound; now the ring grows while the
+/// cache is under its bounds.
+#[test]
+fn a_weighted_cache_holds_more_entries_than_it_was_sized_for() {
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_weight(100_000)
+        .weigher(|_, _| 1)
+        .build();
+    for k in 0..150_000u64 {
+        cache.insert(k, k);
+        assert!(cache.weighted_size() <= 100_000);
+    }
+    assert!(cache.len() >= 99_000, "len {}", cache.len());
+    assert_eq!(cache.stats().evictions, 150_000 - cache.len() as u64);
+}

@@ -105,7 +105,6 @@ fn a_weighted_cache_splits_by_its_entry_limit_and_keeps_its_bound() {
     let cache: Cache<u64, u64> = Cache::builder()
         .max_weight(1 << 20)
         .max_entry_weight(64)
-        .initial_capacity(40_000)
         .weigher(|_, value| *value as u32)
         .build();
     // Room for 16,384 entries of the heaviest kind: four shards of 4,096.

@@ -421,3 +421,52 @@ fn panicking_loader_releases_the_waiter() {
         },
     );
 }
+
+/// The main ring growing under racing writers: a cache bounded by weight alone and sized for one
+/// entry has room for eight, so once its small queue (four slots) is full every new entry pushes
+/// an older one into main, whose ring must double rather than evict. Six single-threaded inserts
+/// fill the small queue and grow the ring to two slots; two racing inserts then both promote into
+/// a full ring and race to grow it. Nothing may be evicted (every key is still there), no slot
+/// may be taken twice and no node freed twice or while queued (the canaries).
+#[test]
+fn racing_writers_grow_the_main_ring_without_losing_entries() {
+    // The single-threaded fill alone takes more atomic operations than loom's default limit on
+    // one execution's length. Two promotions through a full ring are as long as the two eviction
+    // paths of `racing_evictions_free_each_node_once`: the bounded run gives it one preemption.
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 20_000;
+    if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_some() {
+        builder.preemption_bound = Some(1);
+    }
+    explore(
+        "racing_writers_grow_the_main_ring_without_losing_entries",
+        builder,
+        || {
+            let cache: Cache<u64, Canary, Fixed> = Cache::builder()
+                .max_weight(8)
+                .weigher(|_, _| 1)
+                .initial_capacity(1)
+                .hasher(Fixed::default())
+                .build();
+            for k in 1..=6 {
+                cache.insert(k, Canary::new(k));
+            }
+            let other = cache.clone();
+            let t = thread::spawn(move || other.insert(7, Canary::new(7)));
+            cache.insert(8, Canary::new(8));
+            t.join().unwrap();
+            let missing: Vec<u64> = (1..=8).filter(|k| cache.get(k).is_none()).collect();
+            assert_eq!(
+                cache.len(),
+                8,
+                "an entry was evicted under the bound: {missing:?} missing, {:?}",
+                cache.stats()
+            );
+            for k in 1..=8 {
+                assert_eq!(cache.get(&k).map(|c| c.id), Some(k));
+            }
+            drop(cache);
+            flush();
+        },
+    );
+}
