@@ -134,16 +134,26 @@ fn settle(drops: &AtomicUsize, created: &AtomicUsize) -> bool {
     false
 }
 
-#[test]
-fn every_value_is_dropped_exactly_once() {
+/// Runs `body` with fresh creation and drop counters (it builds and drops its own cache), then
+/// checks that every value created was dropped exactly once.
+fn assert_every_value_dropped_once(body: impl FnOnce(&Arc<AtomicUsize>, &Arc<AtomicUsize>)) {
     let drops = Arc::new(AtomicUsize::new(0));
     let created = Arc::new(AtomicUsize::new(0));
-    {
+    body(&drops, &created);
+    assert!(settle(&drops, &created), "values leaked");
+    assert_eq!(
+        drops.load(Ordering::Relaxed),
+        created.load(Ordering::Relaxed)
+    );
+}
+
+#[test]
+fn every_value_is_dropped_exactly_once() {
+    assert_every_value_dropped_once(|drops, created| {
         let cache = Cache::<u64, Counted>::new(100);
         std::thread::scope(|s| {
             for t in 0..THREADS {
                 let cache = &cache;
-                let (drops, created) = (&drops, &created);
                 s.spawn(move || {
                     for i in 0..20_000u64 {
                         let k = (i * 13 + t) % 500;
@@ -156,12 +166,7 @@ fn every_value_is_dropped_exactly_once() {
                 });
             }
         });
-    }
-    assert!(settle(&drops, &created), "values leaked");
-    assert_eq!(
-        drops.load(Ordering::Relaxed),
-        created.load(Ordering::Relaxed)
-    );
+    });
 }
 
 #[test]
@@ -203,9 +208,7 @@ fn cache_copies_are_dropped_exactly_once() {
 /// lost would show as a double drop or a leak).
 #[test]
 fn a_growing_main_ring_drops_every_value_once() {
-    let drops = Arc::new(AtomicUsize::new(0));
-    let created = Arc::new(AtomicUsize::new(0));
-    {
+    assert_every_value_dropped_once(|drops, created| {
         let cache: Cache<u64, Counted> = Cache::builder()
             .max_weight(2_000)
             .weigher(|_, _| 1)
@@ -214,7 +217,6 @@ fn a_growing_main_ring_drops_every_value_once() {
         std::thread::scope(|s| {
             for t in 0..THREADS {
                 let cache = &cache;
-                let (drops, created) = (&drops, &created);
                 s.spawn(move || {
                     for i in 0..20_000u64 {
                         let k = (i * 7 + t * 1_000) % 3_000;
@@ -233,10 +235,5 @@ fn a_growing_main_ring_drops_every_value_once() {
             "only {} entries: the ring did not grow",
             cache.len()
         );
-    }
-    assert!(settle(&drops, &created), "values leaked");
-    assert_eq!(
-        drops.load(Ordering::Relaxed),
-        created.load(Ordering::Relaxed)
-    );
+    });
 }
