@@ -481,16 +481,12 @@ impl<K, V, S> Inner<K, V, S> {
     /// Live entries, summed over the shards (a shard's counter dips below zero when an eviction
     /// uncounts an entry before its insert has counted it; the sum reads as zero then).
     fn count(&self) -> u64 {
-        signed(self.shards.iter().fold(0u64, |sum, shard| {
-            sum.wrapping_add(shard.counters.entries.load(Ordering::Relaxed))
-        }))
+        self.shards.total(|counters| &counters.entries)
     }
 
     fn total_weight(&self) -> u64 {
         if self.weigher.is_some() {
-            signed(self.shards.iter().fold(0u64, |sum, shard| {
-                sum.wrapping_add(shard.counters.weight.load(Ordering::Relaxed))
-            }))
+            self.shards.total(|counters| &counters.weight)
         } else {
             self.count()
         }

@@ -61,24 +61,36 @@ impl<T> MainQueue<T> {
     pub(crate) fn advance(&self) -> &AtomicPtr<T> {
         let ticket = self.hand.ticket.fetch_add(1, Ordering::Relaxed);
         let len = self.hand.len.load(Ordering::Acquire);
-        self.slot(ticket % len)
+        // SAFETY: `ticket % len` is below a length just loaded with acquire.
+        unsafe { self.slot(ticket % len) }
     }
 
-    /// The slot at ring position `index`, which must be below a length this thread has loaded.
+    /// The segment `k` holding ring position `index` (0 for the first; segment `k >= 1` covers
+    /// `[base << (k - 1), base << k)`), where `base` is the first segment's length.
     #[inline]
-    fn slot(&self, index: usize) -> &AtomicPtr<T> {
+    fn segment_of(&self, index: usize) -> usize {
+        (usize::BITS - (index / self.first.len()).leading_zeros()) as usize
+    }
+
+    /// The slot at ring position `index`.
+    ///
+    /// # Safety
+    /// `index` must be below a ring length this thread loaded with acquire ([`Self::len`]), so
+    /// that the segment holding it is published and visible.
+    #[inline]
+    unsafe fn slot(&self, index: usize) -> &AtomicPtr<T> {
         let base = self.first.len();
         if index < base {
             return &self.first[index];
         }
-        // Segment k covers [base << (k - 1), base << k).
-        let k = (usize::BITS - (index / base).leading_zeros()) as usize;
+        let k = self.segment_of(index);
         let start = base << (k - 1);
         let segment = self.more[k - 1].load(Ordering::Acquire);
         debug_assert!(!segment.is_null() && index - start < start);
-        // SAFETY: `index` is below a ring length loaded with acquire, and a length is raised only
-        // after every segment below it was published, so segment `k` is a live allocation of
-        // `start` slots (never freed before `self` drops) and `index - start < start`.
+        // SAFETY: `index` is below a ring length loaded with acquire (the caller's obligation),
+        // and a length is raised only after every segment below it was published, so segment `k`
+        // is a live allocation of `start` slots (never freed before `self` drops) and
+        // `index - start < start`.
         unsafe { &*segment.add(index - start) }
     }
 
@@ -87,7 +99,7 @@ impl<T> MainQueue<T> {
     /// it first or the ring cannot grow.
     pub(crate) fn grow(&self, seen: usize) -> Option<&[AtomicPtr<T>]> {
         let base = self.first.len();
-        let k = (usize::BITS - (seen / base).leading_zeros()) as usize;
+        let k = self.segment_of(seen);
         if seen != base << (k - 1) || k >= SEGMENTS || seen.checked_mul(2).is_none() {
             return None;
         }
@@ -121,8 +133,8 @@ impl<T> MainQueue<T> {
     pub(crate) fn drain(&self) -> impl Iterator<Item = *mut T> + '_ {
         (0..self.len())
             .map(|index| {
-                self.slot(index)
-                    .swap(std::ptr::null_mut(), Ordering::Relaxed)
+                // SAFETY: every index is below the length just loaded with acquire.
+                unsafe { self.slot(index) }.swap(std::ptr::null_mut(), Ordering::Relaxed)
             })
             .filter(|ptr| !ptr.is_null())
     }

@@ -12,7 +12,7 @@ use crate::main_queue::MainQueue;
 use crate::node;
 use crate::policy;
 use crate::small_queue::SmallQueue;
-use crate::sync::{AtomicU64, CachePadded};
+use crate::sync::{AtomicU64, CachePadded, Ordering};
 
 /// The counters a shard's writers update, together on one cache line.
 #[derive(Default)]
@@ -99,6 +99,13 @@ impl<T> Shards<T> {
     #[inline]
     pub(crate) fn of_meta(&self, meta: u64) -> &Shard<T> {
         &self.shards[node::tag_bits(meta) as usize & (self.shards.len() - 1)]
+    }
+
+    /// One counter summed over the shards, as wrapping values read as signed (see [`signed`]).
+    pub(crate) fn total(&self, counter: impl Fn(&Counters) -> &AtomicU64) -> u64 {
+        signed(self.shards.iter().fold(0u64, |sum, shard| {
+            sum.wrapping_add(counter(&shard.counters).load(Ordering::Relaxed))
+        }))
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Shard<T>> {
