@@ -1,12 +1,15 @@
 //! Single-thread hits on a cache holding 1M keys, skewed toward small keys: a harness for
 //! profiling the read path (`perf record ./target/release/examples/hits`).
 //!
-//! `cargo run --release -p strata-engine --example hits`
+//! `cargo run --release -p strata-engine --example hits [KEYS]` (default 1,000,000 keys; a small
+//! count such as 10,000 keeps everything in the CPU caches and shows the fixed cost of a hit).
 
 use strata_engine::Cache;
 
 fn main() {
-    let keys = 1_000_000u64;
+    let keys: u64 = std::env::args()
+        .nth(1)
+        .map_or(1_000_000, |arg| arg.parse().expect("KEYS must be a number"));
     let cache = Cache::<u64, u64>::new(keys + keys / 4);
     for k in 0..keys {
         cache.insert(k, k);

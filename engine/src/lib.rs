@@ -31,7 +31,10 @@
 //!   the real table and its reclamation together.
 //! * **Eviction.** S3-FIFO: new keys enter a small FIFO (a tenth of the capacity); those read
 //!   while there move on to the main queue, the rest are evicted and remembered by a ghost filter
-//!   of fingerprints, so a key that returns soon after goes straight to main. Main is a CLOCK over
+//!   of fingerprints, so a key that returns soon after goes straight to main. The tenth is the
+//!   small FIFO's share once the cache is full; while it fills, every new entry waits there (its
+//!   ring has a slot for every entry), so the first entries are judged like all later ones.
+//!   Main is a CLOCK over
 //!   a ring of slots: the hand spares entries read since its last pass, and a promoted entry takes
 //!   the slot of the victim it displaces, which keeps insertion order without moving anything.
 //!   The ring is sized from the expected entry count and doubles (a new segment, nothing moved)
@@ -51,7 +54,8 @@
 //!   everywhere.
 //! * **Memory.** A `u64 -> u64` entry costs a 32-byte node (key, value, link, one metadata word
 //!   packing expiry, frequency, flags and a hash tag), an 8-byte bucket, an 8-byte main-queue
-//!   slot, and a few bytes of small-queue slots and ghost fingerprints.
+//!   slot, an 8-byte small-queue slot (a pointer with the queue's stamp in its low bits) and
+//!   about 2 bytes of ghost fingerprints.
 //!
 //! # Consistency
 //!

@@ -75,7 +75,7 @@ impl<T> Shards<T> {
                     max_entries
                 };
                 let small_slots =
-                    (expected as u64 * policy::SMALL_PERCENT * 2 / 100).max(4) as usize;
+                    (expected as u64 * policy::SMALL_RING_PERCENT / 100).max(4) as usize;
                 Shard {
                     small: bounded.then(|| SmallQueue::new(small_slots)),
                     main: bounded.then(|| MainQueue::new(expected)),

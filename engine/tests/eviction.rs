@@ -45,6 +45,27 @@ fn hot_keys_survive_a_scan() {
     );
 }
 
+/// While a cache fills, every new entry waits in the small FIFO, so once it is full the first
+/// entries are judged in insertion order like any later ones: the oldest entries that were never
+/// read go first, and those that were read move on to main.
+#[test]
+fn the_first_entries_are_judged_in_insertion_order_once_the_cache_is_full() {
+    let cache = Cache::<u64, u64>::new(1000);
+    for k in 0..1000 {
+        cache.insert(k, k);
+    }
+    for k in 0..50 {
+        assert_eq!(cache.get(&k), Some(k));
+    }
+    for k in 1000..1100 {
+        cache.insert(k, k);
+    }
+    let present = |keys: std::ops::Range<u64>| keys.filter(|k| cache.contains_key(k)).count();
+    assert_eq!(present(0..50), 50, "entries read while waiting were kept");
+    assert_eq!(present(50..150), 0, "the oldest unread entries were evicted first");
+    assert_eq!(present(150..1100), 950, "younger entries are still waiting");
+}
+
 #[test]
 fn zipf_like_workload_beats_fifo_share() {
     // Keys 0..10_000 with frequency ~ 1/rank; a cache of 10% should hit far above 10%.
