@@ -62,7 +62,11 @@ fn the_first_entries_are_judged_in_insertion_order_once_the_cache_is_full() {
     }
     let present = |keys: std::ops::Range<u64>| keys.filter(|k| cache.contains_key(k)).count();
     assert_eq!(present(0..50), 50, "entries read while waiting were kept");
-    assert_eq!(present(50..150), 0, "the oldest unread entries were evicted first");
+    assert_eq!(
+        present(50..150),
+        0,
+        "the oldest unread entries were evicted first"
+    );
     assert_eq!(present(150..1100), 950, "younger entries are still waiting");
 }
 
