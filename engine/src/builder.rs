@@ -129,9 +129,10 @@ where
     /// How many entries to size the table and the eviction queues for. Defaults to
     /// `max_capacity` (up to 16 Mi), else 1024. A cache holding many more entries than this
     /// still keeps as many as its bounds allow (the main queue grows), but its table chains
-    /// grow longer and its small FIFO, sized at a fifth of this, holds fewer new entries than
-    /// S3-FIFO's tenth of the capacity, which weakens scan resistance. Set it to the expected
-    /// entry count for a cache bounded by weight alone.
+    /// grow longer, and its small FIFO, with a slot for each of these entries, cannot keep every
+    /// new entry while the cache fills, nor S3-FIFO's tenth of the capacity once the cache holds
+    /// more than ten times this, which weakens scan resistance. Set it to the expected entry
+    /// count for a cache bounded by weight alone.
     pub fn initial_capacity(mut self, entries: usize) -> Self {
         self.initial_capacity = Some(entries);
         self
