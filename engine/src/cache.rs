@@ -724,14 +724,15 @@ where
 
     /// Takes the small queue's oldest live entry and promotes or evicts it (`forced`: evicts it
     /// even if it was read). Entries that died while queued (replaced or removed since) free
-    /// nothing: they are released on the way, up to one ring's worth, without counting as the
-    /// step, so that a hot key's overwrites cannot use up an insert's eviction budget. Returns
-    /// `false` if the queue had no live entry ready.
+    /// nothing: they are released on the way without counting as the step, so that a hot key's
+    /// overwrites cannot use up an insert's eviction budget. One call pops at most
+    /// [`policy::DEAD_PER_STEP`] entries and returns `false` if none of them was live (the caller
+    /// then turns to main).
     fn pop_small(&self, shard: &Shard<Node<K, V>>, guard: &Guard, forced: bool) -> bool {
         let Some(small) = &shard.small else {
             return false;
         };
-        for _ in 0..small.capacity() {
+        for _ in 0..policy::DEAD_PER_STEP {
             let Some(ptr) = small.pop() else {
                 return false;
             };
@@ -1021,5 +1022,42 @@ where
             });
             self.bucket += 1;
         }
+    }
+}
+
+#[cfg(all(test, not(strata_loom)))]
+mod tests {
+    use super::*;
+
+    /// A hot key overwritten while the cache fills leaves a run of dead entries at the head of
+    /// the small queue. One step releases a bounded number of them, not the whole run.
+    #[test]
+    fn a_small_queue_step_releases_a_bounded_number_of_dead_entries() {
+        let cache = Cache::<u64, u64>::new(1000);
+        let overwrites = 2 * policy::DEAD_PER_STEP;
+        for i in 0..=overwrites as u64 {
+            cache.insert(0, i);
+        }
+        let inner = &*cache.inner;
+        let shard = inner.shards.of_hash(inner.hasher.hash_one(0u64));
+        let small = shard
+            .small
+            .as_ref()
+            .expect("a bounded cache has a small queue");
+        // Every overwrite left its predecessor queued; the live entry is the newest.
+        assert_eq!(small.len(), overwrites + 1);
+
+        let guard = epoch::pin();
+        assert!(
+            !inner.pop_small(shard, &guard, false),
+            "no live entry within the bound"
+        );
+        assert_eq!(small.len(), overwrites + 1 - policy::DEAD_PER_STEP);
+        assert!(!inner.pop_small(shard, &guard, false));
+        assert_eq!(small.len(), 1);
+        // The next step reaches the live entry and promotes or evicts it: the queue is empty.
+        assert!(inner.pop_small(shard, &guard, false));
+        assert_eq!(small.len(), 0);
+        assert_eq!(cache.get(&0), Some(overwrites as u64));
     }
 }

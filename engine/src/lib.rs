@@ -34,9 +34,9 @@
 //!   of fingerprints, so a key that returns soon after goes straight to main. The tenth is the
 //!   small FIFO's share once the cache is full; while it fills, every new entry waits there (its
 //!   ring has a slot for every entry), so the first entries are judged like all later ones.
-//!   Main is a CLOCK over
-//!   a ring of slots: the hand spares entries read since its last pass, and a promoted entry takes
-//!   the slot of the victim it displaces, which keeps insertion order without moving anything.
+//!   Main is a CLOCK over a ring of slots: the hand spares entries read since its last pass, and
+//!   a promoted entry takes the slot of the victim it displaces, which keeps insertion order
+//!   without moving anything.
 //!   The ring is sized from the expected entry count and doubles (a new segment, nothing moved)
 //!   when it is full of live entries while the cache is under its bounds.
 //!   Scans and one-hit wonders never displace the main queue. Eviction runs on the writing thread,
@@ -55,7 +55,12 @@
 //! * **Memory.** A `u64 -> u64` entry costs a 32-byte node (key, value, link, one metadata word
 //!   packing expiry, frequency, flags and a hash tag), an 8-byte bucket, an 8-byte main-queue
 //!   slot, an 8-byte small-queue slot (a pointer with the queue's stamp in its low bits) and
-//!   about 2 bytes of ghost fingerprints.
+//!   about 2 bytes of ghost fingerprints. An entry replaced or removed while it waits in the
+//!   small FIFO keeps its node (and value) until the FIFO's head reaches it, because a ring
+//!   cannot drop an item from its middle. A key overwritten many times can so hold up to a
+//!   ring's worth of dead nodes (the shard's expected entry count) beyond the bounds. Each
+//!   small-FIFO step releases up to 128 of them on its way to a live entry, so no single write
+//!   walks the whole ring.
 //!
 //! # Consistency
 //!

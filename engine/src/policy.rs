@@ -33,6 +33,16 @@ pub(crate) const EVICTION_BUDGET: usize = 64;
 #[cfg(strata_loom)]
 pub(crate) const EVICTION_BUDGET: usize = 4;
 
+/// Dead entries (replaced or removed while queued) one small-queue step releases on its way to a
+/// live one. Each write leaves at most one dead entry behind, and every full-ring push and every
+/// eviction step releases up to this many, so they cannot pile up faster than writes clear them;
+/// the bound keeps one call from walking a whole ring of them (a shard's worth of entries) after
+/// a hot key was overwritten many times.
+#[cfg(not(strata_loom))]
+pub(crate) const DEAD_PER_STEP: usize = 2 * EVICTION_BUDGET;
+#[cfg(strata_loom)]
+pub(crate) const DEAD_PER_STEP: usize = 2;
+
 /// Free slots the main hand passes in one step before it reports main as having nothing ready
 /// (and the step goes to the small queue). Main keeps about a tenth of its slots free, so a few
 /// suffice; falling back too eagerly would evict new entries before their time.

@@ -65,11 +65,6 @@ impl<T> SmallQueue<T> {
         (&self.slots[ticket % len], lap_bit)
     }
 
-    /// Most pointers the ring holds.
-    pub(crate) fn capacity(&self) -> usize {
-        self.slots.len()
-    }
-
     /// Number of pointers pushed and not yet popped (momentarily stale under concurrency).
     pub(crate) fn len(&self) -> usize {
         let tail = self.tail.load(Ordering::Relaxed);
