@@ -247,6 +247,7 @@ where
             EvictionCause::Removed
         };
         inner.account_removal(node, cause);
+        inner.trim_small(inner.shards.of_hash(hash), &guard);
         (!expired).then(|| node.value.clone())
     }
 
@@ -640,6 +641,7 @@ where
                 // SAFETY: `new` is linked and still ours to describe; nobody has read its
                 // frequency yet that this could confuse.
                 unsafe { new.deref() }.touch();
+                self.trim_small(shard, &guard);
                 self.enqueue(shard, new, weight, false, &guard);
                 self.add_weight(shard, weight);
                 self.sub_weight(shard, old_weight);
@@ -687,6 +689,23 @@ where
         }
     }
 
+    /// Called by writes that leave a dead entry behind (a replacement, a removal) and evict
+    /// nothing. While a shard fills, its small ring has room for every entry; once the shard has
+    /// been full, eviction keeps the small FIFO at about its share, but these writes do not
+    /// evict, so their dead entries would pile up in the queues to a ring's worth (the shard's
+    /// entries) beyond the bounds. Past twice the share, such a write takes one step of the
+    /// small FIFO: it releases the dead entries at the head and moves the first live one on to
+    /// main, whose hand takes the first free or dead slot it meets (releasing a dead one). The
+    /// cache is within its bounds here, so nothing is evicted for it.
+    fn trim_small(&self, shard: &Shard<Node<K, V>>, guard: &Guard) {
+        if shard.counters.filled.load(Ordering::Relaxed)
+            && self.small_queue_weight(shard)
+                >= policy::SMALL_SLACK.saturating_mul(shard.small_target)
+        {
+            self.pop_small(shard, guard, false);
+        }
+    }
+
     /// Runs eviction steps while the cache is over a bound: first up to a budget of steps by the
     /// policy, then forced ones that evict whatever the hands meet, so that every insert leaves
     /// the cache within its bounds. Forced steps go on while they find entries to evict (one heavy
@@ -698,6 +717,9 @@ where
         for _ in 0..policy::EVICTION_BUDGET {
             if !self.over_capacity(shard) {
                 return;
+            }
+            if !shard.counters.filled.load(Ordering::Relaxed) {
+                shard.counters.filled.store(true, Ordering::Relaxed);
             }
             self.eviction_step(shard, guard, false);
         }

@@ -55,12 +55,14 @@
 //! * **Memory.** A `u64 -> u64` entry costs a 32-byte node (key, value, link, one metadata word
 //!   packing expiry, frequency, flags and a hash tag), an 8-byte bucket, an 8-byte main-queue
 //!   slot, an 8-byte small-queue slot (a pointer with the queue's stamp in its low bits) and
-//!   about 2 bytes of ghost fingerprints. An entry replaced or removed while it waits in the
-//!   small FIFO keeps its node (and value) until the FIFO's head reaches it, because a ring
-//!   cannot drop an item from its middle. A key overwritten many times can so hold up to a
-//!   ring's worth of dead nodes (the shard's expected entry count) beyond the bounds. Each
-//!   small-FIFO step releases up to 128 of them on its way to a live entry, so no single write
-//!   walks the whole ring.
+//!   about 2 bytes of ghost fingerprints. An entry replaced or removed keeps its node (and
+//!   value) until its queue lets go of it, when the small FIFO's head or main's hand reaches it:
+//!   a ring cannot drop an item from its middle. While a shard fills, a key overwritten many
+//!   times can so hold up to a ring's worth of dead nodes (the shard's expected entry count).
+//!   Once the shard has been full, a replacement or removal also takes one step of the small
+//!   FIFO when it is past twice its share, which keeps them down: in a test, 20,000 random
+//!   overwrites of a full 4,000-entry cache leave about 4,800 values held, against 7,999 without
+//!   those steps. No single step releases more than 128 dead nodes.
 //!
 //! # Consistency
 //!

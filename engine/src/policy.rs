@@ -33,6 +33,11 @@ pub(crate) const EVICTION_BUDGET: usize = 64;
 #[cfg(strata_loom)]
 pub(crate) const EVICTION_BUDGET: usize = 4;
 
+/// How far past its share (as a multiple of it) the small FIFO may grow once its shard has been
+/// full, before a write that evicts nothing (a replacement, a removal) takes a step of it: see
+/// `Inner::trim_small`.
+pub(crate) const SMALL_SLACK: u64 = 2;
+
 /// Dead entries (replaced or removed while queued) one small-queue step releases on its way to a
 /// live one. Each write leaves at most one dead entry behind, and every full-ring push and every
 /// eviction step releases up to this many, so they cannot pile up faster than writes clear them;

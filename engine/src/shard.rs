@@ -12,7 +12,7 @@ use crate::main_queue::MainQueue;
 use crate::node;
 use crate::policy;
 use crate::small_queue::SmallQueue;
-use crate::sync::{AtomicU64, CachePadded, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, CachePadded, Ordering};
 
 /// The counters a shard's writers update, together on one cache line.
 #[derive(Default)]
@@ -24,6 +24,9 @@ pub(crate) struct Counters {
     /// Weight of the entries in the small queue, the dead ones still queued included (kept only
     /// with a weigher; without one it is the queue's length).
     pub(crate) small_weight: AtomicU64,
+    /// The shard has been over a bound at least once (set once, never cleared): from then on
+    /// the small queue keeps to about its share instead of growing to its ring's capacity.
+    pub(crate) filled: AtomicBool,
 }
 
 pub(crate) struct Shard<T> {

@@ -15,13 +15,13 @@ compile_error!(
 
 #[cfg(not(strata_loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicPtr, AtomicU16, AtomicU64, AtomicUsize, Ordering},
+    atomic::{AtomicBool, AtomicPtr, AtomicU16, AtomicU64, AtomicUsize, Ordering},
     Arc, Condvar, Mutex, MutexGuard,
 };
 
 #[cfg(strata_loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicPtr, AtomicU16, AtomicU64, AtomicUsize, Ordering},
+    atomic::{AtomicBool, AtomicPtr, AtomicU16, AtomicU64, AtomicUsize, Ordering},
     Arc, Condvar, Mutex, MutexGuard,
 };
 
