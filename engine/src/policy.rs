@@ -39,10 +39,10 @@ pub(crate) const EVICTION_BUDGET: usize = 4;
 pub(crate) const SMALL_SLACK: u64 = 2;
 
 /// Dead entries (replaced or removed while queued) one small-queue step releases on its way to a
-/// live one. Each write leaves at most one dead entry behind, and every full-ring push and every
-/// eviction step releases up to this many, so they cannot pile up faster than writes clear them;
-/// the bound keeps one call from walking a whole ring of them (a shard's worth of entries) after
-/// a hot key was overwritten many times.
+/// live one: the bound keeps one call from walking a whole ring of them (a shard's worth of
+/// entries) after a hot key was overwritten many times. Each write leaves at most one dead entry
+/// behind; full-ring pushes, eviction steps and (once the shard has been full) the writes that
+/// leave them (`Inner::trim_small`) take the steps that release them.
 #[cfg(not(strata_loom))]
 pub(crate) const DEAD_PER_STEP: usize = 2 * EVICTION_BUDGET;
 #[cfg(strata_loom)]

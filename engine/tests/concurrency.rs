@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use strata_engine::Cache;
 
+mod common;
+
 const THREADS: u64 = 4;
 
 #[test]
@@ -121,17 +123,7 @@ impl Drop for Counted {
 /// Waits (up to 20 s) for the epoch collector to free what a dropped cache retired; true once
 /// `drops` has caught up with `created`.
 fn settle(drops: &AtomicUsize, created: &AtomicUsize) -> bool {
-    // Bounded by time rather than by a count of flushes: on a loaded machine the collector needs
-    // more rounds to see every thread leave its epoch.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        crossbeam_epoch::pin().flush();
-        if drops.load(Ordering::Relaxed) >= created.load(Ordering::Relaxed) {
-            return true;
-        }
-        std::thread::yield_now();
-    }
-    false
+    common::flush_until(|| drops.load(Ordering::Relaxed) >= created.load(Ordering::Relaxed))
 }
 
 /// Runs `body` with fresh creation and drop counters (it builds and drops its own cache), then

@@ -4,6 +4,8 @@
 
 use strata_engine::Cache;
 
+mod common;
+
 #[test]
 fn count_bound_holds_after_every_insert() {
     let cache = Cache::<u64, u64>::new(100);
@@ -214,19 +216,12 @@ fn a_weighted_cache_holds_more_entries_than_it_was_sized_for() {
 }
 
 /// Values still held (by live entries or by dead nodes not yet freed): the strong count of a
-/// shared `Arc`, less the test's own. Flushes the epoch collector until the count is at most
-/// `target`, for up to 20 s (on a loaded machine, with other tests' threads pinning, the
-/// collector needs more rounds to free what was retired), and returns the last count.
+/// shared `Arc`, less the test's own, once the epoch collector has freed enough to bring it to
+/// `target`, or after 20 s of trying (see [`common::flush_until`]).
 fn values_held(token: &std::sync::Arc<()>, target: usize) -> usize {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        crossbeam_epoch::pin().flush();
-        let held = std::sync::Arc::strong_count(token) - 1;
-        if held <= target || std::time::Instant::now() >= deadline {
-            return held;
-        }
-        std::thread::yield_now();
-    }
+    let held = || std::sync::Arc::strong_count(token) - 1;
+    common::flush_until(|| held() <= target);
+    held()
 }
 
 /// Overwrites evict nothing, and each leaves the old node dead in a queue until a hand or the
