@@ -714,14 +714,17 @@ where
     /// still linking: those writers evict for themselves once they count them). A queue with
     /// nothing ready hands the step to the other one.
     fn evict_while_over(&self, shard: &Shard<Node<K, V>>, guard: &Guard) {
+        if !self.over_capacity(shard) {
+            return;
+        }
+        if !shard.counters.filled.load(Ordering::Relaxed) {
+            shard.counters.filled.store(true, Ordering::Relaxed);
+        }
         for _ in 0..policy::EVICTION_BUDGET {
+            self.eviction_step(shard, guard, false);
             if !self.over_capacity(shard) {
                 return;
             }
-            if !shard.counters.filled.load(Ordering::Relaxed) {
-                shard.counters.filled.store(true, Ordering::Relaxed);
-            }
-            self.eviction_step(shard, guard, false);
         }
         let mut idle = 0;
         while idle < policy::EVICTION_BUDGET && self.over_capacity(shard) {

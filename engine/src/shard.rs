@@ -12,7 +12,7 @@ use crate::main_queue::MainQueue;
 use crate::node;
 use crate::policy;
 use crate::small_queue::SmallQueue;
-use crate::sync::{AtomicBool, AtomicU64, CachePadded, Ordering};
+use crate::sync::{AtomicU64, CachePadded, Ordering};
 
 /// The counters a shard's writers update, together on one cache line.
 #[derive(Default)]
@@ -26,7 +26,11 @@ pub(crate) struct Counters {
     pub(crate) small_weight: AtomicU64,
     /// The shard has been over a bound at least once (set once, never cleared): from then on
     /// the small queue keeps to about its share instead of growing to its ring's capacity.
-    pub(crate) filled: AtomicBool,
+    ///
+    /// A hint that synchronises nothing (either value leads to a correct step), so it is `std`'s
+    /// even under loom, like the statistics counters: modelling it only multiplied the
+    /// interleavings of every evicting model.
+    pub(crate) filled: std::sync::atomic::AtomicBool,
 }
 
 pub(crate) struct Shard<T> {

@@ -5,8 +5,9 @@
 //! crossbeam-epoch switches itself to loom under `--cfg crossbeam_loom` (with its `loom` feature),
 //! which the loom build sets alongside `strata_loom`.
 //!
-//! Statistics counters deliberately do *not* come from here: they are not part of any
-//! synchronisation protocol, and modelling them would only multiply the states loom explores.
+//! Statistics counters and the shards' `filled` hint deliberately do *not* come from here: they
+//! are not part of any synchronisation protocol, and modelling them would only multiply the
+//! states loom explores.
 
 #[cfg(all(strata_loom, not(crossbeam_loom)))]
 compile_error!(
@@ -15,13 +16,13 @@ compile_error!(
 
 #[cfg(not(strata_loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicBool, AtomicPtr, AtomicU16, AtomicU64, AtomicUsize, Ordering},
+    atomic::{AtomicPtr, AtomicU16, AtomicU64, AtomicUsize, Ordering},
     Arc, Condvar, Mutex, MutexGuard,
 };
 
 #[cfg(strata_loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicBool, AtomicPtr, AtomicU16, AtomicU64, AtomicUsize, Ordering},
+    atomic::{AtomicPtr, AtomicU16, AtomicU64, AtomicUsize, Ordering},
     Arc, Condvar, Mutex, MutexGuard,
 };
 

@@ -317,7 +317,7 @@ fn racing_evictions_free_each_node_once() {
 fn eviction_past_dead_entries_frees_each_node_once() {
     // Since a removal from a shard that has been full also steps the small FIFO (the racing
     // `remove` here does), this model with two preemptions ran for over 30 minutes without
-    // finishing; the bounded run gives it one (1.56M interleavings, about 2 minutes), and the
+    // finishing; the bounded run gives it one (1.51M interleavings, 2-5 minutes), and the
     // exhaustive run explores it fully.
     let mut builder = loom::model::Builder::new();
     if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_some() {
