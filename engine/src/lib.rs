@@ -25,10 +25,12 @@
 //!   build time from `max_capacity` (or `initial_capacity`) and does not grow: more entries than
 //!   buckets only lengthen chains.
 //! * **Reclamation.** Unlinked nodes are freed through crossbeam-epoch once no thread can still
-//!   read them. We chose it over seize because its pin is the cheaper of the two here (about 7 ns
-//!   against 8 ns, both measured on this project's machines), it is the most used reclaimer in the
-//!   ecosystem, and it runs under loom (`--cfg crossbeam_loom`), which lets `verify/` model-check
-//!   the real table and its reclamation together.
+//!   read them. We chose it over seize by measurement: with one guard per lookup, as a cache's
+//!   `get` needs, a 1M-key Zipf lookup cost the same under either (43-47 ns against 45-48 ns,
+//!   seize 0.5 in its membarrier mode, whose guard still swaps on leaving; see
+//!   `benches/README.md`), crossbeam-epoch is the most used reclaimer in the ecosystem, and it runs
+//!   under loom (`--cfg crossbeam_loom`), which lets `verify/` model-check the real table and its
+//!   reclamation together; seize has no loom support.
 //! * **Eviction.** S3-FIFO: new keys enter a small FIFO (a tenth of the capacity); those read
 //!   while there move on to the main queue, the rest are evicted and remembered by a ghost filter
 //!   of fingerprints, so a key that returns soon after goes straight to main. The tenth is the
