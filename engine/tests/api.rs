@@ -98,6 +98,53 @@ fn stats_count_hits_misses_and_inserts() {
     assert!((stats.hit_ratio() - 2.0 / 3.0).abs() < 1e-9);
 }
 
+/// Each thread remembers the counter block of the cache it counted in last: alternating between
+/// caches, on several threads, and a new cache after a dropped one must still count each event
+/// once, in the cache it happened in.
+#[test]
+fn stats_stay_exact_per_cache_across_threads_and_alternating_caches() {
+    let shared = Cache::<u64, u64>::new(10);
+    shared.insert(1, 1);
+    let threads = 4;
+    let rounds = 1_000u64;
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let own = Cache::<u64, u64>::new(10);
+                own.insert(1, 1);
+                for _ in 0..rounds {
+                    shared.get(&1); // hit in `shared`
+                    own.get(&2); // miss in `own`
+                    shared.get(&3); // miss in `shared`
+                    own.get(&1); // hit in `own`
+                    own.get(&1);
+                }
+                let stats = own.stats();
+                assert_eq!((stats.hits, stats.misses), (2 * rounds, rounds));
+            });
+        }
+    });
+    let stats = shared.stats();
+    assert_eq!(
+        (stats.hits, stats.misses),
+        (threads * rounds, threads * rounds)
+    );
+
+    for generation in 0..3u64 {
+        let cache = Cache::<u64, u64>::new(10);
+        assert_eq!(
+            cache.stats().hits,
+            0,
+            "generation {generation} starts at zero"
+        );
+        cache.insert(1, 1);
+        for _ in 0..=generation {
+            cache.get(&1);
+        }
+        assert_eq!(cache.stats().hits, generation + 1);
+    }
+}
+
 #[test]
 fn weigher_bounds_total_weight_and_rejects_heavy_entries() {
     let cache: Cache<u64, Vec<u8>> = Cache::builder()
