@@ -95,7 +95,10 @@ impl StatsRecorder {
                 // SAFETY: this thread stored `block` below, from this recorder's `per_thread`
                 // (ids are unique and never reused, so the recorder with this id is `self`).
                 // `ThreadLocal` keeps an entry at one address until it is dropped, and it is
-                // dropped only with `self`, which the `&self` borrow keeps alive.
+                // dropped only with `self`, which the `&self` borrow keeps alive. (A count made
+                // by a thread-local destructor after this thread's `thread_local` id was freed at
+                // exit may land in a block a new thread now also uses: both sides are atomics, so
+                // at worst one count is lost, as with any racing load and store here.)
                 return unsafe { &*block };
             }
         }
