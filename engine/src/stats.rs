@@ -98,7 +98,7 @@ impl StatsRecorder {
                 // dropped only with `self`, which the `&self` borrow keeps alive. (A count made
                 // by a thread-local destructor after this thread's `thread_local` id was freed at
                 // exit may land in a block a new thread now also uses: both sides are atomics, so
-                // at worst one count is lost, as with any racing load and store here.)
+                // at worst some of those late counts are lost; nothing is unsound.)
                 return unsafe { &*block };
             }
         }
