@@ -5,6 +5,7 @@
 use strata_engine::Cache;
 
 mod common;
+use common::xorshift;
 
 #[test]
 fn count_bound_holds_after_every_insert() {
@@ -80,9 +81,7 @@ fn zipf_like_workload_beats_fifo_share() {
     let mut hits = 0u64;
     let total = 200_000u64;
     for _ in 0..total {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
+        xorshift(&mut state);
         // Inverse-power sampling: rank = floor(N^u) gives a ~1/rank law.
         let u = (state >> 11) as f64 / (1u64 << 53) as f64;
         let key = (10_000f64.powf(u)) as u64;
@@ -161,9 +160,7 @@ fn weight_bound_holds_when_the_main_ring_is_sparse() {
         .build();
     let mut state = 5u64;
     for i in 0..20_000u64 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
+        xorshift(&mut state);
         let key = state % 20;
         if state >> 63 == 0 {
             cache.get(&key);
@@ -240,9 +237,7 @@ fn overwrites_of_a_full_cache_do_not_pile_up_dead_nodes() {
     assert!(live <= 4000);
     let mut state = 7u64;
     for _ in 0..20_000 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
+        xorshift(&mut state);
         let key = state % 4400;
         if cache.contains_key(&key) {
             cache.insert(key, std::sync::Arc::clone(&token));

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use strata_engine::{Cache, Clock, InsertError};
 
+mod common;
+use common::xorshift;
+
 fn shards_of<K, V, S>(cache: &Cache<K, V, S>) -> usize {
     let debug = format!("{cache:?}");
     let count = debug
@@ -15,13 +18,6 @@ fn shards_of<K, V, S>(cache: &Cache<K, V, S>) -> usize {
         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|digits| digits.parse().ok());
     count.unwrap_or_else(|| panic!("no shard count in {debug}"))
-}
-
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
 }
 
 #[test]

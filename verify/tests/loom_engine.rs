@@ -87,6 +87,14 @@ fn flush() {
 /// short (an exhaustive one under a time limit) still tells how much it explored.
 const PROGRESS_EVERY: u64 = 250_000;
 
+/// The largest models get one preemption instead of `LOOM_MAX_PREEMPTIONS` in a bounded run (any
+/// run that sets it, as CI does); an exhaustive run, which leaves it unset, explores them fully.
+fn one_preemption_when_bounded(builder: &mut loom::model::Builder) {
+    if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_some() {
+        builder.preemption_bound = Some(1);
+    }
+}
+
 /// Runs `model` under loom with `builder` (as `loom::model` does with `Builder::new()`), counting
 /// the executions loom explores: each is one interleaving of the model's threads within the
 /// preemption bound. When loom has explored them all, prints `loom model <name>: <n>
@@ -291,9 +299,7 @@ fn racing_evictions_free_each_node_once() {
     // preemption, which is what the race it caught (a writer paused between claiming a queue slot
     // and filling it) needs; the exhaustive run explores it fully.
     let mut builder = loom::model::Builder::new();
-    if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_some() {
-        builder.preemption_bound = Some(1);
-    }
+    one_preemption_when_bounded(&mut builder);
     explore("racing_evictions_free_each_node_once", builder, || {
         let cache = cache::<Canary>(1);
         let other = cache.clone();
@@ -320,9 +326,7 @@ fn eviction_past_dead_entries_frees_each_node_once() {
     // finishing; the bounded run gives it one (1.51M interleavings, 2-5 minutes), and the
     // exhaustive run explores it fully.
     let mut builder = loom::model::Builder::new();
-    if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_some() {
-        builder.preemption_bound = Some(1);
-    }
+    one_preemption_when_bounded(&mut builder);
     explore(
         "eviction_past_dead_entries_frees_each_node_once",
         builder,
@@ -443,9 +447,7 @@ fn racing_writers_grow_the_main_ring_without_losing_entries() {
     // paths of `racing_evictions_free_each_node_once`: the bounded run gives it one preemption.
     let mut builder = loom::model::Builder::new();
     builder.max_branches = 20_000;
-    if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_some() {
-        builder.preemption_bound = Some(1);
-    }
+    one_preemption_when_bounded(&mut builder);
     explore(
         "racing_writers_grow_the_main_ring_without_losing_entries",
         builder,

@@ -1,4 +1,6 @@
-//! Shared by the integration tests that count what the epoch collector has freed.
+//! Helpers shared by the engine's integration tests: waiting for the epoch collector, and a
+//! seeded key stream. (Each test file compiles this module on its own and uses part of it.)
+#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
@@ -17,4 +19,13 @@ pub fn flush_until(mut done: impl FnMut() -> bool) -> bool {
         std::thread::yield_now();
     }
     false
+}
+
+/// One step of xorshift64 (shifts 13, 7, 17): a reproducible stream of test keys from a nonzero
+/// seed. Advances `state` and returns its new value.
+pub fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
 }
