@@ -1,8 +1,8 @@
 //! The builder of a `TieredCache`.
 
 use std::marker::PhantomData;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strata_engine::Cache;
@@ -11,8 +11,10 @@ use strata_tier::Tier;
 use crate::breaker::BreakerConfig;
 use crate::cache::{Shared, TieredCache};
 use crate::codec::Codec;
-use crate::epochs::WriteEpochs;
+use crate::fence::Fences;
+use crate::flight::Flights;
 use crate::frame::FrameOptions;
+use crate::invalidate::L1Sink;
 use crate::layer::{Layer, LayerOptions};
 
 /// Defaults: 10,000 L1 entries, no TTL, 1 KiB compression threshold, 16 MiB values, 250 ms
@@ -178,12 +180,16 @@ where
         if let Some(ttl) = self.memory_ttl {
             l1 = l1.time_to_live(ttl);
         }
-        let layers = self
+        let mut used: std::collections::HashSet<String> =
+            ["memory".to_owned()].into_iter().collect();
+        let layers: Vec<Layer> = self
             .tiers
             .into_iter()
             .map(|(tier, options)| {
+                let name = unique_name(&mut used, tier.name());
                 Layer::new(
                     tier,
+                    name,
                     LayerOptions {
                         ttl: options.ttl,
                         timeout: options.timeout.unwrap_or(self.timeout),
@@ -192,7 +198,7 @@ where
                 )
             })
             .collect();
-        TieredCache {
+        let cache = TieredCache {
             shared: Arc::new(Shared {
                 l1: l1.build(),
                 layers,
@@ -204,11 +210,62 @@ where
                 max_value_size: self.max_value_size,
                 default_ttl: self.default_ttl,
                 memory_ttl: self.memory_ttl,
-                epochs: WriteEpochs::new(),
+                fences: Fences::new(),
+                flights: Flights::new(),
+                subscriptions: Mutex::new(Vec::new()),
+                closed: AtomicBool::new(false),
                 lower_hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
                 loads: AtomicU64::new(0),
+                fills_fenced: AtomicU64::new(0),
+                remote_invalidations: AtomicU64::new(0),
             }),
-        }
+        };
+        // Tiers that deliver other processes' invalidations apply them to this L1.
+        let subscriptions: Vec<_> = cache
+            .shared
+            .layers
+            .iter()
+            .filter_map(|layer| {
+                layer.subscribe(Arc::new(L1Sink {
+                    shared: Arc::downgrade(&cache.shared),
+                }))
+            })
+            .collect();
+        *cache
+            .shared
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = subscriptions;
+        cache
+    }
+}
+
+/// A tier's name, made unique within the stack (and apart from `memory`, L1's name in health
+/// reports): the second `redb` is `redb-2`.
+fn unique_name(used: &mut std::collections::HashSet<String>, name: &str) -> String {
+    let name = if name.is_empty() { "tier" } else { name };
+    let mut candidate = name.to_owned();
+    let mut n = 1;
+    while used.contains(&candidate) {
+        n += 1;
+        candidate = format!("{name}-{n}");
+    }
+    used.insert(candidate.clone());
+    candidate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unique_name;
+
+    #[test]
+    fn names_are_unique_in_a_stack() {
+        let mut used = ["memory".to_owned()].into_iter().collect();
+        let names: Vec<_> = ["redb", "memory", "redb", "redb-2", ""]
+            .iter()
+            .map(|n| unique_name(&mut used, n))
+            .collect();
+        assert_eq!(names, ["redb", "memory-2", "redb-2", "redb-2-2", "tier"]);
     }
 }

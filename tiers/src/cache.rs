@@ -1,23 +1,24 @@
-//! `TieredCache`: the L1 engine in front of an ordered stack of lower tiers.
+//! `TieredCache`: the L1 engine in front of an ordered stack of lower tiers; its public API.
 
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::future::join_all;
-use strata_engine::{Cache, CacheStats};
-use strata_tier::{Health, KeyPattern, Lookup};
+use strata_engine::Cache;
+use strata_tier::{Health, Invalidation, Subscription};
 
 use crate::codec::Codec;
-use crate::epochs::WriteEpochs;
 use crate::error::{CacheError, TierFailure};
+use crate::fence::Fences;
+use crate::flight::{Flights, Role, SharedError};
 use crate::frame::{self, FrameOptions};
 use crate::layer::{capped, Layer};
-use crate::tier_stats::TierStats;
+use crate::reports::{EntryInfo, HealthReport, TieredStats, WriteReport};
 
 /// A multi-tier cache: reads go L1 → tier 1 → tier 2 …, hits in a lower tier are promoted
 /// into L1 and every tier above with their remaining TTL, writes go through to every tier.
@@ -27,7 +28,10 @@ use crate::tier_stats::TierStats;
 /// the codec `C` ([`Postcard`](crate::Postcard) for serde types, [`RawBytes`](crate::RawBytes)
 /// for [`BytesCache`](crate::BytesCache)).
 ///
-/// All async methods need a Tokio runtime (they use its timer for per-tier timeouts).
+/// All async methods need a Tokio runtime (they use its timer for per-tier timeouts). Call
+/// [`close`](Self::close) before the process exits so that tiers flush what they acknowledged;
+/// dropping the last handle without it closes nothing (a tier's own `Drop` decides what is
+/// kept, and a disk tier may lose its last unflushed writes).
 pub struct TieredCache<V, C> {
     pub(crate) shared: Arc<Shared<V, C>>,
 }
@@ -48,14 +52,20 @@ pub(crate) struct Shared<V, C> {
     pub(crate) max_value_size: usize,
     pub(crate) default_ttl: Option<Duration>,
     pub(crate) memory_ttl: Option<Duration>,
-    pub(crate) epochs: WriteEpochs,
+    pub(crate) fences: Fences,
+    pub(crate) flights: Flights<V>,
+    pub(crate) subscriptions: Mutex<Vec<Subscription>>,
+    pub(crate) closed: AtomicBool,
     pub(crate) lower_hits: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) loads: AtomicU64,
+    pub(crate) fills_fenced: AtomicU64,
+    pub(crate) remote_invalidations: AtomicU64,
 }
 
 /// Where a write goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum WriteTarget {
     /// L1 and every lower tier (write-through). The default.
     #[default]
@@ -75,7 +85,8 @@ pub struct SetOptions {
 
 impl SetOptions {
     /// The entry's time to live (capped in each tier by that tier's own TTL). Without one, the
-    /// cache's `default_ttl` applies.
+    /// cache's `default_ttl` applies. A lifetime too long to represent (`Duration::MAX`) means
+    /// no expiry.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
@@ -86,84 +97,38 @@ impl SetOptions {
         self.target = target;
         self
     }
-}
 
-/// What a write did in the lower tiers. A failed tier write is counted and logged, not an
-/// error: the value is still cached in the tiers that took it. Check
-/// [`is_complete`](Self::is_complete) if a write must reach every tier.
-#[derive(Debug, Default)]
-#[must_use = "a write may have failed in some tiers"]
-pub struct WriteReport {
-    /// Tiers that took the write.
-    pub written: Vec<String>,
-    /// Tiers that did not, and why.
-    pub failed: Vec<TierFailure>,
-}
+    pub(crate) fn ttl_or(&self, default: Option<Duration>) -> Option<Duration> {
+        self.ttl.or(default)
+    }
 
-impl WriteReport {
-    /// Whether every tier written to took the write.
-    pub fn is_complete(&self) -> bool {
-        self.failed.is_empty()
+    pub(crate) fn target_of(&self) -> WriteTarget {
+        self.target
     }
 }
 
-/// How many entries an invalidation removed, per tier, where tiers can tell.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct InvalidationReport {
-    /// Entries removed from this process's L1.
-    pub l1: u64,
-    /// Entries each lower tier reported removing.
-    pub tiers: Vec<(String, u64)>,
+/// When an entry written now with `ttl` expires: `None` for no TTL, and also for a TTL too
+/// long to represent (saturating, never a panic).
+pub(crate) fn expiry(ttl: Option<Duration>, now: SystemTime) -> Option<SystemTime> {
+    ttl.and_then(|ttl| now.checked_add(ttl))
+        // Frames hold milliseconds in a u64; anything past that is "never" as well.
+        .filter(|at| {
+            at.duration_since(SystemTime::UNIX_EPOCH)
+                .is_ok_and(|d| d.as_millis() < u128::from(u64::MAX))
+        })
 }
 
-/// Every level's health: the seed's `{memory, redis, disk}` map, keyed by tier name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthReport {
-    /// `memory` for L1, then each lower tier by name.
-    pub tiers: BTreeMap<String, Health>,
-}
-
-impl HealthReport {
-    /// Whether every tier is healthy.
-    pub fn is_healthy(&self) -> bool {
-        self.tiers.values().all(|h| *h == Health::Healthy)
-    }
-
-    /// A JSON object mapping each tier to `healthy`, `degraded: …` or `down: …`.
-    pub fn to_json(&self) -> serde_json::Value {
-        self.tiers
-            .iter()
-            .map(|(name, health)| (name.clone(), serde_json::Value::String(health.to_string())))
-            .collect::<serde_json::Map<_, _>>()
-            .into()
-    }
-}
-
-/// Counters for the whole stack and each tier.
-#[derive(Debug, Clone)]
-pub struct TieredStats {
-    /// The L1 engine's own counters.
-    pub l1: CacheStats,
-    /// Reads that missed L1 and hit a lower tier.
-    pub lower_hits: u64,
-    /// Reads that found nothing in any tier.
-    pub misses: u64,
-    /// Loader runs by `get_or_load`.
-    pub loads: u64,
-    /// Each lower tier, top to bottom.
-    pub tiers: Vec<TierStats>,
-}
-
-impl TieredStats {
-    /// Reads answered by some tier over all reads.
-    pub fn hit_ratio(&self) -> f64 {
-        let hits = self.l1.hits + self.lower_hits;
-        let total = hits + self.misses;
-        if total == 0 {
-            0.0
-        } else {
-            hits as f64 / total as f64
-        }
+/// An entry's remaining lifetime at `now` (`None` for none); `Err` if it has expired.
+pub(crate) fn remaining(
+    expires_at: Option<SystemTime>,
+    now: SystemTime,
+) -> Result<Option<Duration>, ()> {
+    match expires_at {
+        None => Ok(None),
+        Some(at) => match at.duration_since(now) {
+            Ok(left) if !left.is_zero() => Ok(Some(left)),
+            _ => Err(()),
+        },
     }
 }
 
@@ -175,30 +140,42 @@ where
     /// The value under `key`, from the first tier that has it. A miss in every tier is `None`;
     /// a failing tier is skipped (its read counts as degraded), never an error.
     pub async fn get(&self, key: &str) -> Option<V> {
+        self.get_entry(key).await.map(|entry| entry.value)
+    }
+
+    /// Like [`get`](Self::get), with the entry's expiry, the time it was stored (from the
+    /// frame; `None` for an L1 hit) and the tier that answered.
+    pub async fn get_entry(&self, key: &str) -> Option<EntryInfo<V>> {
         let shared = &*self.shared;
         if let Some(value) = shared.l1.get(key) {
-            return Some(value);
+            let expires_at = shared
+                .l1
+                .time_to_live_of(key)
+                .flatten()
+                .and_then(|left| SystemTime::now().checked_add(left));
+            return Some(EntryInfo {
+                value,
+                expires_at,
+                stored_at: None,
+                tier: "memory".to_owned(),
+            });
         }
         if shared.layers.is_empty() {
             shared.misses.fetch_add(1, Relaxed);
             return None;
         }
-        let epoch = shared.epochs.of(key);
-        let seen = epoch.read();
-        let Some((value, remaining)) = self.read_lower(key).await else {
+        let ticket = shared.fences.begin_read(key);
+        let Some(found) = self.read_lower(key, &ticket, None).await.found else {
             shared.misses.fetch_add(1, Relaxed);
             return None;
         };
-        // Fill L1 only if no write to the key began since `seen`, and undo the fill if one
-        // began meanwhile: a writer bumps the epoch, writes L1, writes the tiers, bumps again
-        // and writes L1 again, so its L1 write lands after any fill that passed the check.
-        if epoch.read() == seen {
-            let _ = self.insert_l1(key.to_owned(), value.clone(), remaining);
-            if epoch.read() != seen {
-                shared.l1.remove(key);
-            }
-        }
-        Some(value)
+        self.fill_l1(&ticket, key, &found.value, found.expires_at);
+        Some(EntryInfo {
+            value: found.value,
+            expires_at: found.expires_at,
+            stored_at: found.stored_at,
+            tier: shared.layers[found.depth].name().to_owned(),
+        })
     }
 
     /// Whether any tier holds `key` (reads through, like [`get`](Self::get)).
@@ -206,13 +183,18 @@ where
         self.get(key).await.is_some()
     }
 
-    /// The value under `key`, or `loader`'s value, which is then written to every tier.
+    /// The value under `key`, or `loader`'s value, which is then written to L1 and to every
+    /// tier that answered the read.
     ///
     /// Single-flight across the whole stack: concurrent callers in this process that miss the
-    /// same key share one lower-tier lookup and one loader run; the others wait for it. If the
-    /// loader fails, its caller gets [`CacheError::Loader`], nothing is cached, and a waiting
-    /// caller runs its own loader. If the caller running the loader is cancelled, a waiting
-    /// caller takes over.
+    /// same key share one lower-tier lookup and one loader run, and all get its outcome. If the
+    /// loader fails, every caller of that flight gets the same [`CacheError::Loader`] (the
+    /// error is shared, behind an `Arc`) and nothing is cached; the next call loads again. A
+    /// value that cannot be stored (too large, not encodable) is still returned to every
+    /// caller. If the caller running the loader is cancelled, a waiting caller takes over with
+    /// its own loader. A `set`, `delete` or invalidation of the key that starts during the load
+    /// wins: the loaded value is returned to the flight's callers but not cached, and callers
+    /// arriving after the write began start a new flight.
     pub async fn get_or_load<F, Fut, E>(&self, key: &str, loader: F) -> Result<V, CacheError>
     where
         F: FnOnce() -> Fut,
@@ -220,31 +202,64 @@ where
         E: Into<Box<dyn Error + Send + Sync + 'static>>,
     {
         let shared = &*self.shared;
+        loop {
+            if let Some(value) = shared.l1.get(key) {
+                return Ok(value);
+            }
+            match shared.flights.join(key) {
+                Role::Follower(flight) => match flight.wait().await {
+                    Some(outcome) => return outcome.map_err(CacheError::Loader),
+                    // The leader was cancelled: try again, perhaps as the leader.
+                    None => continue,
+                },
+                Role::Leader(leader) => {
+                    let outcome = self.load(key, loader).await;
+                    leader.complete(outcome.clone());
+                    return outcome.map_err(CacheError::Loader);
+                }
+            }
+        }
+    }
+
+    /// The leader's part of `get_or_load`: the lower tiers, then the loader.
+    async fn load<F, Fut, E>(&self, key: &str, loader: F) -> Result<V, SharedError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        E: Into<Box<dyn Error + Send + Sync + 'static>>,
+    {
+        let shared = &*self.shared;
+        // A flight that just finished may have filled L1.
         if let Some(value) = shared.l1.get(key) {
             return Ok(value);
         }
-        let epoch = shared.epochs.of(key);
-        let seen = epoch.read();
-        let load = async {
-            if let Some((value, remaining)) = self.read_lower(key).await {
-                return Ok((value, self.l1_ttl(remaining)));
+        let ticket = shared.fences.begin_read(key);
+        let read = self.read_lower(key, &ticket, None).await;
+        if let Some(found) = read.found {
+            self.fill_l1(&ticket, key, &found.value, found.expires_at);
+            return Ok(found.value);
+        }
+        shared.misses.fetch_add(1, Relaxed);
+        shared.loads.fetch_add(1, Relaxed);
+        let value = loader().await.map_err(|e| SharedError::from(e.into()))?;
+        let ttl = shared.default_ttl;
+        let expires_at = expiry(ttl, SystemTime::now());
+        match self.frame_value(&value, expires_at) {
+            Ok(frame) => {
+                self.fill_l1(&ticket, key, &value, expires_at);
+                // Only the tiers that answered this read: one that just failed or timed out
+                // would cost another timeout.
+                let targets = shared
+                    .layers
+                    .iter()
+                    .zip(&read.answered)
+                    .filter_map(|(layer, answered)| answered.then_some(layer));
+                self.fill_tiers(&ticket, key, &frame, expires_at, targets)
+                    .await;
             }
-            shared.misses.fetch_add(1, Relaxed);
-            shared.loads.fetch_add(1, Relaxed);
-            let value = loader().await.map_err(|e| CacheError::Loader(e.into()))?;
-            let ttl = shared.default_ttl;
-            let frame = self.frame_value(&value, ttl)?;
-            let _report = self.write_lower(key, frame, ttl).await;
-            Ok((value, self.l1_ttl(ttl)))
-        };
-        let value = shared
-            .l1
-            .try_get_or_insert_with_ttl_async::<_, CacheError>(key.to_owned(), load)
-            .await?;
-        if epoch.read() != seen {
-            // A write or invalidation overlapped this load; what the engine just cached may be
-            // older than what the writer wrote. Leave L1 to the writer.
-            shared.l1.remove(key);
+            Err(error) => {
+                tracing::warn!(%key, %error, "loaded value not cached");
+            }
         }
         Ok(value)
     }
@@ -268,6 +283,9 @@ where
     /// Writes `value` under `key` as `options` say. The value is encoded and checked against
     /// `max_value_size` first: a value too large is refused with
     /// [`CacheError::ValueTooLarge`] and nothing is written anywhere.
+    ///
+    /// Writes of one key take turns (a second `set` of the key waits for the first), so L1 and
+    /// every tier see them in the same order.
     pub async fn set_with(
         &self,
         key: &str,
@@ -276,120 +294,65 @@ where
     ) -> Result<WriteReport, CacheError> {
         let shared = &*self.shared;
         let ttl = options.ttl.or(shared.default_ttl);
-        let frame = self.frame_value(&value, ttl)?;
-        let to_l1 = options.target != WriteTarget::SkipL1;
-        let to_lower = options.target != WriteTarget::L1Only;
-        let epoch = shared.epochs.of(key);
-        epoch.bump();
-        if to_l1 {
-            self.insert_l1(key.to_owned(), value.clone(), ttl)?;
-        } else {
+        let expires_at = expiry(ttl, SystemTime::now());
+        let frame = self.frame_value(&value, expires_at)?;
+        let write = shared.fences.begin_write(key).await;
+        shared.flights.detach(key);
+        if options.target == WriteTarget::SkipL1 {
             shared.l1.remove(key);
-        }
-        let report = if to_lower {
-            self.write_lower(key, frame, ttl).await
         } else {
+            self.insert_l1(key.to_owned(), value, expires_at)?;
+        }
+        let report = if options.target == WriteTarget::L1Only {
             WriteReport::default()
-        };
-        epoch.bump();
-        if to_l1 {
-            self.insert_l1(key.to_owned(), value, ttl)?;
         } else {
-            shared.l1.remove(key);
-        }
+            self.write_lower(key, frame, expires_at).await
+        };
+        write.finish().await;
         Ok(report)
     }
 
-    /// Removes `key` from every tier. Returns whether any tier held it. If any tier fails to
-    /// delete, the error lists which ([`CacheError::Invalidation`]): the entry may still be
-    /// there, so retry.
-    pub async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        let shared = &*self.shared;
-        let epoch = shared.epochs.of(key);
-        epoch.bump();
-        let mut found = shared.l1.remove(key).is_some();
-        let results = join_all(shared.layers.iter().map(|layer| layer.delete(key))).await;
-        epoch.bump();
-        found |= shared.l1.remove(key).is_some();
-        let mut failures = Vec::new();
-        for (layer, result) in shared.layers.iter().zip(results) {
-            match result {
-                Ok(removed) => found |= removed,
-                Err(error) => failures.push(failure(layer, error)),
-            }
-        }
-        if failures.is_empty() {
-            Ok(found)
-        } else {
-            Err(CacheError::Invalidation(failures))
-        }
-    }
-
-    /// Removes every key matching `pattern` (Redis glob rules: `user:*`, `h?llo`, `id:[0-9]`;
-    /// see [`KeyPattern`]) from every tier, and no other key.
-    pub async fn invalidate_pattern(
+    /// Writes many entries with the default TTL; the report at index `i` is for
+    /// `entries[i]`. Each tier receives the whole batch in one call
+    /// ([`Tier::set_many`](crate::Tier::set_many)). Every value is encoded and checked first:
+    /// if any is refused, nothing is written.
+    pub async fn set_many(
         &self,
-        pattern: &str,
-    ) -> Result<InvalidationReport, CacheError> {
-        let pattern = KeyPattern::new(pattern)?;
-        let shared = &*self.shared;
-        shared.epochs.bump_all();
-        let mut l1 = self.remove_matching_l1(&pattern);
-        let results = join_all(
-            shared
-                .layers
-                .iter()
-                .map(|layer| layer.delete_matching(&pattern)),
-        )
-        .await;
-        shared.epochs.bump_all();
-        l1 += self.remove_matching_l1(&pattern);
-        let mut report = InvalidationReport {
-            l1,
-            tiers: Vec::new(),
-        };
-        let mut failures = Vec::new();
-        for (layer, result) in shared.layers.iter().zip(results) {
-            match result {
-                Ok(removed) => report.tiers.push((layer.name().to_owned(), removed)),
-                Err(error) => failures.push(failure(layer, error)),
-            }
-        }
-        if failures.is_empty() {
-            Ok(report)
-        } else {
-            Err(CacheError::Invalidation(failures))
-        }
+        entries: Vec<(String, V)>,
+    ) -> Result<Vec<WriteReport>, CacheError> {
+        self.set_many_with(entries, SetOptions::default()).await
     }
 
-    /// Empties every tier.
-    pub async fn clear(&self) -> Result<(), CacheError> {
-        let shared = &*self.shared;
-        shared.epochs.bump_all();
-        shared.l1.clear();
-        let results = join_all(shared.layers.iter().map(Layer::clear)).await;
-        shared.epochs.bump_all();
-        shared.l1.clear();
-        let failures: Vec<_> = shared
-            .layers
-            .iter()
-            .zip(results)
-            .filter_map(|(layer, result)| result.err().map(|error| failure(layer, error)))
-            .collect();
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(CacheError::Invalidation(failures))
-        }
+    /// Writes `key` → `value` under `options` (the cache's L1 only with
+    /// [`WriteTarget::L1Only`], and so on) for every entry; see [`set_many`](Self::set_many).
+    pub async fn set_many_with(
+        &self,
+        entries: Vec<(String, V)>,
+        options: SetOptions,
+    ) -> Result<Vec<WriteReport>, CacheError> {
+        crate::batch::set_many(self, entries, options).await
     }
 
-    /// Each level's health (`memory` for L1, then each tier by name), checked concurrently,
-    /// each within its tier's timeout. A tier whose circuit is open reports at least degraded.
+    /// Reads many keys; the answer at index `i` is for `keys[i]`. L1 first, then each tier in
+    /// one batch ([`Tier::get_many`](crate::Tier::get_many)) for the keys still missing, with
+    /// the same promotion and fences as [`get`](Self::get).
+    pub async fn get_many(&self, keys: &[&str]) -> Vec<Option<V>> {
+        crate::batch::get_many(self, keys).await
+    }
+
+    /// Each level's health (`memory` for L1, then each tier by its unique name), checked
+    /// concurrently, each within its tier's timeout. A tier whose circuit is open, or that
+    /// skips keys after failed writes, reports at least degraded.
     pub async fn health_check(&self) -> HealthReport {
         let shared = &*self.shared;
         let lower = join_all(shared.layers.iter().map(Layer::health)).await;
         let mut tiers = BTreeMap::new();
-        tiers.insert("memory".to_owned(), Health::Healthy);
+        let memory = if shared.closed.load(Relaxed) {
+            Health::Down("closed".into())
+        } else {
+            Health::Healthy
+        };
+        tiers.insert("memory".to_owned(), memory);
         for (layer, health) in shared.layers.iter().zip(lower) {
             tiers.insert(layer.name().to_owned(), health);
         }
@@ -404,17 +367,70 @@ where
             lower_hits: shared.lower_hits.load(Relaxed),
             misses: shared.misses.load(Relaxed),
             loads: shared.loads.load(Relaxed),
+            fills_fenced: shared.fills_fenced.load(Relaxed),
+            remote_invalidations: shared.remote_invalidations.load(Relaxed),
             tiers: shared.layers.iter().map(Layer::stats).collect(),
         }
     }
 
+    /// The unique names of the lower tiers, top to bottom (what stats and health use).
+    pub fn tier_names(&self) -> Vec<String> {
+        self.shared
+            .layers
+            .iter()
+            .map(|layer| layer.name().to_owned())
+            .collect()
+    }
+
     /// The L1 engine, for what the stack does not wrap (its `len`, `iter`, maintenance).
+    /// Writing to it directly bypasses the fences: prefer the cache's own methods.
     pub fn l1(&self) -> &Cache<String, V> {
         &self.shared.l1
     }
 
+    /// Applies an invalidation made elsewhere (another process sharing a lower tier) to this
+    /// process's L1, through the same fences as a local write: a read in flight for a covered
+    /// key does not fill L1 with what it read. Lower tiers are not touched. Tiers that deliver
+    /// invalidation events ([`Tier::subscribe`](crate::Tier::subscribe)) call this for you.
+    pub fn apply_invalidation(&self, event: &Invalidation) {
+        crate::invalidate::apply_remote(&self.shared, event);
+    }
+
+    /// Stops the cache: unsubscribes from invalidation events, then closes every tier
+    /// concurrently, so that each flushes what it acknowledged and stops its background work
+    /// (a disk tier's writer, a connection pool). Reports the tiers that failed to close.
+    /// Calling it again closes again (tiers treat that as a no-op). After `close`, reads of
+    /// lower tiers answer misses and writes to them fail; L1 keeps serving.
+    pub async fn close(&self) -> Result<(), CacheError> {
+        let shared = &*self.shared;
+        shared.closed.store(true, Relaxed);
+        let subscriptions = std::mem::take(
+            &mut *shared
+                .subscriptions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        drop(subscriptions);
+        let results = join_all(shared.layers.iter().map(Layer::close)).await;
+        let failures: Vec<_> = shared
+            .layers
+            .iter()
+            .zip(results)
+            .filter_map(|(layer, result)| result.err().map(|error| failure(layer, error)))
+            .collect();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(CacheError::Close(failures))
+        }
+    }
+
     /// Encodes and frames a value, refusing it if too large.
-    fn frame_value(&self, value: &V, ttl: Option<Duration>) -> Result<Bytes, CacheError> {
+    pub(crate) fn frame_value(
+        &self,
+        value: &V,
+        expires_at: Option<SystemTime>,
+    ) -> Result<Bytes, CacheError> {
         let shared = &*self.shared;
         let payload = shared.codec.encode(value).map_err(CacheError::Encode)?;
         if payload.len() > shared.max_value_size {
@@ -423,36 +439,45 @@ where
                 limit: shared.max_value_size,
             });
         }
-        let expires_at = ttl.map(|ttl| SystemTime::now() + ttl);
-        Ok(frame::encode(&payload, expires_at, &shared.frame))
+        Ok(frame::encode(
+            &payload,
+            expires_at,
+            SystemTime::now(),
+            &shared.frame,
+        ))
     }
 
-    fn l1_ttl(&self, remaining: Option<Duration>) -> Option<Duration> {
-        capped(remaining, self.shared.memory_ttl)
-    }
-
-    /// Puts a value in L1 for its remaining lifetime, capped by `memory_ttl`.
-    fn insert_l1(&self, key: String, value: V, ttl: Option<Duration>) -> Result<(), CacheError> {
-        let l1 = &self.shared.l1;
-        match self.l1_ttl(ttl) {
-            Some(ttl) => l1.try_insert_with_ttl(key, value, ttl)?,
-            None => l1.try_insert(key, value)?,
+    /// Puts a value in L1 until its frame's expiry (never past it), capped by `memory_ttl`.
+    /// An entry already expired is not inserted.
+    pub(crate) fn insert_l1(
+        &self,
+        key: String,
+        value: V,
+        expires_at: Option<SystemTime>,
+    ) -> Result<(), CacheError> {
+        let shared = &*self.shared;
+        let Ok(left) = remaining(expires_at, SystemTime::now()) else {
+            shared.l1.remove(&key);
+            return Ok(());
+        };
+        match capped(left, shared.memory_ttl) {
+            Some(ttl) => shared.l1.try_insert_with_ttl(key, value, ttl)?,
+            None => shared.l1.try_insert(key, value)?,
         }
         Ok(())
     }
 
-    fn remove_matching_l1(&self, pattern: &KeyPattern) -> u64 {
-        let mut removed = 0u64;
-        self.shared.l1.retain(|key, _| {
-            let hit = pattern.matches(key);
-            removed += u64::from(hit);
-            !hit
-        });
-        removed
-    }
-
-    async fn write_lower(&self, key: &str, frame: Bytes, ttl: Option<Duration>) -> WriteReport {
+    /// Writes an update to every lower tier concurrently. A tier that fails is reported, and
+    /// skips the key for reads until a later write of it succeeds there.
+    async fn write_lower(
+        &self,
+        key: &str,
+        frame: Bytes,
+        expires_at: Option<SystemTime>,
+    ) -> WriteReport {
         let layers = &self.shared.layers;
+        let ttl =
+            remaining(expires_at, SystemTime::now()).unwrap_or(Some(Duration::from_millis(1)));
         let results = join_all(
             layers
                 .iter()
@@ -462,90 +487,15 @@ where
         let mut report = WriteReport::default();
         for (layer, result) in layers.iter().zip(results) {
             match result {
-                Ok(()) => report.written.push(layer.name().to_owned()),
+                Ok(_) => report.written.push(layer.name().to_owned()),
                 Err(error) => report.failed.push(failure(layer, error)),
             }
         }
         report
     }
-
-    /// Reads the lower tiers top to bottom; on a hit, promotes the entry into every tier above
-    /// that answered this read (one that just failed or timed out is not written to, so a hung
-    /// tier costs a read one timeout, not two) with its remaining lifetime, and returns it with
-    /// that lifetime.
-    async fn read_lower(&self, key: &str) -> Option<(V, Option<Duration>)> {
-        let shared = &*self.shared;
-        let mut answered = Vec::with_capacity(shared.layers.len());
-        for (depth, layer) in shared.layers.iter().enumerate() {
-            let stored = match layer.get(key).await {
-                Lookup::Hit(stored) => stored,
-                Lookup::Miss => {
-                    answered.push(true);
-                    continue;
-                }
-                Lookup::Degraded(_) => {
-                    answered.push(false);
-                    continue;
-                }
-            };
-            answered.push(true);
-            let decoded = frame::decode(&stored, &shared.frame)
-                .map_err(|e| e.to_string())
-                .and_then(|frame| {
-                    let remaining = frame.remaining(SystemTime::now());
-                    match remaining {
-                        None => Ok(None),
-                        Some(remaining) => shared
-                            .codec
-                            .decode(frame.payload)
-                            .map(|value| Some((value, remaining)))
-                            .map_err(|e| e.to_string()),
-                    }
-                });
-            match decoded {
-                Ok(Some((value, remaining))) => {
-                    shared.lower_hits.fetch_add(1, Relaxed);
-                    let above = shared.layers[..depth]
-                        .iter()
-                        .zip(&answered)
-                        .filter_map(|(layer, answered)| answered.then_some(layer));
-                    self.promote(key, &stored, remaining, above).await;
-                    return Some((value, remaining));
-                }
-                // Expired in the frame though the tier still had it (clock skew, a tier that
-                // rounds TTLs up): a miss.
-                Ok(None) => continue,
-                Err(reason) => {
-                    layer.record_corrupt();
-                    tracing::warn!(tier = layer.name(), %key, %reason, "undecodable entry: deleting it");
-                    let _ = layer.delete(key).await;
-                }
-            }
-        }
-        None
-    }
-
-    async fn promote<'a>(
-        &self,
-        key: &str,
-        stored: &Bytes,
-        remaining: Option<Duration>,
-        above: impl Iterator<Item = &'a Layer>,
-    ) {
-        join_all(above.map(|layer| async move {
-            if layer
-                .set(key, stored.clone(), layer.ttl_for(remaining))
-                .await
-                .is_ok()
-            {
-                layer.record_promotion();
-            }
-        }))
-        .await;
-    }
 }
 
-fn failure(layer: &Layer, error: strata_tier::TierError) -> TierFailure {
+pub(crate) fn failure(layer: &Layer, error: strata_tier::TierError) -> TierFailure {
     TierFailure {
         tier: layer.name().to_owned(),
         error,

@@ -27,7 +27,7 @@ use crate::registry::{RegistryError, TierRegistry};
 ///     compression_threshold = 2048
 ///
 ///     [[tiers]]
-///     url = "memory://shared"
+///     url = "memory://shared"   # a scheme registered by the application
 ///     ttl = "1h"
 ///     timeout = "50ms"
 /// "#).unwrap();
@@ -57,6 +57,11 @@ pub struct CacheConfig {
     /// The longest the disk tier keeps an entry.
     #[serde(with = "humantime_serde")]
     pub disk_ttl: Option<Duration>,
+    /// What to do when the disk tier's file exists but cannot be read as a cache file (damaged,
+    /// or another program's file): `true` (the default) deletes it and starts empty, logging a
+    /// warning, since a cache's contents can be rebuilt; `false` fails the build with the
+    /// error, for deployments that would rather look first.
+    pub disk_recreate_if_corrupt: bool,
     /// More tiers, by URL, below the Redis and disk tiers.
     pub tiers: Vec<TierConfig>,
     /// Whether large payloads are LZ4-compressed.
@@ -97,6 +102,7 @@ impl Default for CacheConfig {
             disk_path: None,
             disk_max_size: None,
             disk_ttl: None,
+            disk_recreate_if_corrupt: true,
             tiers: Vec::new(),
             enable_compression: true,
             compression_threshold: DEFAULT_COMPRESSION_THRESHOLD,
@@ -172,10 +178,14 @@ impl CacheConfig {
             urls.push((url.clone(), options));
         }
         if let Some(path) = &self.disk_path {
-            let mut url = format!("redb://{}", path.display());
+            let mut url = format!("redb://{}?", path_in_url(path));
             if let Some(max) = self.disk_max_size {
-                url.push_str(&format!("?max_size={max}"));
+                url.push_str(&format!("max_size={max}&"));
             }
+            url.push_str(&format!(
+                "recreate_if_corrupt={}",
+                self.disk_recreate_if_corrupt
+            ));
             let mut options = TierOptions::default();
             if let Some(ttl) = self.disk_ttl {
                 options = options.ttl(ttl);
@@ -228,6 +238,14 @@ impl CacheConfig {
     }
 }
 
+/// A file path as a URL's path: characters that would end the path or start an escape (`?`,
+/// `#`, `%`) and spaces are percent-encoded, so the disk tier opens exactly this file.
+fn path_in_url(path: &std::path::Path) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+    const IN_PATH: &AsciiSet = &CONTROLS.add(b' ').add(b'#').add(b'?').add(b'%').add(b'"');
+    utf8_percent_encode(&path.to_string_lossy(), IN_PATH).to_string()
+}
+
 /// An environment value as TOML: integers, floats and booleans as such, anything else a string.
 fn env_value(text: &str) -> toml::Value {
     if let Ok(int) = text.parse::<i64>() {
@@ -268,7 +286,23 @@ mod tests {
         assert_eq!(config.breaker.max_open_for, Duration::from_secs(30));
         let urls = config.tier_urls();
         assert_eq!(urls[0].0, "redis://127.0.0.1:6379/0");
-        assert_eq!(urls[1].0, "redb:///var/cache/app.redb?max_size=1073741824");
+        assert_eq!(
+            urls[1].0,
+            "redb:///var/cache/app.redb?max_size=1073741824&recreate_if_corrupt=true"
+        );
+    }
+
+    #[test]
+    fn disk_paths_with_url_characters_are_escaped() {
+        let config = CacheConfig {
+            disk_path: Some("/tmp/a #1?x=%20.redb".into()),
+            disk_recreate_if_corrupt: false,
+            ..CacheConfig::default()
+        };
+        assert_eq!(
+            config.tier_urls()[0].0,
+            "redb:///tmp/a%20%231%3Fx=%2520.redb?recreate_if_corrupt=false"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
 use std::error::Error;
+use std::sync::Arc;
 
 use strata_tier::{PatternError, TierError};
 
@@ -31,13 +32,18 @@ pub enum CacheError {
     /// The L1 refused the value (heavier than its `max_entry_weight`); nothing was written.
     #[error("the L1 refused the value: {0}")]
     L1(#[from] strata_engine::InsertError),
-    /// The loader of `get_or_load` failed; nothing was cached.
+    /// The loader of `get_or_load` failed; nothing was cached. Every caller that shared the
+    /// load gets the same error (hence the `Arc`).
     #[error("loader failed: {0}")]
-    Loader(#[source] Box<dyn Error + Send + Sync + 'static>),
-    /// An invalidation (delete, pattern, clear) failed in at least one tier, so a stale entry
-    /// may remain there. The L1 was invalidated; retry the call.
+    Loader(#[source] Arc<dyn Error + Send + Sync + 'static>),
+    /// An invalidation (delete, pattern, clear) failed in at least one tier, so an old entry
+    /// may remain there. L1 was invalidated, and each failed tier skips the affected keys for
+    /// reads until a later write, invalidation or clear succeeds there; retry to clean up.
     #[error("invalidation failed in {} tier(s): {}", .0.len(), join(.0))]
     Invalidation(Vec<TierFailure>),
+    /// At least one tier failed to close (flush and stop).
+    #[error("close failed in {} tier(s): {}", .0.len(), join(.0))]
+    Close(Vec<TierFailure>),
     /// The pattern could not be parsed.
     #[error(transparent)]
     Pattern(#[from] PatternError),

@@ -1,26 +1,32 @@
 //! The framed entry every lower tier stores: a small header (format version, flags, absolute
-//! expiry, checksum) ahead of the payload, which is LZ4-compressed when that pays.
+//! expiry, when it was stored, checksum) ahead of the payload, which is LZ4-compressed when
+//! that pays.
 //!
 //! ```text
 //! offset  size  field
-//! 0       1     format version (1)
+//! 0       1     format version (2)
 //! 1       1     flags: bit 0 = payload is LZ4 (lz4_flex block, uncompressed size prepended)
 //! 2       8     expiry, milliseconds since the Unix epoch, little endian; 0 = none
-//! 10      4     CRC-32 of bytes 0..10 and the payload as stored, little endian
-//! 14      ..    payload
+//! 10      8     stored at, milliseconds since the Unix epoch, little endian
+//! 18      4     CRC-32 of bytes 0..18 and the payload as stored, little endian
+//! 22      ..    payload
 //! ```
 //!
-//! The expiry is absolute wall-clock time because lower tiers are shared between processes and
-//! outlive them; a reader computes the entry's *remaining* lifetime from it when promoting.
+//! Version 1 frames (no stored-at field: the CRC at offset 10, the payload at 14) are still
+//! read. The expiry is absolute wall-clock time because lower tiers are shared between
+//! processes and outlive them; a reader computes the entry's *remaining* lifetime from it when
+//! promoting, and its age (an HTTP `Age`) from the stored-at time.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// The frame format this build writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+/// The frame format this build writes (it also reads version 1).
+pub const FORMAT_VERSION: u8 = 2;
 /// Bytes ahead of the payload.
-pub const HEADER_LEN: usize = 14;
+pub const HEADER_LEN: usize = 22;
+/// Bytes ahead of the payload in a version 1 frame.
+const HEADER_LEN_V1: usize = 14;
 const FLAG_LZ4: u8 = 0b0000_0001;
 const KNOWN_FLAGS: u8 = FLAG_LZ4;
 
@@ -61,6 +67,9 @@ pub struct Frame {
     pub payload: Bytes,
     /// When the entry expires, if it does.
     pub expires_at: Option<SystemTime>,
+    /// When the entry was written (by `set` or a loader), if the frame records it (version 2).
+    /// Promotions copy the frame, so this stays the original write's time.
+    pub stored_at: Option<SystemTime>,
 }
 
 impl Frame {
@@ -77,8 +86,14 @@ impl Frame {
     }
 }
 
-/// Frames `payload` with its expiry, compressing it if that pays under `options`.
-pub fn encode(payload: &[u8], expires_at: Option<SystemTime>, options: &FrameOptions) -> Bytes {
+/// Frames `payload` with its expiry and the time it is stored, compressing it if that pays
+/// under `options`.
+pub fn encode(
+    payload: &[u8],
+    expires_at: Option<SystemTime>,
+    stored_at: SystemTime,
+    options: &FrameOptions,
+) -> Bytes {
     let compressed = (payload.len() >= options.compression_threshold)
         .then(|| lz4_flex::block::compress_prepend_size(payload))
         .filter(|packed| packed.len() < payload.len());
@@ -90,28 +105,43 @@ pub fn encode(payload: &[u8], expires_at: Option<SystemTime>, options: &FrameOpt
     out.put_u8(FORMAT_VERSION);
     out.put_u8(flags);
     out.put_u64_le(expires_at.map_or(0, unix_millis));
-    out.put_u32_le(checksum(&out[..10], body));
+    out.put_u64_le(
+        stored_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+    );
+    out.put_u32_le(checksum(&out[..18], body));
     out.put_slice(body);
     out.freeze()
 }
 
 /// Checks and decodes a frame read from a tier.
 pub fn decode(stored: &Bytes, options: &FrameOptions) -> Result<Frame, FrameError> {
-    if stored.len() < HEADER_LEN {
+    let Some(&version) = stored.first() else {
+        return Err(FrameError::Truncated(0));
+    };
+    let header = match version {
+        FORMAT_VERSION => HEADER_LEN,
+        1 => HEADER_LEN_V1,
+        other => return Err(FrameError::UnknownVersion(other)),
+    };
+    if stored.len() < header {
         return Err(FrameError::Truncated(stored.len()));
-    }
-    let version = stored[0];
-    if version != FORMAT_VERSION {
-        return Err(FrameError::UnknownVersion(version));
     }
     let flags = stored[1];
     if flags & !KNOWN_FLAGS != 0 {
         return Err(FrameError::UnknownFlags(flags));
     }
     let expiry = u64::from_le_bytes(stored[2..10].try_into().expect("8 header bytes"));
-    let checksum = u32::from_le_bytes(stored[10..14].try_into().expect("4 header bytes"));
-    let body = stored.slice(HEADER_LEN..);
-    if self::checksum(&stored[..10], &body) != checksum {
+    let stored_at = (header == HEADER_LEN)
+        .then(|| u64::from_le_bytes(stored[10..18].try_into().expect("8 header bytes")));
+    let checksum = u32::from_le_bytes(
+        stored[header - 4..header]
+            .try_into()
+            .expect("4 header bytes"),
+    );
+    let body = stored.slice(header..);
+    if self::checksum(&stored[..header - 4], &body) != checksum {
         return Err(FrameError::Checksum);
     }
     let payload = if flags & FLAG_LZ4 != 0 {
@@ -132,9 +162,11 @@ pub fn decode(stored: &Bytes, options: &FrameOptions) -> Result<Frame, FrameErro
         body
     };
     let expires_at = (expiry != 0).then(|| UNIX_EPOCH + Duration::from_millis(expiry));
+    let stored_at = stored_at.map(|millis| UNIX_EPOCH + Duration::from_millis(millis));
     Ok(Frame {
         payload,
         expires_at,
+        stored_at,
     })
 }
 
@@ -180,19 +212,22 @@ mod tests {
     #[test]
     fn small_payloads_round_trip_uncompressed() {
         let expires = SystemTime::now() + Duration::from_secs(60);
-        let frame = encode(b"hello", Some(expires), &OPTIONS);
+        let now = SystemTime::now();
+        let frame = encode(b"hello", Some(expires), now, &OPTIONS);
         assert_eq!(frame.len(), HEADER_LEN + 5);
         assert_eq!(frame[1], 0);
         let decoded = decode(&frame, &OPTIONS).unwrap();
         assert_eq!(&decoded.payload[..], b"hello");
         let at = decoded.expires_at.unwrap();
         assert!(at >= expires && at < expires + Duration::from_millis(2));
+        let stored = decoded.stored_at.unwrap();
+        assert!(stored <= now && now - Duration::from_millis(1) <= stored);
     }
 
     #[test]
     fn large_compressible_payloads_are_compressed() {
         let payload = json_like(64 * 1024);
-        let frame = encode(&payload, None, &OPTIONS);
+        let frame = encode(&payload, None, SystemTime::now(), &OPTIONS);
         assert_eq!(frame[1], FLAG_LZ4);
         assert!(frame.len() < payload.len() / 2, "{} bytes", frame.len());
         let decoded = decode(&frame, &OPTIONS).unwrap();
@@ -211,14 +246,14 @@ mod tests {
                 state as u8
             })
             .collect();
-        let frame = encode(&noise, None, &OPTIONS);
+        let frame = encode(&noise, None, SystemTime::now(), &OPTIONS);
         assert_eq!(frame[1], 0);
         assert_eq!(decode(&frame, &OPTIONS).unwrap().payload, noise);
     }
 
     #[test]
     fn damage_is_detected_never_a_panic() {
-        let frame = encode(&json_like(8 * 1024), None, &OPTIONS);
+        let frame = encode(&json_like(8 * 1024), None, SystemTime::now(), &OPTIONS);
         assert_eq!(
             decode(&frame.slice(..5), &OPTIONS),
             Err(FrameError::Truncated(5))
@@ -249,6 +284,7 @@ mod tests {
         body.extend_from_slice(&[0x10, b'a']);
         let mut forged = vec![FORMAT_VERSION, FLAG_LZ4];
         forged.extend_from_slice(&0u64.to_le_bytes());
+        forged.extend_from_slice(&0u64.to_le_bytes());
         let sum = checksum(&forged, &body);
         forged.extend_from_slice(&sum.to_le_bytes());
         forged.extend_from_slice(&body);
@@ -259,11 +295,29 @@ mod tests {
     }
 
     #[test]
+    fn version_1_frames_are_still_read() {
+        let body = b"old";
+        let mut v1 = vec![1u8, 0];
+        v1.extend_from_slice(&0u64.to_le_bytes());
+        let sum = checksum(&v1, body);
+        v1.extend_from_slice(&sum.to_le_bytes());
+        v1.extend_from_slice(body);
+        let decoded = decode(&Bytes::from(v1), &OPTIONS).unwrap();
+        assert_eq!(&decoded.payload[..], b"old");
+        assert_eq!(decoded.stored_at, None);
+        assert_eq!(
+            decode(&Bytes::new(), &OPTIONS),
+            Err(FrameError::Truncated(0))
+        );
+    }
+
+    #[test]
     fn remaining_lifetime() {
         let now = SystemTime::now();
         let frame = |expires_at| Frame {
             payload: Bytes::new(),
             expires_at,
+            stored_at: None,
         };
         assert_eq!(frame(None).remaining(now), Some(None));
         assert_eq!(

@@ -1,20 +1,29 @@
 //! One lower tier in a `TieredCache`'s stack, wrapped in what keeps a failing tier from
-//! failing requests: a per-operation timeout, a circuit breaker, counters and logs.
+//! failing requests: a per-operation timeout, circuit breakers (one for reads, one for writes,
+//! counting only faults of the tier), stale marks for keys whose write failed, counters and
+//! logs.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strata_tier::{Health, KeyPattern, Lookup, Tier, TierError};
+use strata_tier::{
+    Health, InvalidationSink, KeyPattern, Lookup, Stored, Subscription, Tier, TierError, TierWrite,
+    WriteIntent,
+};
 
 use crate::breaker::{Admission, Breaker, BreakerConfig, BreakerState, Transition};
+use crate::stale::StaleMarks;
 use crate::tier_stats::{Outcome, TierCounters, TierStats};
+
+/// The longest `close` may take per tier (a flush of acknowledged writes).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How one tier sits in the stack.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LayerOptions {
-    /// The longest this tier keeps an entry (the seed's `redis_ttl`, `disk_ttl`).
+    /// The longest this tier keeps an entry.
     pub(crate) ttl: Option<Duration>,
     /// Deadline for each operation.
     pub(crate) timeout: Duration,
@@ -23,23 +32,34 @@ pub(crate) struct LayerOptions {
 
 pub(crate) struct Layer {
     tier: Arc<dyn Tier>,
+    /// Unique within the stack (`redb`, `redb-2`).
     name: String,
     options: LayerOptions,
-    breaker: Breaker,
+    reads: Breaker,
+    writes: Breaker,
+    stale: StaleMarks,
     counters: TierCounters,
     #[cfg(feature = "metrics")]
     metrics: crate::metrics_export::LayerMetrics,
 }
 
+/// Which breaker judges an operation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Write,
+}
+
 impl Layer {
-    pub(crate) fn new(tier: Arc<dyn Tier>, options: LayerOptions) -> Self {
-        let name = tier.name().to_owned();
+    pub(crate) fn new(tier: Arc<dyn Tier>, name: String, options: LayerOptions) -> Self {
         Layer {
             #[cfg(feature = "metrics")]
             metrics: crate::metrics_export::LayerMetrics::new(&name),
             tier,
             name,
-            breaker: Breaker::new(options.breaker),
+            reads: Breaker::new(options.breaker),
+            writes: Breaker::new(options.breaker),
+            stale: StaleMarks::new(options.ttl),
             options,
             counters: TierCounters::new(),
         }
@@ -55,7 +75,8 @@ impl Layer {
     }
 
     pub(crate) fn stats(&self) -> TierStats {
-        self.counters.snapshot(&self.name, self.breaker.state())
+        self.counters
+            .snapshot(&self.name, self.reads.state(), self.writes.state())
     }
 
     pub(crate) fn record_promotion(&self) {
@@ -68,9 +89,24 @@ impl Layer {
         self.metrics.corrupt();
     }
 
-    /// A read. Never an error: a failing, slow or skipped tier answers a degraded miss.
+    /// Whether this tier may hold a stale value of `key` (a write of it failed here).
+    pub(crate) fn is_stale(&self, key: &str) -> bool {
+        self.stale.is_stale(key)
+    }
+
+    /// A fill of a stale-marked key landed and its fence held: the tier holds a current value.
+    pub(crate) fn refreshed(&self, key: &str) {
+        self.stale.clear_key(key);
+    }
+
+    /// A read. Never an error: a failing, slow or skipped tier answers a degraded miss, and so
+    /// does a key this tier may hold a stale value of.
     pub(crate) async fn get(&self, key: &str) -> Lookup {
-        if !self.admit() {
+        if self.stale.is_stale(key) {
+            self.counters.record(Outcome::Skipped, false, None);
+            return Lookup::Degraded(stale_entry());
+        }
+        if !self.admit(Kind::Read) {
             return Lookup::Degraded(open_circuit());
         }
         let started = Instant::now();
@@ -84,36 +120,247 @@ impl Layer {
             Lookup::Degraded(TierError::Timeout(_)) => Outcome::Timeout,
             Lookup::Degraded(_) => Outcome::Error,
         };
-        self.settle(outcome, false, started.elapsed());
+        let fault = matches!(&answer, Lookup::Degraded(e) if e.is_fault());
+        self.settle(Kind::Read, outcome, fault, started.elapsed());
         if let Lookup::Degraded(error) = &answer {
             tracing::debug!(tier = %self.name, %key, %error, "tier read degraded");
         }
         answer
     }
 
+    /// Reads many keys in one batch; stale-marked keys answer degraded without being asked.
+    pub(crate) async fn get_many(&self, keys: &[&str]) -> Vec<Lookup> {
+        let mut answers: Vec<Option<Lookup>> = keys
+            .iter()
+            .map(|key| {
+                self.stale.is_stale(key).then(|| {
+                    self.counters.record(Outcome::Skipped, false, None);
+                    Lookup::Degraded(stale_entry())
+                })
+            })
+            .collect();
+        let asked: Vec<&str> = keys
+            .iter()
+            .zip(&answers)
+            .filter(|(_, answer)| answer.is_none())
+            .map(|(key, _)| *key)
+            .collect();
+        if !asked.is_empty() {
+            let got = if !self.admit(Kind::Read) {
+                asked
+                    .iter()
+                    .map(|_| Lookup::Degraded(open_circuit()))
+                    .collect()
+            } else {
+                let started = Instant::now();
+                let got =
+                    match tokio::time::timeout(self.options.timeout, self.tier.get_many(&asked))
+                        .await
+                    {
+                        Ok(got) if got.len() == asked.len() => got,
+                        Ok(got) => {
+                            let error =
+                                format!("get_many answered {} of {}", got.len(), asked.len());
+                            asked
+                                .iter()
+                                .map(|_| Lookup::Degraded(TierError::Unavailable(error.clone())))
+                                .collect()
+                        }
+                        Err(_) => asked
+                            .iter()
+                            .map(|_| Lookup::Degraded(TierError::Timeout(self.options.timeout)))
+                            .collect(),
+                    };
+                let fault = got
+                    .iter()
+                    .any(|a| matches!(a, Lookup::Degraded(e) if e.is_fault()));
+                // One breaker verdict for the batch; the counters count each answer.
+                for answer in &got {
+                    let each = match answer {
+                        Lookup::Hit(_) => Outcome::Hit,
+                        Lookup::Miss => Outcome::Miss,
+                        Lookup::Degraded(TierError::Timeout(_)) => Outcome::Timeout,
+                        Lookup::Degraded(_) => Outcome::Error,
+                    };
+                    self.counters.record(each, false, None);
+                }
+                self.settle_breaker(Kind::Read, fault);
+                self.counters.record_latency(started.elapsed());
+                got
+            };
+            let mut got = got.into_iter();
+            for slot in answers.iter_mut().filter(|a| a.is_none()) {
+                *slot = got.next();
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or(Lookup::Miss))
+            .collect()
+    }
+
+    /// An update: replaces the value. A failure marks the key stale here; a success clears
+    /// the mark.
     pub(crate) async fn set(
         &self,
         key: &str,
         frame: Bytes,
         ttl: Option<Duration>,
-    ) -> Result<(), TierError> {
-        self.guarded("set", self.tier.set(key, frame, ttl)).await
+    ) -> Result<Stored, TierError> {
+        let result = self
+            .guarded("set", self.tier.set(key, frame, ttl, WriteIntent::Update))
+            .await;
+        match &result {
+            Ok(_) => self.stale.clear_key(key),
+            Err(_) => self.stale.mark_key(key),
+        }
+        result
     }
 
-    pub(crate) async fn delete(&self, key: &str) -> Result<bool, TierError> {
-        self.guarded("delete", self.tier.delete(key)).await
-    }
-
-    pub(crate) async fn delete_matching(&self, pattern: &KeyPattern) -> Result<u64, TierError> {
-        self.guarded("delete_matching", self.tier.delete_matching(pattern))
+    /// A fill: a copy of a value read elsewhere. Insert-if-absent where the tier can, except
+    /// for a stale-marked key, whose old value must be replaced.
+    pub(crate) async fn fill(
+        &self,
+        key: &str,
+        frame: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<Stored, TierError> {
+        let intent = if self.stale.is_stale(key) {
+            WriteIntent::Update
+        } else {
+            WriteIntent::Fill
+        };
+        self.guarded("fill", self.tier.set(key, frame, ttl, intent))
             .await
     }
 
-    pub(crate) async fn clear(&self) -> Result<(), TierError> {
-        self.guarded("clear", self.tier.clear()).await
+    /// Updates many keys in one batch, with per-item results and stale marks.
+    pub(crate) async fn set_many(&self, writes: Vec<TierWrite>) -> Vec<Result<Stored, TierError>> {
+        let keys: Vec<String> = writes.iter().map(|w| w.key.clone()).collect();
+        let count = writes.len();
+        let results =
+            if !self.admit(Kind::Write) {
+                (0..count).map(|_| Err(open_circuit())).collect()
+            } else {
+                let started = Instant::now();
+                let results =
+                    match tokio::time::timeout(self.options.timeout, self.tier.set_many(writes))
+                        .await
+                    {
+                        Ok(results) if results.len() == count => results,
+                        Ok(results) => {
+                            let error = format!("set_many answered {} of {count}", results.len());
+                            (0..count)
+                                .map(|_| Err(TierError::Unavailable(error.clone())))
+                                .collect()
+                        }
+                        Err(_) => (0..count)
+                            .map(|_| Err(TierError::Timeout(self.options.timeout)))
+                            .collect(),
+                    };
+                let fault = results.iter().any(|r| matches!(r, Err(e) if e.is_fault()));
+                for result in &results {
+                    let each = match result {
+                        Ok(_) => Outcome::Written,
+                        Err(TierError::Timeout(_)) => Outcome::Timeout,
+                        Err(_) => Outcome::Error,
+                    };
+                    self.counters.record(each, true, None);
+                }
+                self.counters.record_latency(started.elapsed());
+                self.settle_breaker(Kind::Write, fault);
+                results
+            };
+        for (key, result) in keys.iter().zip(&results) {
+            match result {
+                Ok(_) => self.stale.clear_key(key),
+                Err(_) => self.stale.mark_key(key),
+            }
+        }
+        results
     }
 
-    /// The tier's own health, with the breaker's view folded in.
+    pub(crate) async fn delete(&self, key: &str) -> Result<bool, TierError> {
+        let result = self.guarded("delete", self.tier.delete(key)).await;
+        match &result {
+            Ok(_) => self.stale.clear_key(key),
+            Err(_) => self.stale.mark_key(key),
+        }
+        result
+    }
+
+    /// Deletes many keys in one batch, with per-item results and stale marks.
+    pub(crate) async fn delete_many(&self, keys: &[&str]) -> Vec<Result<bool, TierError>> {
+        let count = keys.len();
+        let results = match self
+            .guarded("delete_many", async {
+                Ok::<_, TierError>(self.tier.delete_many(keys).await)
+            })
+            .await
+        {
+            Ok(results) if results.len() == count => results,
+            Ok(results) => {
+                let error = format!("delete_many answered {} of {count}", results.len());
+                (0..count)
+                    .map(|_| Err(TierError::Unavailable(error.clone())))
+                    .collect()
+            }
+            Err(error) => {
+                let error = error.to_string();
+                (0..count)
+                    .map(|_| Err(TierError::Unavailable(error.clone())))
+                    .collect()
+            }
+        };
+        for (key, result) in keys.iter().zip(&results) {
+            match result {
+                Ok(_) => self.stale.clear_key(key),
+                Err(_) => self.stale.mark_key(key),
+            }
+        }
+        results
+    }
+
+    /// Undoes a fill that raced with a write. A failure marks the key stale here.
+    pub(crate) async fn undo_fill(&self, key: &str) {
+        if let Err(error) = self.delete(key).await {
+            tracing::warn!(tier = %self.name, %key, %error, "could not undo a fill that raced with a write; the key is skipped here until rewritten");
+        }
+    }
+
+    pub(crate) async fn delete_matching(&self, pattern: &KeyPattern) -> Result<u64, TierError> {
+        let result = self
+            .guarded("delete_matching", self.tier.delete_matching(pattern))
+            .await;
+        match &result {
+            Ok(_) => self.stale.clear_pattern(pattern),
+            Err(_) => self.stale.mark_pattern(pattern),
+        }
+        result
+    }
+
+    pub(crate) async fn clear(&self) -> Result<(), TierError> {
+        let result = self.guarded("clear", self.tier.clear()).await;
+        match &result {
+            Ok(()) => self.stale.clear_all(),
+            Err(_) => self.stale.mark_all(),
+        }
+        result
+    }
+
+    /// Flushes and closes the tier (not under the breaker; under a long deadline).
+    pub(crate) async fn close(&self) -> Result<(), TierError> {
+        match tokio::time::timeout(CLOSE_TIMEOUT, self.tier.close()).await {
+            Ok(result) => result,
+            Err(_) => Err(TierError::Timeout(CLOSE_TIMEOUT)),
+        }
+    }
+
+    pub(crate) fn subscribe(&self, sink: Arc<dyn InvalidationSink>) -> Option<Subscription> {
+        self.tier.subscribe(sink)
+    }
+
+    /// The tier's own health, with the breakers' view and stale marks folded in.
     pub(crate) async fn health(&self) -> Health {
         let reported = match tokio::time::timeout(self.options.timeout, self.tier.health()).await {
             Ok(health) => health,
@@ -122,25 +369,33 @@ impl Layer {
                 self.options.timeout
             )),
         };
-        match (self.breaker.state(), reported) {
-            (_, Health::Down(reason)) => Health::Down(reason),
-            (BreakerState::Closed, health) => health,
-            (state, Health::Healthy) => {
-                Health::Degraded(format!("circuit breaker {}", state.label()))
+        let mut notes = Vec::new();
+        for (what, state) in [("read", self.reads.state()), ("write", self.writes.state())] {
+            if state != BreakerState::Closed {
+                notes.push(format!("{what} circuit breaker {}", state.label()));
             }
-            (state, Health::Degraded(reason)) => {
-                Health::Degraded(format!("{reason}; circuit breaker {}", state.label()))
+        }
+        if self.stale.any() {
+            notes.push("some keys are skipped after failed writes".to_owned());
+        }
+        match reported {
+            Health::Down(reason) => Health::Down(reason),
+            Health::Healthy if notes.is_empty() => Health::Healthy,
+            Health::Healthy => Health::Degraded(notes.join("; ")),
+            Health::Degraded(reason) => {
+                notes.insert(0, reason);
+                Health::Degraded(notes.join("; "))
             }
         }
     }
 
-    /// A write or invalidation under the timeout and the breaker.
+    /// A write or invalidation under the timeout and the write breaker.
     async fn guarded<T>(
         &self,
         operation: &'static str,
         work: impl Future<Output = Result<T, TierError>>,
     ) -> Result<T, TierError> {
-        if !self.admit() {
+        if !self.admit(Kind::Write) {
             return Err(open_circuit());
         }
         let started = Instant::now();
@@ -153,21 +408,30 @@ impl Layer {
             Err(TierError::Timeout(_)) => Outcome::Timeout,
             Err(_) => Outcome::Error,
         };
-        self.settle(outcome, true, started.elapsed());
+        let fault = matches!(&result, Err(e) if e.is_fault());
+        self.settle(Kind::Write, outcome, fault, started.elapsed());
         if let Err(error) = &result {
             tracing::warn!(tier = %self.name, operation, %error, "tier operation failed");
         }
         result
     }
 
+    fn breaker(&self, kind: Kind) -> &Breaker {
+        match kind {
+            Kind::Read => &self.reads,
+            Kind::Write => &self.writes,
+        }
+    }
+
     /// Asks the breaker whether to send a request (a half-open circuit lets one probe through).
-    fn admit(&self) -> bool {
-        let (admission, transition) = self.breaker.admit(Instant::now());
-        self.log(transition);
+    fn admit(&self, kind: Kind) -> bool {
+        let (admission, transition) = self.breaker(kind).admit(Instant::now());
+        self.log(kind, transition);
         match admission {
             Admission::Allowed | Admission::Probe => true,
             Admission::Rejected => {
-                self.counters.record(Outcome::Skipped, false, None);
+                self.counters
+                    .record(Outcome::Skipped, kind == Kind::Write, None);
                 #[cfg(feature = "metrics")]
                 self.metrics.outcome(Outcome::Skipped, None);
                 false
@@ -175,28 +439,41 @@ impl Layer {
         }
     }
 
-    fn settle(&self, outcome: Outcome, is_write: bool, elapsed: Duration) {
-        self.counters.record(outcome, is_write, Some(elapsed));
+    fn settle(&self, kind: Kind, outcome: Outcome, fault: bool, elapsed: Duration) {
+        self.counters
+            .record(outcome, kind == Kind::Write, Some(elapsed));
         #[cfg(feature = "metrics")]
         self.metrics.outcome(outcome, Some(elapsed));
-        let transition = match outcome {
-            Outcome::Error | Outcome::Timeout => self.breaker.on_failure(Instant::now()),
-            _ => self.breaker.on_success(),
-        };
-        self.log(transition);
+        self.settle_breaker(kind, fault);
     }
 
-    fn log(&self, transition: Option<Transition>) {
+    /// Only faults of the tier count against its breaker; a request error (a value too large,
+    /// a corrupt entry) is a success as far as the tier's health goes.
+    fn settle_breaker(&self, kind: Kind, fault: bool) {
+        let breaker = self.breaker(kind);
+        let transition = if fault {
+            breaker.on_failure(Instant::now())
+        } else {
+            breaker.on_success()
+        };
+        self.log(kind, transition);
+    }
+
+    fn log(&self, kind: Kind, transition: Option<Transition>) {
         if let Some(Transition { from, to }) = transition {
+            let side = match kind {
+                Kind::Read => "read",
+                Kind::Write => "write",
+            };
             #[cfg(feature = "metrics")]
             self.metrics.breaker(to);
             match to {
                 BreakerState::Open => tracing::warn!(
-                    tier = %self.name, from = from.label(), to = to.label(),
+                    tier = %self.name, side, from = from.label(), to = to.label(),
                     "circuit breaker opened: skipping the tier"
                 ),
                 _ => tracing::info!(
-                    tier = %self.name, from = from.label(), to = to.label(),
+                    tier = %self.name, side, from = from.label(), to = to.label(),
                     "circuit breaker changed state"
                 ),
             }
@@ -214,4 +491,8 @@ pub(crate) fn capped(remaining: Option<Duration>, cap: Option<Duration>) -> Opti
 
 fn open_circuit() -> TierError {
     TierError::Unavailable("circuit breaker open".into())
+}
+
+fn stale_entry() -> TierError {
+    TierError::Unavailable("skipped: the tier may hold a stale value after a failed write".into())
 }

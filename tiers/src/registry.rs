@@ -2,20 +2,37 @@
 
 use std::collections::BTreeMap;
 use std::error::Error;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use strata_tier::Tier;
+use strata_tier::{OpenFuture, Tier, TierFactory};
 use url::Url;
 
-use crate::memory_tier::MemoryTier;
+type Factory = Arc<dyn TierFactory>;
 
-/// What a factory returns: the opened tier, or why it could not be opened.
-pub type OpenFuture =
-    Pin<Box<dyn Future<Output = Result<Arc<dyn Tier>, Box<dyn Error + Send + Sync>>> + Send>>;
+/// A factory made from a closure over the parsed URL.
+struct ClosureFactory<F> {
+    scheme: [&'static str; 0],
+    open: F,
+}
 
-type Factory = Arc<dyn Fn(Url) -> OpenFuture + Send + Sync>;
+impl<F> TierFactory for ClosureFactory<F>
+where
+    F: Fn(Url) -> OpenFuture + Send + Sync + 'static,
+{
+    fn schemes(&self) -> &[&'static str] {
+        &self.scheme
+    }
+
+    fn open(&self, url: &str) -> OpenFuture {
+        match Url::parse(url) {
+            Ok(parsed) => (self.open)(parsed),
+            Err(error) => {
+                let error = format!("invalid URL: {error}");
+                Box::pin(async move { Err(error.into()) })
+            }
+        }
+    }
+}
 
 /// Why a tier URL could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -44,17 +61,20 @@ pub enum RegistryError {
         url: String,
         /// The factory's error.
         #[source]
-        source: Box<dyn Error + Send + Sync>,
+        source: Box<dyn Error + Send + Sync + 'static>,
     },
 }
 
-/// Maps URL schemes to tier factories. [`TierRegistry::default`] knows `memory://` and the
-/// schemes of the plugins compiled in (`redb://` with the `redb` feature); register your own
+/// Maps URL schemes to tier factories. [`TierRegistry::default`] knows the schemes of the
+/// plugins compiled in (`redb://` with the `redb` feature). A plugin implements
+/// [`TierFactory`](crate::TierFactory) and parses its own URL; register it with
+/// [`register_factory`](Self::register_factory), or register a closure over the parsed URL
 /// with [`register`](Self::register):
 ///
 /// ```
 /// use std::sync::Arc;
-/// use strata::{MemoryTier, Tier, TierRegistry};
+/// use strata::{Tier, TierRegistry};
+/// use strata_testing::MemoryTier;
 ///
 /// let mut registry = TierRegistry::default();
 /// registry.register("scratch", |url| {
@@ -76,12 +96,10 @@ pub struct TierRegistry {
 
 impl Default for TierRegistry {
     fn default() -> Self {
+        #[allow(unused_mut)]
         let mut registry = TierRegistry::empty();
-        registry.register("memory", |url| {
-            Box::pin(async move { open_memory(&url).map_err(Into::into) })
-        });
         #[cfg(feature = "redb")]
-        crate::redb_plugin::register(&mut registry);
+        registry.register_factory(Arc::new(strata_redb::RedbFactory));
         registry
     }
 }
@@ -94,13 +112,28 @@ impl TierRegistry {
         }
     }
 
-    /// Registers (or replaces) the factory for `scheme` (without `://`, case-insensitive).
+    /// Registers (or replaces) a closure as the factory for `scheme` (without `://`,
+    /// case-insensitive); it receives the parsed URL.
     pub fn register<F>(&mut self, scheme: &str, factory: F) -> &mut Self
     where
         F: Fn(Url) -> OpenFuture + Send + Sync + 'static,
     {
-        self.factories
-            .insert(scheme.to_ascii_lowercase(), Arc::new(factory));
+        self.factories.insert(
+            scheme.to_ascii_lowercase(),
+            Arc::new(ClosureFactory {
+                scheme: [],
+                open: factory,
+            }),
+        );
+        self
+    }
+
+    /// Registers (or replaces) a plugin's factory for every scheme it names.
+    pub fn register_factory(&mut self, factory: Arc<dyn TierFactory>) -> &mut Self {
+        for scheme in factory.schemes() {
+            self.factories
+                .insert(scheme.to_ascii_lowercase(), Arc::clone(&factory));
+        }
         self
     }
 
@@ -123,7 +156,8 @@ impl TierRegistry {
                     known: self.schemes().collect::<Vec<_>>().join(", "),
                 })?;
         let shown = redacted(url, &parsed);
-        factory(parsed)
+        factory
+            .open(url)
             .await
             .map_err(|source| RegistryError::Open { url: shown, source })
     }
@@ -151,15 +185,6 @@ where
             .map(Some)
             .map_err(|e| format!("query parameter {name}={value:?}: {e}")),
     }
-}
-
-fn open_memory(url: &Url) -> Result<Arc<dyn Tier>, String> {
-    let name = url.host_str().filter(|h| !h.is_empty()).unwrap_or("memory");
-    let tier = match query_param::<usize>(url, "max_entries")? {
-        Some(max) => MemoryTier::with_max_entries(name, max),
-        None => MemoryTier::new(name),
-    };
-    Ok(Arc::new(tier))
 }
 
 impl std::fmt::Debug for TierRegistry {

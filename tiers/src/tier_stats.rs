@@ -72,6 +72,13 @@ impl TierCounters {
         };
         counter.fetch_add(1, Relaxed);
         if let Some(elapsed) = elapsed {
+            self.record_latency(elapsed);
+        }
+    }
+
+    /// The latency of one operation that reached the tier (a batch counts once).
+    pub(crate) fn record_latency(&self, elapsed: Duration) {
+        {
             let micros = u64::try_from(elapsed.as_micros())
                 .unwrap_or(u64::MAX)
                 .max(1);
@@ -88,7 +95,12 @@ impl TierCounters {
         self.corrupt.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, name: &str, breaker: BreakerState) -> TierStats {
+    pub(crate) fn snapshot(
+        &self,
+        name: &str,
+        breaker: BreakerState,
+        write_breaker: BreakerState,
+    ) -> TierStats {
         let latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
         let quantile = |q: f64| {
             (!latency.is_empty()).then(|| Duration::from_micros(latency.value_at_quantile(q)))
@@ -108,12 +120,14 @@ impl TierCounters {
             latency_p50: quantile(0.5),
             latency_p99: quantile(0.99),
             breaker,
+            write_breaker,
         }
     }
 }
 
 /// One lower tier's counters, as [`TieredCache::stats`](crate::TieredCache::stats) reports them.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TierStats {
     /// The tier's name.
     pub name: String,
@@ -125,7 +139,8 @@ pub struct TierStats {
     pub errors: u64,
     /// Operations that hit the per-tier timeout.
     pub timeouts: u64,
-    /// Operations skipped because the circuit breaker was open.
+    /// Operations skipped because a circuit breaker was open, and reads skipped because the
+    /// tier may hold a stale value of the key (a write to it failed).
     pub skipped: u64,
     /// Writes (set, promotion, delete, invalidation) that succeeded.
     pub writes: u64,
@@ -141,8 +156,11 @@ pub struct TierStats {
     pub latency_p50: Option<Duration>,
     /// 99th-percentile operation latency, if any operation was timed.
     pub latency_p99: Option<Duration>,
-    /// The circuit breaker's state when the snapshot was taken.
+    /// The read circuit breaker's state when the snapshot was taken.
     pub breaker: BreakerState,
+    /// The write circuit breaker's state (writes and invalidations are judged apart from
+    /// reads, so a slow writer does not take healthy reads out of service).
+    pub write_breaker: BreakerState,
 }
 
 impl TierStats {

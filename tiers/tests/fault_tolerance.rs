@@ -5,10 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata::{
-    BreakerConfig, BreakerState, Fault, FaultyTier, Health, MemoryTier, Postcard, Schedule,
-    TierOptions, TieredCache,
-};
+use strata::{BreakerConfig, BreakerState, Health, Postcard, TierOptions, TieredCache};
+
+use strata_testing::{Fault, FaultyTier, MemoryTier, Schedule};
 
 type Strings = TieredCache<String, Postcard<String>>;
 

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata::{
-    CacheError, Fault, FaultyTier, MemoryTier, Postcard, Schedule, TierOptions, TieredCache,
-};
+use strata::{CacheError, Postcard, TierOptions, TieredCache};
+
+use strata_testing::{Fault, FaultyTier, MemoryTier, Schedule};
 
 type Strings = TieredCache<String, Postcard<String>>;
 

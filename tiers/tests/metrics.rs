@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use strata::{BytesCache, Fault, FaultyTier, MemoryTier, Schedule};
+use strata::BytesCache;
+use strata_testing::{Fault, FaultyTier, MemoryTier, Schedule};
 
 #[test]
 fn tier_outcomes_are_exported_with_tier_and_outcome_labels() {

@@ -8,9 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use strata::frame::{self, FrameOptions};
 use strata::{
-    Bytes, BytesCache, CacheError, MemoryTier, Postcard, SetOptions, Tier, TierOptions,
-    TieredCache, WriteTarget,
+    Bytes, BytesCache, CacheError, Postcard, SetOptions, Tier, TierOptions, TieredCache,
+    WriteIntent, WriteTarget,
 };
+use strata_testing::MemoryTier;
 
 type Users = TieredCache<String, Postcard<String>>;
 
@@ -31,7 +32,7 @@ fn frame_of(value: &str, ttl: Duration) -> Bytes {
         compression_threshold: 1024,
         max_payload: 1 << 20,
     };
-    frame::encode(&payload, Some(SystemTime::now() + ttl), &options)
+    frame::encode(&payload, Some(SystemTime::now() + ttl), SystemTime::now(), &options)
 }
 
 #[tokio::test]
@@ -41,6 +42,7 @@ async fn a_lower_hit_is_promoted_everywhere_above_with_its_remaining_ttl() {
         "user:1",
         frame_of("Ada", Duration::from_secs(4)),
         Some(Duration::from_secs(4)),
+        WriteIntent::Update,
     )
     .await
     .unwrap();
@@ -72,7 +74,7 @@ async fn a_lower_hit_is_promoted_everywhere_above_with_its_remaining_ttl() {
 #[tokio::test]
 async fn promotion_is_capped_by_each_tiers_own_ttl() {
     let (cache, l2, l3) = stack(Duration::from_secs(1));
-    l3.set("k", frame_of("v", Duration::from_secs(3600)), None)
+    l3.set("k", frame_of("v", Duration::from_secs(3600)), None, WriteIntent::Update)
         .await
         .unwrap();
     assert_eq!(cache.get("k").await.as_deref(), Some("v"));
@@ -184,7 +186,7 @@ async fn corrupt_bytes_are_a_counted_miss_and_are_deleted() {
     l2.put_raw("flipped", Bytes::from(flipped));
     l2.put_raw("truncated", good.slice(..6));
     let mut future_version = good.to_vec();
-    future_version[0] = 2;
+    future_version[0] = strata::frame::FORMAT_VERSION + 1;
     l2.put_raw("future", Bytes::from(future_version));
     // Frame intact, payload not a postcard String (an invalid UTF-8 string of length 2).
     let options = FrameOptions {
@@ -193,7 +195,7 @@ async fn corrupt_bytes_are_a_counted_miss_and_are_deleted() {
     };
     l2.put_raw(
         "wrong-type",
-        frame::encode(&[2, 0xFF, 0xFE], None, &options),
+        frame::encode(&[2, 0xFF, 0xFE], None, SystemTime::now(), &options),
     );
 
     for key in ["flipped", "truncated", "future", "wrong-type"] {
@@ -204,7 +206,7 @@ async fn corrupt_bytes_are_a_counted_miss_and_are_deleted() {
 
     // A damaged copy in L2 does not hide a good one below it.
     l2.put_raw("both", Bytes::from_static(b"garbage that is long enough"));
-    l3.set("both", good.clone(), None).await.unwrap();
+    l3.set("both", good.clone(), None, WriteIntent::Update).await.unwrap();
     assert_eq!(cache.get("both").await.as_deref(), Some("fine"));
     assert_eq!(
         l2.raw("both"),
@@ -273,7 +275,7 @@ async fn health_maps_every_level() {
 /// a delete of the same key has completed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_read_cannot_leave_an_overwritten_value_in_l1() {
-    use strata::{Fault, FaultyTier, Schedule};
+    use strata_testing::{Fault, FaultyTier, Schedule};
     for invalidate in [false, true] {
         let l2 = Arc::new(FaultyTier::new(Arc::new(MemoryTier::new("l2"))));
         let cache = Users::builder().tier(l2.clone()).build();

@@ -4,7 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata::{BytesCache, CacheConfig, ConfigError, MemoryTier, RegistryError, Tier, TierRegistry};
+use strata::{BytesCache, CacheConfig, ConfigError, RegistryError, Tier, TierRegistry};
+
+use strata_testing::{MemoryFactory, MemoryTier};
+
+/// The default registry with the test crate's `memory://` tiers.
+fn registry() -> TierRegistry {
+    let mut registry = TierRegistry::default();
+    registry.register_factory(Arc::new(MemoryFactory::default()));
+    registry
+}
 
 #[tokio::test]
 async fn a_config_builds_the_whole_stack() {
@@ -20,7 +29,7 @@ async fn a_config_builds_the_whole_stack() {
         "#,
     )
     .unwrap();
-    let cache: BytesCache = config.build(&TierRegistry::default()).await.unwrap();
+    let cache: BytesCache = config.build(&registry()).await.unwrap();
     let _ = cache.set("k", "v".into()).await.unwrap();
     let names: Vec<_> = cache.stats().tiers.into_iter().map(|t| t.name).collect();
     assert_eq!(names, ["l2", "l3"]);
@@ -61,7 +70,7 @@ async fn custom_plugins_join_the_registry() {
 
 #[tokio::test]
 async fn bad_urls_are_typed_errors() {
-    let registry = TierRegistry::default();
+    let registry = registry();
     assert!(matches!(
         registry.open("not a url").await,
         Err(RegistryError::BadUrl { .. })
@@ -73,6 +82,9 @@ async fn bad_urls_are_typed_errors() {
         "lists the known schemes: {unknown}"
     );
     assert!(registry.open("memory://x?max_entries=lots").await.is_err());
+    // A misspelt option is an error naming it, not a silently unbounded tier.
+    let typo = registry.open("memory://x?max_entires=5").await.unwrap_err();
+    assert!(typo.to_string().contains("max_entires"), "{typo}");
 
     let config = CacheConfig {
         redis_url: Some("nosuch://user:secret@host".into()),

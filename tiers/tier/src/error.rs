@@ -36,4 +36,15 @@ impl TierError {
     pub fn backend(error: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Self {
         TierError::Backend(error.into())
     }
+
+    /// Whether this error is a fault of the tier (it is down, slow or failing) rather than of
+    /// the request (a value too large) or of one stored entry (corrupt bytes). Only faults
+    /// count towards a circuit breaker: five oversize values must not take a healthy tier
+    /// out of service.
+    pub fn is_fault(&self) -> bool {
+        match self {
+            TierError::Unavailable(_) | TierError::Timeout(_) | TierError::Backend(_) => true,
+            TierError::TooLarge { .. } | TierError::Corrupt(_) | TierError::Closed => false,
+        }
+    }
 }

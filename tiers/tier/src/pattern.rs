@@ -15,6 +15,15 @@ pub struct KeyPattern {
     source: String,
     tokens: Vec<Token>,
     prefix: String,
+    shape: Shape,
+}
+
+/// What a pattern needs to be matched: a string compare, a prefix compare, or the glob walk.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Shape {
+    Literal,
+    Prefix,
+    Glob,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -113,10 +122,18 @@ impl KeyPattern {
                 _ => None,
             })
             .collect();
+        let shape = match tokens.split_last() {
+            _ if tokens.iter().all(|t| matches!(t, Token::Literal(_))) => Shape::Literal,
+            Some((Token::AnyRun, rest)) if rest.iter().all(|t| matches!(t, Token::Literal(_))) => {
+                Shape::Prefix
+            }
+            _ => Shape::Glob,
+        };
         Ok(KeyPattern {
             source: pattern.to_owned(),
             tokens,
             prefix,
+            shape,
         })
     }
 
@@ -146,11 +163,24 @@ impl KeyPattern {
 
     /// Whether the pattern is just a literal key (no wildcards).
     pub fn is_literal(&self) -> bool {
-        self.tokens.iter().all(|t| matches!(t, Token::Literal(_)))
+        self.shape == Shape::Literal
     }
 
-    /// Whether `key` matches the whole pattern.
+    /// Whether the pattern is a literal prefix followed by one `*` (`user:*`): every key that
+    /// starts with [`literal_prefix`](Self::literal_prefix) matches, and no other.
+    pub fn is_prefix(&self) -> bool {
+        self.shape == Shape::Prefix
+    }
+
+    /// Whether `key` matches the whole pattern. Literal and prefix patterns compare strings
+    /// without allocating; others walk the key's characters.
     pub fn matches(&self, key: &str) -> bool {
+        match self.shape {
+            Shape::Literal => return key == self.prefix,
+            Shape::Prefix => return key.starts_with(&self.prefix),
+            Shape::Glob if !key.starts_with(&self.prefix) => return false,
+            Shape::Glob => {}
+        }
         let key: Vec<char> = key.chars().collect();
         let tokens = &self.tokens;
         let (mut t, mut k) = (0, 0);

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use strata_tier::{Health, KeyPattern, Lookup, Tier, TierError};
+use strata_tier::{
+    Capabilities, Health, InvalidationSink, KeyPattern, Lookup, Stored, Subscription, Tier,
+    TierError, TierWrite, WriteIntent,
+};
 
 /// What goes wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +24,21 @@ pub enum Fault {
     Hang,
     /// Reads return the stored bytes with one byte flipped; writes work.
     Corrupt,
+    /// Writes are refused as too large ([`TierError::TooLarge`]), a request error that is no
+    /// fault of the tier; reads work.
+    TooLarge,
+}
+
+/// Which operations a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ops {
+    /// Reads and writes alike.
+    #[default]
+    All,
+    /// Reads (`get`, `get_many`, `health` is never faulted by this choice).
+    Reads,
+    /// Writes and invalidations (`set`, `delete`, `delete_matching`, `clear`, batches).
+    Writes,
 }
 
 /// When the fault applies.
@@ -32,12 +50,22 @@ pub enum Schedule {
     Next(u64),
     /// To every `n`th operation (the `n`th, `2n`th, …).
     EveryNth(u64),
+    /// To each operation with probability `1 / one_in`, drawn from a seeded generator, so a
+    /// run can be replayed.
+    Random {
+        /// The odds: a fault in one operation out of this many, on average.
+        one_in: u64,
+        /// The generator's seed.
+        seed: u64,
+    },
 }
 
 #[derive(Debug)]
 struct Plan {
     fault: Fault,
     schedule: Schedule,
+    ops: Ops,
+    rng: u64,
 }
 
 /// Wraps a tier and injects [`Fault`]s on a [`Schedule`], switchable at runtime. Counts the
@@ -60,9 +88,23 @@ impl FaultyTier {
         }
     }
 
-    /// Injects `fault` on `schedule` from now on.
+    /// Injects `fault` on `schedule` into every operation from now on.
     pub fn inject(&self, fault: Fault, schedule: Schedule) {
-        *self.lock() = Some(Plan { fault, schedule });
+        self.inject_on(Ops::All, fault, schedule);
+    }
+
+    /// Injects `fault` on `schedule` into the operations `ops` names from now on.
+    pub fn inject_on(&self, ops: Ops, fault: Fault, schedule: Schedule) {
+        let rng = match schedule {
+            Schedule::Random { seed, .. } => seed | 1,
+            _ => 1,
+        };
+        *self.lock() = Some(Plan {
+            fault,
+            schedule,
+            ops,
+            rng,
+        });
     }
 
     /// Stops injecting faults.
@@ -85,29 +127,35 @@ impl FaultyTier {
     }
 
     /// Counts an operation and decides whether it gets a fault.
-    fn draw(&self) -> Option<Fault> {
+    fn draw(&self, is_write: bool) -> Option<Fault> {
         let nth = self.operations.fetch_add(1, Relaxed) + 1;
-        let mut plan = self.lock();
-        let fault = match plan.as_mut()? {
-            Plan {
-                fault,
-                schedule: Schedule::Always,
-            } => Some(*fault),
-            Plan {
-                fault,
-                schedule: Schedule::Next(left),
-            } => {
-                let fault = *fault;
-                *left -= 1;
+        let mut guard = self.lock();
+        let plan = guard.as_mut()?;
+        let applies = match plan.ops {
+            Ops::All => true,
+            Ops::Reads => !is_write,
+            Ops::Writes => is_write,
+        };
+        if !applies {
+            return None;
+        }
+        let fault = plan.fault;
+        let fault = match &mut plan.schedule {
+            Schedule::Always => Some(fault),
+            Schedule::Next(left) => {
+                *left = left.saturating_sub(1);
                 if *left == 0 {
-                    *plan = None;
+                    *guard = None;
                 }
                 Some(fault)
             }
-            Plan {
-                fault,
-                schedule: Schedule::EveryNth(n),
-            } => nth.is_multiple_of((*n).max(1)).then_some(*fault),
+            Schedule::EveryNth(n) => nth.is_multiple_of((*n).max(1)).then_some(fault),
+            Schedule::Random { one_in, .. } => {
+                plan.rng ^= plan.rng << 13;
+                plan.rng ^= plan.rng >> 7;
+                plan.rng ^= plan.rng << 17;
+                plan.rng.is_multiple_of((*one_in).max(1)).then_some(fault)
+            }
         };
         if fault.is_some() {
             self.injected.fetch_add(1, Relaxed);
@@ -117,8 +165,9 @@ impl FaultyTier {
 
     /// Applies a fault to a write-like operation: `Err` to fail it, `Ok` to run it.
     async fn before_write(&self) -> Result<(), TierError> {
-        match self.draw() {
+        match self.draw(true) {
             Some(Fault::Fail) => Err(TierError::Unavailable("injected fault".into())),
+            Some(Fault::TooLarge) => Err(TierError::TooLarge { size: 0, limit: 0 }),
             Some(Fault::Delay(by)) => {
                 tokio::time::sleep(by).await;
                 Ok(())
@@ -135,8 +184,12 @@ impl Tier for FaultyTier {
         self.inner.name()
     }
 
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
     async fn get(&self, key: &str) -> Lookup {
-        match self.draw() {
+        match self.draw(false) {
             Some(Fault::Fail) => Lookup::Degraded(TierError::Unavailable("injected fault".into())),
             Some(Fault::Delay(by)) => {
                 let answer = self.inner.get(key).await;
@@ -153,13 +206,38 @@ impl Tier for FaultyTier {
                 }
                 other => other,
             },
-            None => self.inner.get(key).await,
+            Some(Fault::TooLarge) | None => self.inner.get(key).await,
         }
     }
 
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), TierError> {
+    async fn get_many(&self, keys: &[&str]) -> Vec<Lookup> {
+        let mut answers = Vec::with_capacity(keys.len());
+        for key in keys {
+            answers.push(self.get(key).await);
+        }
+        answers
+    }
+
+    async fn set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        intent: WriteIntent,
+    ) -> Result<Stored, TierError> {
         self.before_write().await?;
-        self.inner.set(key, value, ttl).await
+        self.inner.set(key, value, ttl, intent).await
+    }
+
+    async fn set_many(&self, writes: Vec<TierWrite>) -> Vec<Result<Stored, TierError>> {
+        let mut results = Vec::with_capacity(writes.len());
+        for write in writes {
+            results.push(
+                self.set(&write.key, write.value, write.ttl, write.intent)
+                    .await,
+            );
+        }
+        results
     }
 
     async fn delete(&self, key: &str) -> Result<bool, TierError> {
@@ -183,6 +261,8 @@ impl Tier for FaultyTier {
             Some(Plan {
                 fault: Fault::Fail | Fault::Hang,
                 schedule: Schedule::Always,
+                ops: Ops::All,
+                ..
             })
         );
         if down {
@@ -190,5 +270,13 @@ impl Tier for FaultyTier {
         } else {
             self.inner.health().await
         }
+    }
+
+    fn subscribe(&self, sink: Arc<dyn InvalidationSink>) -> Option<Subscription> {
+        self.inner.subscribe(sink)
+    }
+
+    async fn close(&self) -> Result<(), TierError> {
+        self.inner.close().await
     }
 }

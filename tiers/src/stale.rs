@@ -1,0 +1,191 @@
+//! Stale marks: what a tier may still hold after a write to it failed or was skipped.
+//!
+//! When `set` or `delete` of a key fails in a tier (an error, a timeout, an open breaker), the
+//! tier may still hold the old value, and once L1's entry ends a read would find it there and
+//! bring it back. The layer therefore marks the key *stale* in that tier: reads skip the tier
+//! for that key (a degraded miss) until a later update or delete of the key succeeds there, or
+//! until the tier's own TTL cap has passed (nothing written before the mark can outlive it). A
+//! failed pattern invalidation marks the pattern, a failed clear the whole tier. Too many marked
+//! keys collapse into one mark on the whole tier, so memory stays bounded when a tier is down.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use strata_tier::KeyPattern;
+
+/// More marked keys than this become one mark on the whole tier.
+const MAX_KEYS: usize = 65_536;
+
+#[derive(Default)]
+struct Marks {
+    /// Key -> until when (`None`: until cleared).
+    keys: HashMap<String, Option<Instant>>,
+    patterns: Vec<(KeyPattern, Option<Instant>)>,
+    /// The whole tier, until when.
+    all: Option<Option<Instant>>,
+}
+
+pub(crate) struct StaleMarks {
+    marks: Mutex<Marks>,
+    /// How long a mark lasts: the tier's TTL cap, if it has one.
+    lasts: Option<Duration>,
+}
+
+fn live(until: &Option<Instant>, now: Instant) -> bool {
+    until.is_none_or(|until| until > now)
+}
+
+impl StaleMarks {
+    pub(crate) fn new(lasts: Option<Duration>) -> Self {
+        StaleMarks {
+            marks: Mutex::new(Marks::default()),
+            lasts,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Marks> {
+        self.marks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn until(&self) -> Option<Instant> {
+        self.lasts
+            .and_then(|lasts| Instant::now().checked_add(lasts))
+    }
+
+    /// Whether the tier may hold a stale value of `key`.
+    pub(crate) fn is_stale(&self, key: &str) -> bool {
+        let now = Instant::now();
+        let mut marks = self.lock();
+        if marks.keys.is_empty() && marks.patterns.is_empty() && marks.all.is_none() {
+            return false;
+        }
+        if let Some(until) = marks.all {
+            if live(&until, now) {
+                return true;
+            }
+            marks.all = None;
+        }
+        marks.patterns.retain(|(_, until)| live(until, now));
+        if marks.patterns.iter().any(|(p, _)| p.matches(key)) {
+            return true;
+        }
+        match marks.keys.get(key) {
+            Some(until) if live(until, now) => true,
+            Some(_) => {
+                marks.keys.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Whether anything is marked (for health).
+    pub(crate) fn any(&self) -> bool {
+        let marks = self.lock();
+        !marks.keys.is_empty() || !marks.patterns.is_empty() || marks.all.is_some()
+    }
+
+    pub(crate) fn mark_key(&self, key: &str) {
+        let until = self.until();
+        let mut marks = self.lock();
+        if marks.all.is_some() {
+            return;
+        }
+        if marks.keys.len() >= MAX_KEYS {
+            let now = Instant::now();
+            marks.keys.retain(|_, until| live(until, now));
+            if marks.keys.len() >= MAX_KEYS {
+                marks.keys.clear();
+                marks.all = Some(until);
+                return;
+            }
+        }
+        marks.keys.insert(key.to_owned(), until);
+    }
+
+    pub(crate) fn mark_pattern(&self, pattern: &KeyPattern) {
+        let until = self.until();
+        let mut marks = self.lock();
+        if marks.patterns.len() >= 64 {
+            marks.patterns.clear();
+            marks.all = Some(until);
+            return;
+        }
+        marks.patterns.push((pattern.clone(), until));
+    }
+
+    pub(crate) fn mark_all(&self) {
+        let until = self.until();
+        let mut marks = self.lock();
+        marks.keys.clear();
+        marks.patterns.clear();
+        marks.all = Some(until);
+    }
+
+    /// An update or delete of `key` succeeded in the tier: it no longer holds an old value.
+    pub(crate) fn clear_key(&self, key: &str) {
+        let mut marks = self.lock();
+        if !marks.keys.is_empty() {
+            marks.keys.remove(key);
+        }
+    }
+
+    /// A pattern invalidation succeeded: keys it matches hold no old value.
+    pub(crate) fn clear_pattern(&self, pattern: &KeyPattern) {
+        let mut marks = self.lock();
+        marks.patterns.retain(|(p, _)| p != pattern);
+        if pattern.as_str() == "*" {
+            *marks = Marks::default();
+        } else if !marks.keys.is_empty() {
+            marks.keys.retain(|key, _| !pattern.matches(key));
+        }
+    }
+
+    /// A clear succeeded: nothing old is left.
+    pub(crate) fn clear_all(&self) {
+        *self.lock() = Marks::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_patterns_and_all() {
+        let marks = StaleMarks::new(None);
+        assert!(!marks.is_stale("a"));
+        marks.mark_key("a");
+        assert!(marks.is_stale("a") && !marks.is_stale("b"));
+        marks.clear_key("a");
+        assert!(!marks.is_stale("a"));
+        let users = KeyPattern::new("user:*").unwrap();
+        marks.mark_pattern(&users);
+        assert!(marks.is_stale("user:1") && !marks.is_stale("order:1"));
+        marks.clear_pattern(&users);
+        assert!(!marks.is_stale("user:1"));
+        marks.mark_all();
+        assert!(marks.is_stale("anything"));
+        marks.clear_all();
+        assert!(!marks.any());
+    }
+
+    #[test]
+    fn marks_end_with_the_tiers_ttl_cap() {
+        let marks = StaleMarks::new(Some(Duration::from_millis(20)));
+        marks.mark_key("a");
+        assert!(marks.is_stale("a"));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(!marks.is_stale("a"));
+    }
+
+    #[test]
+    fn too_many_keys_mark_the_whole_tier() {
+        let marks = StaleMarks::new(None);
+        for i in 0..=MAX_KEYS {
+            marks.mark_key(&i.to_string());
+        }
+        assert!(marks.is_stale("never-written"));
+    }
+}
