@@ -145,13 +145,11 @@ async fn hit_latency(args: &RedbArgs, dir: &Path) -> anyhow::Result<Table> {
             let writes = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, key)| TierWrite {
-                    key: key.clone(),
-                    value: value_of(value_len, i as u64),
-                    ttl: None,
-                })
+                .map(|(i, key)| TierWrite::update(key.clone(), value_of(value_len, i as u64), None))
                 .collect();
-            tier.set_many(writes).await?;
+            for result in tier.set_many(writes).await {
+                result?;
+            }
         }
         tier.flush().await?;
         for key in &names {
@@ -175,7 +173,7 @@ async fn hit_latency(args: &RedbArgs, dir: &Path) -> anyhow::Result<Table> {
             p99s.push(micros(gets.value_at_quantile(0.99)));
             blocking_p50s.push(micros(round_trips.value_at_quantile(0.5)));
         }
-        tier.close().await;
+        tier.close().await?;
         std::fs::remove_file(&path).ok();
         let p50 = median(p50s.clone());
         table.row([
@@ -342,7 +340,13 @@ async fn write_run(args: &RedbArgs, path: &Path, mode: Mode) -> anyhow::Result<W
                 let mut i = 0;
                 while !stop.load(Relaxed) {
                     let key = format!("w:{}", keys[i % keys.len()]);
-                    tier.set(&key, value_of(1024, i as u64), None).await?;
+                    tier.set(
+                        &key,
+                        value_of(1024, i as u64),
+                        None,
+                        strata_tier::WriteIntent::Update,
+                    )
+                    .await?;
                     done.fetch_add(1, Relaxed);
                     i += 1;
                 }
@@ -359,7 +363,7 @@ async fn write_run(args: &RedbArgs, path: &Path, mode: Mode) -> anyhow::Result<W
     tier.flush().await?;
     let elapsed = started.elapsed().as_secs_f64();
     let stats = tier.stats();
-    tier.close().await;
+    tier.close().await?;
     let ops = done.load(Relaxed) as f64;
     Ok(WriteRun {
         ops_per_sec: ops / elapsed,

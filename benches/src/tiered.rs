@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use strata::frame::{self, FrameOptions};
-use strata::{MemoryTier, Postcard, TieredCache};
+use strata::{Postcard, TieredCache};
+use strata_testing::MemoryTier;
 
 use crate::report::{Section, Table};
 
@@ -174,9 +175,14 @@ fn compression(args: &TieredArgs) -> Section {
                 compression_threshold: if lz4 { 1024 } else { usize::MAX },
                 max_payload: 16 << 20,
             };
-            let stored = frame::encode(&payload, None, &options);
+            let stored = frame::encode(&payload, None, std::time::SystemTime::now(), &options);
             let encode = time_micros(args.tiered_runs, || {
-                black_box(frame::encode(black_box(&payload), None, &options));
+                black_box(frame::encode(
+                    black_box(&payload),
+                    None,
+                    std::time::SystemTime::now(),
+                    &options,
+                ));
             });
             let decode = time_micros(args.tiered_runs, || {
                 black_box(frame::decode(black_box(&stored), &options).expect("decodes"));

@@ -137,12 +137,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     cache.clear().await?; // start cold, whatever an earlier run left
     run("cold start: L1 and disk empty", &cache).await;
     println!("redb: {:?}\n", disk.stats());
-    disk.close().await;
+    // Flushes what the disk tier acknowledged and stops its writer.
+    cache.close().await?;
     drop(cache);
 
     let (cache, disk) = open(&path).await?;
     run("restart: a new L1 over the same file", &cache).await;
     println!("redb: {:?}", disk.stats());
-    disk.close().await;
+    cache.close().await?;
     Ok(())
 }

@@ -32,7 +32,12 @@ fn frame_of(value: &str, ttl: Duration) -> Bytes {
         compression_threshold: 1024,
         max_payload: 1 << 20,
     };
-    frame::encode(&payload, Some(SystemTime::now() + ttl), SystemTime::now(), &options)
+    frame::encode(
+        &payload,
+        Some(SystemTime::now() + ttl),
+        SystemTime::now(),
+        &options,
+    )
 }
 
 #[tokio::test]
@@ -74,9 +79,14 @@ async fn a_lower_hit_is_promoted_everywhere_above_with_its_remaining_ttl() {
 #[tokio::test]
 async fn promotion_is_capped_by_each_tiers_own_ttl() {
     let (cache, l2, l3) = stack(Duration::from_secs(1));
-    l3.set("k", frame_of("v", Duration::from_secs(3600)), None, WriteIntent::Update)
-        .await
-        .unwrap();
+    l3.set(
+        "k",
+        frame_of("v", Duration::from_secs(3600)),
+        None,
+        WriteIntent::Update,
+    )
+    .await
+    .unwrap();
     assert_eq!(cache.get("k").await.as_deref(), Some("v"));
     let l2_ttl = l2.ttl_of("k").unwrap().unwrap();
     assert!(l2_ttl <= Duration::from_secs(1), "{l2_ttl:?}");
@@ -206,7 +216,9 @@ async fn corrupt_bytes_are_a_counted_miss_and_are_deleted() {
 
     // A damaged copy in L2 does not hide a good one below it.
     l2.put_raw("both", Bytes::from_static(b"garbage that is long enough"));
-    l3.set("both", good.clone(), None, WriteIntent::Update).await.unwrap();
+    l3.set("both", good.clone(), None, WriteIntent::Update)
+        .await
+        .unwrap();
     assert_eq!(cache.get("both").await.as_deref(), Some("fine"));
     assert_eq!(
         l2.raw("both"),

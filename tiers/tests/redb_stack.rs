@@ -23,7 +23,7 @@ async fn entries_survive_a_restart_with_their_remaining_ttl() {
             .unwrap();
         let _ = cache.set("user:1", "Ada".into()).await.unwrap();
         let _ = cache.set("user:2", "Grace".into()).await.unwrap();
-        disk.close().await;
+        cache.close().await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -47,7 +47,69 @@ async fn entries_survive_a_restart_with_their_remaining_ttl() {
     cache.l1().clear();
     assert_eq!(cache.get("user:2").await, None);
     assert_eq!(cache.get("session:1").await.as_deref(), Some("alive"));
-    disk.close().await;
+    cache.close().await.unwrap();
+}
+
+/// Shutdown: N values written with the fastest acknowledgement, `close()`, then the file is
+/// reopened: every value is there and redb did not have to repair the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_flushes_every_acknowledged_write() {
+    const N: usize = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("close.redb");
+    {
+        let disk = Arc::new(
+            RedbTier::builder(&path)
+                .ack(strata::redb::WriteAck::Enqueued)
+                .durability(strata::redb::Durability::Periodic(Duration::from_secs(
+                    3600,
+                )))
+                .open_async()
+                .await
+                .unwrap(),
+        );
+        let cache = Strings::builder().tier(disk).build();
+        for i in 0..N {
+            let _ = cache.set(&format!("k{i}"), format!("v{i}")).await.unwrap();
+        }
+        cache.close().await.unwrap();
+        // Closing again is harmless.
+        cache.close().await.unwrap();
+    }
+    let disk = Arc::new(RedbTier::builder(&path).open_async().await.unwrap());
+    assert!(
+        !disk.stats().repaired,
+        "the file needed a repair after close"
+    );
+    let cache = Strings::builder().tier(disk).build();
+    for i in 0..N {
+        assert_eq!(
+            cache.get(&format!("k{i}")).await,
+            Some(format!("v{i}")),
+            "k{i} was lost"
+        );
+    }
+    cache.close().await.unwrap();
+}
+
+/// A disk path with characters that mean something in a URL opens exactly that file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_path_with_url_characters_opens_that_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a #1?x=%20.redb");
+    let config = CacheConfig {
+        disk_path: Some(path.clone()),
+        ..CacheConfig::default()
+    };
+    let cache: Strings = config.build(&TierRegistry::default()).await.unwrap();
+    let _ = cache.set("k", "v".into()).await.unwrap();
+    cache.close().await.unwrap();
+    assert!(path.exists(), "opened another file than {path:?}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,4 +137,11 @@ async fn the_stack_opens_from_a_redb_url() {
     assert!(bad.is_err());
     let bad = registry.open("redb:///tmp/x.redb?max_size=huge").await;
     assert!(bad.unwrap_err().to_string().contains("max_size"));
+    // A misspelt option is refused (it would otherwise give an unbounded file).
+    let typo = registry
+        .open("redb:///tmp/strata-typo.redb?max_szie=1GiB")
+        .await
+        .unwrap_err();
+    assert!(typo.to_string().contains("max_szie"), "{typo}");
+    assert!(!std::path::Path::new("/tmp/strata-typo.redb").exists());
 }

@@ -1,7 +1,6 @@
 //! [`RedbTierBuilder`]: every option of the tier, with its default.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use crate::config::{Config, Durability, WriteAck};
@@ -84,8 +83,9 @@ impl RedbTierBuilder {
         })
     }
 
-    /// When `set` returns: see [`WriteAck`]. [`WriteAck`] also parses from `"enqueued"`,
-    /// `"committed"` and `"durable"`.
+    /// When `set` returns: see [`WriteAck`]. [`WriteAck`] also parses (`FromStr`) from
+    /// `"enqueued"`, `"committed"` and `"durable"`, as the `ack` parameter of a
+    /// [`RedbFactory`](crate::RedbFactory) URL does.
     pub fn ack(mut self, ack: WriteAck) -> Self {
         self.config.ack = ack;
         self
@@ -144,6 +144,12 @@ impl RedbTierBuilder {
         self
     }
 
+    /// The options as set so far.
+    #[cfg(test)]
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Opens (or creates) the file and starts the writer thread.
     ///
     /// **Blocks**: after a crash, redb repairs the file at open, which reads all of it. From
@@ -164,20 +170,5 @@ impl RedbTierBuilder {
                 path,
                 source: std::io::Error::other(format!("the open task failed: {error}")),
             })?
-    }
-}
-
-impl FromStr for WriteAck {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "enqueued" | "queued" => Ok(WriteAck::Enqueued),
-            "committed" | "commit" => Ok(WriteAck::Committed),
-            "durable" => Ok(WriteAck::Durable),
-            other => Err(format!(
-                "unknown write ack {other:?} (expected enqueued, committed or durable)"
-            )),
-        }
     }
 }

@@ -1,6 +1,8 @@
 //! The tier's options: what the builder fills in, with the defaults it documents.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// When commits reach the disk (fsync). Either way, a commit is atomic: a crash leaves the file
@@ -33,6 +35,59 @@ pub enum WriteAck {
     Committed,
     /// Once a durable commit holds the write: it survives a crash of the process or machine.
     Durable,
+}
+
+/// Why a [`Durability`] or [`WriteAck`] spelling did not parse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseOptionError(String);
+
+impl fmt::Display for ParseOptionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseOptionError {}
+
+/// The one parser of ack spellings (the builder's docs and the `ack` URL parameter use it):
+/// `enqueued` (or `queued`), `committed` (or `commit`), `durable`, in any case.
+impl FromStr for WriteAck {
+    type Err = ParseOptionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "enqueued" | "queued" => Ok(WriteAck::Enqueued),
+            "committed" | "commit" => Ok(WriteAck::Committed),
+            "durable" => Ok(WriteAck::Durable),
+            _ => Err(ParseOptionError(format!(
+                "unknown write ack {s:?} (expected enqueued, committed or durable)"
+            ))),
+        }
+    }
+}
+
+/// `every_commit` (or `immediate`) for [`Durability::EveryCommit`], else a positive
+/// [humantime](https://docs.rs/humantime) period (`500ms`, `1s`, `2m`) for
+/// [`Durability::Periodic`].
+impl FromStr for Durability {
+    type Err = ParseOptionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim();
+        match text.to_ascii_lowercase().as_str() {
+            "every_commit" | "immediate" => return Ok(Durability::EveryCommit),
+            _ => {}
+        }
+        match humantime::parse_duration(text) {
+            Ok(period) if !period.is_zero() => Ok(Durability::Periodic(period)),
+            Ok(_) => Err(ParseOptionError(format!(
+                "durability {s:?}: a period must be positive (or use every_commit)"
+            ))),
+            Err(error) => Err(ParseOptionError(format!(
+                "durability {s:?}: expected every_commit or a period such as 500ms ({error})"
+            ))),
+        }
+    }
 }
 
 /// Everything the builder sets.

@@ -32,7 +32,7 @@ pub enum RedbTierError {
         detail: String,
     },
     /// Another handle, in this process or another, has the file open. Close it first (see
-    /// [`RedbTier::close`](crate::RedbTier::close)); one file serves one tier.
+    /// [`Tier::close`](strata_tier::Tier::close)); one file serves one tier.
     #[error("{path} is already open by another tier or process")]
     AlreadyOpen {
         /// The file.
@@ -48,6 +48,10 @@ pub enum RedbTierError {
         #[source]
         source: io::Error,
     },
+    /// A `redb://` URL that [`RedbFactory`](crate::RedbFactory) cannot read: not a `redb://`
+    /// URL, no file named, an unknown or repeated query parameter, a malformed value.
+    #[error("invalid redb tier URL: {0}")]
+    InvalidUrl(String),
     /// A builder option is out of range.
     #[error("invalid redb tier configuration: {0}")]
     InvalidConfig(String),

@@ -1,13 +1,14 @@
 //! Keeping live bytes under `max_size`: expired entries go first, then the least recently used,
 //! by an approximate LRU.
 //!
-//! Every entry carries a recency tick, taken from a counter that advances on each write; the
-//! recency index orders entries by tick, so the oldest tick is the eviction victim. A read hit
-//! does not write: it asks the writer (best effort, through a bounded channel) to move the entry
-//! to a fresh tick, and only if the entry sits in the older three quarters of the order
-//! ([`wants_touch`]). So an entry read now and again stays near the young end, a burst of hits on
-//! one entry costs one rewrite, and recency updates are dropped, not waited for, when the writer is
-//! behind. The order is exact LRU over writes and recorded hits, and approximate over hits that
+//! Every entry has a recency tick (its row in the ticks table), taken from a counter that
+//! advances on each write; the recency index orders entries by tick, so the oldest tick is the
+//! eviction victim. A read hit does not write: it asks the writer (best effort, through a
+//! bounded channel) to move the entry to a fresh tick, and only if the entry sits in the older
+//! three quarters of the order ([`wants_touch`]). The move rewrites the entry's ticks row and
+//! recency index row only, never its record, so a hit on a large value costs two small rows. An
+//! entry read now and again stays near the young end, a burst of hits on one entry costs one
+//! update, and recency updates are dropped, not waited for, when the writer is behind. The order is exact LRU over writes and recorded hits, and approximate over hits that
 //! were skipped or dropped.
 //!
 //! When a commit would leave live bytes above `max_size`, the same transaction purges every

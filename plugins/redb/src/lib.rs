@@ -5,7 +5,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use strata_redb::{Durability, RedbTier, WriteAck};
-//! use strata_tier::{Bytes, Tier};
+//! use strata_tier::{Bytes, Tier, WriteIntent};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let tier = RedbTier::builder("/var/cache/app/l3.redb")
@@ -16,26 +16,39 @@
 //!     .recreate_if_corrupt(true)                            // cache data is disposable
 //!     .open_async()
 //!     .await?;
-//! tier.set("user:1", Bytes::from_static(b"Ada"), Some(Duration::from_secs(300))).await?;
+//! let ttl = Some(Duration::from_secs(300));
+//! tier.set("user:1", Bytes::from_static(b"Ada"), ttl, WriteIntent::Update).await?;
 //! assert_eq!(tier.get("user:1").await.into_hit().as_deref(), Some(&b"Ada"[..]));
 //! println!("{:?}", tier.stats());
-//! tier.close().await;
+//! tier.close().await?;                                      // flushes, stops the writer
 //! # Ok(())
 //! # }
 //! ```
 //!
+//! From a URL (a tier registry's configuration), [`RedbFactory`] opens the same tier:
+//! `redb:///var/cache/app/l3.redb?max_size=4GiB&durability=1s&ack=enqueued&recreate_if_corrupt=true`
+//! (its docs list every parameter; an unknown one is an error).
+//!
 //! # Design
 //!
+//! * **Fills.** [`capabilities`](strata_tier::Tier::capabilities) claims `fill_if_absent`: a
+//!   `set` with `WriteIntent::Fill` is decided inside the writer's transaction, and leaves an
+//!   intact, unexpired entry in place (answering `Stored::Kept`); a fill of a key whose update
+//!   is still queued is kept at once. A fill always waits for the commit that decides it,
+//!   whatever the [`WriteAck`].
 //! * **Tables.** A values table maps each key to a framed record: a crc32 of key and record, a
-//!   format byte, the expiry (unix ms, 0 for none), a recency tick, then the value. An expiry
-//!   index `(expiry, key)` lets a purge find expired entries by a range scan from its start,
-//!   never touching unexpired ones; a recency index `(tick, key)` orders entries for eviction;
-//!   a meta table holds the live-byte and entry counters, updated in the same transactions.
+//!   format byte, the expiry (unix ms, 0 for none), the recency tick of the write, then the
+//!   value. An expiry index `(expiry, key)` lets a purge find expired entries by a range scan
+//!   from its start, never touching unexpired ones; a recency index `(tick, key)` orders
+//!   entries for eviction, and a ticks table `key -> tick` holds each entry's current tick, so
+//!   that a hit bumps recency by rewriting two small rows, never the value; a meta table holds
+//!   the live-byte and entry counters, updated in the same transactions.
 //! * **Writes.** `set`, `delete`, `delete_matching` and `clear` queue an operation for a
 //!   dedicated writer thread, which applies everything queued in one write transaction (a group
 //!   commit) and answers each caller after the commit. A byte budget on the queue
 //!   ([`RedbTierBuilder::queue_bytes`]) makes `set` wait, asynchronously, when the writer falls
-//!   behind.
+//!   behind; invalidations never wait for it. `set_many` and `delete_many` queue their items
+//!   together and answer per item (an oversize item fails alone).
 //! * **Reads.** `get` and `get_many` look in the pending-writes overlay, then read the file in
 //!   one read transaction on tokio's blocking pool; no redb call runs on a runtime worker
 //!   thread. A record that fails its checksum answers
@@ -44,8 +57,8 @@
 //! * **Expiry.** Reads check each record's expiry, so an expired entry is never returned. The
 //!   writer purges expired entries every [`purge_interval`](RedbTierBuilder::purge_interval),
 //!   in batches of [`purge_batch`](RedbTierBuilder::purge_batch) index rows.
-//! * **Size bound.** Each entry is charged its framed value, its key three times (values and
-//!   both indexes) and 64 bytes of overhead; `max_size` bounds the sum (*live bytes*). When a
+//! * **Size bound.** Each entry is charged its framed value, its key four times (values, ticks
+//!   and both indexes) and 64 bytes of overhead; `max_size` bounds the sum (*live bytes*). When a
 //!   commit would exceed it, the same transaction purges every expired entry and then evicts
 //!   the least recently used until live bytes are 1/32 under the bound. Recency is an
 //!   approximate LRU: writes take a fresh tick, and a hit asks the writer (best effort) for a
@@ -95,10 +108,18 @@
 //!     queued). A lost set leaves the key as it was before the set: missing, or the *previous*
 //!     value. Invalidations are not lost (they commit durably), so a value that was deleted does
 //!     not come back.
-//! * **Failure.** If a commit fails twice (disk full, I/O error) or redb panics, the tier turns
-//!   [`Down`](strata_tier::Health::Down): reads answer degraded misses and writes fail until it
-//!   is reopened, so a write acknowledged before the failure is never silently replaced by an
-//!   older value while the tier serves.
+//! * **Failure.** If a commit fails (disk full, I/O error), the writer retries the same batch,
+//!   at once and then with a backoff doubling from 10 ms to 1 s, and the tier is
+//!   [`Down`](strata_tier::Health::Down) meanwhile: reads answer degraded misses and new
+//!   operations fail, while the callers in the batch wait. The first commit that lands makes it
+//!   healthy again, and no acknowledged write was dropped. After an I/O error redb refuses
+//!   every operation on its handle, so the writer reopens the file first; if commits that were
+//!   not yet durable may have been lost by that, the tier empties itself in the next commit
+//!   rather than serve older values. A redb panic turns the tier down for good (reopen it).
+//!   [`RedbStats::commit_failures`] counts the failed attempts.
+//! * **Close.** [`Tier::close`](strata_tier::Tier::close) commits what was queued, makes it
+//!   durable and closes the file, so the next open needs no repair
+//!   ([`RedbStats::repaired`] tells); a second `close` does nothing.
 //! * **Expiry.** Expiry is wall-clock unix milliseconds, stored, so it survives restarts; it
 //!   rounds toward earlier (an entry may expire up to 1 ms early, never late).
 //! * **Counters.** [`RedbTier::stats`] reports entry and byte counts as of the last commit.
@@ -126,6 +147,7 @@ mod config;
 mod error;
 mod eviction;
 mod expiry;
+mod factory;
 mod open;
 mod overlay;
 mod purge;
@@ -141,8 +163,9 @@ mod verify;
 mod writer;
 
 pub use builder::RedbTierBuilder;
-pub use config::{Durability, WriteAck};
+pub use config::{Durability, ParseOptionError, WriteAck};
 pub use error::RedbTierError;
+pub use factory::RedbFactory;
 pub use stats::RedbStats;
 pub use tier::RedbTier;
 pub use verify::IntegrityReport;

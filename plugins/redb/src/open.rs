@@ -7,6 +7,8 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
 
 use redb::Database;
 
@@ -15,8 +17,16 @@ use crate::error::RedbTierError;
 use crate::schema::{self, Meta, SchemaError};
 use crate::writer::panic_message;
 
+/// An open file.
+pub(crate) struct Opened {
+    pub db: Database,
+    pub meta: Meta,
+    /// redb repaired the file at open (it was not closed cleanly).
+    pub repaired: bool,
+}
+
 /// Opens (or creates) the tier file and reads its counters.
-pub(crate) fn open_file(config: &Config) -> Result<(Database, Meta), RedbTierError> {
+pub(crate) fn open_file(config: &Config) -> Result<Opened, RedbTierError> {
     let path = config.path.as_path();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| RedbTierError::Io {
@@ -36,16 +46,23 @@ pub(crate) fn open_file(config: &Config) -> Result<(Database, Meta), RedbTierErr
     }
 }
 
-fn open_once(config: &Config) -> Result<(Database, Meta), RedbTierError> {
+fn open_once(config: &Config) -> Result<Opened, RedbTierError> {
     let path = config.path.as_path();
     let attempt = panic::catch_unwind(AssertUnwindSafe(|| -> Result<_, RedbTierError> {
+        let repaired = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&repaired);
         let db = redb::Builder::new()
             .set_cache_size(config.page_cache_size)
             .set_check_integrity_on_open(config.check_integrity_on_open)
+            .set_repair_callback(move |_| flag.store(true, Relaxed))
             .create(path)
             .map_err(|error| RedbTierError::from_redb(path, error))?;
         let meta = init_schema(path, &db)?;
-        Ok((db, meta))
+        Ok(Opened {
+            db,
+            meta,
+            repaired: repaired.load(Relaxed),
+        })
     }));
     match attempt {
         Ok(result) => result,

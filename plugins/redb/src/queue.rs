@@ -12,16 +12,19 @@ use bytes::Bytes;
 use strata_tier::{KeyPattern, TierError};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
+use crate::expiry;
 use crate::overlay::{Overlay, Pending};
 
 /// What the writer is asked to do.
 #[derive(Debug)]
 pub(crate) enum Op {
-    /// Store `value` under `key` until `expiry_ms` (0: never).
+    /// Store `value` under `key` until `expiry_ms` (0: never); replies [`WRITTEN`], or [`KEPT`]
+    /// for a `fill` that found a live entry (a fill is an insert-if-absent).
     Put {
         key: String,
         value: Bytes,
         expiry_ms: u64,
+        fill: bool,
     },
     /// Remove `key`; replies 1 if an entry was there, else 0.
     Delete { key: String },
@@ -46,6 +49,11 @@ impl Op {
         }
     }
 }
+
+/// A put's reply: the value is stored.
+pub(crate) const WRITTEN: u64 = 1;
+/// A fill's reply: a live entry was there and is left in place.
+pub(crate) const KEPT: u64 = 0;
 
 /// The writer's answer: a count (entries removed), or why the operation failed.
 pub(crate) type Reply = oneshot::Sender<Result<u64, TierError>>;
@@ -123,54 +131,76 @@ impl Queue {
         1.0 - free / f64::from(self.budget_units.max(1))
     }
 
-    /// Queues `submissions` in order; the last carries `permit`. Puts and deletes enter the
-    /// overlay first.
+    /// Queues `submissions` in order; the last one queued carries `permit`. Puts and deletes
+    /// enter the overlay first. Answers, per submission, whether it was queued: a fill of a key
+    /// with a live pending put is not (it would be kept), and answers `false`.
+    ///
+    /// A fill does not enter the overlay: until its commit decides it, reads keep answering
+    /// with what the key held (the fill's caller waits for that commit).
     pub(crate) fn submit(
         &self,
         overlay: &Overlay,
         submissions: Vec<Submission>,
         permit: Option<OwnedSemaphorePermit>,
-    ) -> Result<(), TierError> {
+    ) -> Result<Vec<bool>, TierError> {
         let mut sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(tx) = sender.tx.clone() else {
             return Err(TierError::Closed);
         };
-        let count = submissions.len();
-        let mut permit = permit;
-        for (index, submission) in submissions.into_iter().enumerate() {
-            let seq = sender.next_seq;
-            sender.next_seq += 1;
+        let now = expiry::now_ms();
+        let mut queued = Vec::with_capacity(submissions.len());
+        let mut requests = Vec::with_capacity(submissions.len());
+        for submission in submissions {
             match &submission.op {
+                Op::Put {
+                    key, fill: true, ..
+                } => {
+                    let pending_live = overlay
+                        .get(key)
+                        .is_some_and(|pending| pending.visible(now).is_some());
+                    if pending_live {
+                        queued.push(false);
+                        continue;
+                    }
+                }
                 Op::Put {
                     key,
                     value,
                     expiry_ms,
-                } => overlay.insert(
-                    key,
-                    seq,
-                    Pending::Put {
+                    fill: false,
+                } => {
+                    let pending = Pending::Put {
                         value: value.clone(),
                         expiry_ms: *expiry_ms,
-                    },
-                ),
-                Op::Delete { key } => overlay.insert(key, seq, Pending::Delete),
+                    };
+                    overlay.insert(key, sender.next_seq, pending);
+                }
+                Op::Delete { key } => overlay.insert(key, sender.next_seq, Pending::Delete),
                 _ => {}
             }
-            let request = Request {
-                seq,
+            queued.push(true);
+            requests.push(Request {
+                seq: sender.next_seq,
                 op: submission.op,
                 durable: submission.durable,
                 reply: submission.reply,
-                _permit: if index + 1 == count {
-                    permit.take()
-                } else {
-                    None
-                },
-            };
+                _permit: None,
+            });
+            sender.next_seq += 1;
+        }
+        if let Some(last) = requests.last_mut() {
+            last._permit = permit;
+        }
+        for request in requests {
             // The writer only hangs up when it stops; the tier then reports itself down.
             tx.send(request).map_err(|_| TierError::Closed)?;
         }
-        Ok(())
+        Ok(queued)
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.budget.is_closed()
     }
 
     /// Stops accepting operations: later submissions and reservations fail with `Closed`. The

@@ -8,12 +8,12 @@ use redb::{Database, ReadableDatabase};
 
 use crate::expiry;
 use crate::record;
-use crate::schema::VALUES;
+use crate::schema::{TICKS, VALUES};
 
 /// What the file holds for one key.
 #[derive(Debug)]
 pub(crate) enum Found {
-    /// An intact, unexpired record: its value and recency tick.
+    /// An intact, unexpired record: its value and current recency tick.
     Hit { value: Bytes, tick: u64 },
     /// No entry, or an expired one.
     Miss,
@@ -25,6 +25,7 @@ pub(crate) enum Found {
 pub(crate) fn read(db: &Database, keys: &[String], now: u64) -> Result<Vec<Found>, redb::Error> {
     let txn = db.begin_read()?;
     let table = txn.open_table(VALUES)?;
+    let ticks = txn.open_table(TICKS)?;
     let mut found = Vec::with_capacity(keys.len());
     for key in keys {
         let answer = match table.get(key.as_str())? {
@@ -33,7 +34,9 @@ pub(crate) fn read(db: &Database, keys: &[String], now: u64) -> Result<Vec<Found
                 Ok(decoded) if expiry::is_expired(decoded.header.expiry_ms, now) => Found::Miss,
                 Ok(decoded) => Found::Hit {
                     value: Bytes::copy_from_slice(decoded.value),
-                    tick: decoded.header.tick,
+                    tick: ticks
+                        .get(key.as_str())?
+                        .map_or(decoded.header.tick, |t| t.value()),
                 },
                 Err(error) => Found::Corrupt(error.to_string()),
             },

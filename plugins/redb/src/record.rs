@@ -6,7 +6,7 @@
 //!      4     1  format version (1)
 //!      5     3  reserved, zero
 //!      8     8  expiry, unix milliseconds, little-endian; 0 for none
-//!     16     8  recency tick (see `eviction.rs`), little-endian
+//!     16     8  recency tick at the write (see `eviction.rs`; later bumps go to `strata_ticks`)
 //!     24     -  the value's bytes
 //! ```
 //!
@@ -31,7 +31,8 @@ const TICK: std::ops::Range<usize> = 16..24;
 pub(crate) struct Header {
     /// Unix milliseconds at which the entry expires; 0 for never.
     pub expiry_ms: u64,
-    /// The entry's position in the recency order.
+    /// The entry's position in the recency order when it was written (the current one is in
+    /// the `strata_ticks` table).
     pub tick: u64,
 }
 
@@ -82,14 +83,6 @@ pub(crate) fn encode(key: &str, value: &[u8], header: Header) -> Vec<u8> {
     record.extend_from_slice(value);
     seal(key, &mut record);
     record
-}
-
-/// A copy of an intact `record` with its tick replaced (and its checksum recomputed).
-pub(crate) fn with_tick(key: &str, record: &[u8], tick: u64) -> Vec<u8> {
-    let mut copy = record.to_vec();
-    copy[TICK].copy_from_slice(&tick.to_le_bytes());
-    seal(key, &mut copy);
-    copy
 }
 
 /// Checks `record` (stored under `key`) and splits it into header and value.
@@ -209,15 +202,5 @@ mod tests {
         let mut record = encode("k", b"v", HEADER);
         record[VERSION] = 9;
         assert_eq!(decode("k", &record).unwrap_err(), RecordError::Version(9));
-    }
-
-    #[test]
-    fn with_tick_keeps_the_value_and_reseals() {
-        let record = encode("k", b"value", HEADER);
-        let moved = with_tick("k", &record, 7);
-        let decoded = decode("k", &moved).unwrap();
-        assert_eq!(decoded.header.tick, 7);
-        assert_eq!(decoded.header.expiry_ms, HEADER.expiry_ms);
-        assert_eq!(decoded.value, b"value");
     }
 }

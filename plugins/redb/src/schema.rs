@@ -5,7 +5,11 @@
 //! | `strata_values` | key | framed record (`record.rs`) | the entries |
 //! | `strata_expiry` | (expiry ms, key) | () | purge expired entries by a range scan from the start |
 //! | `strata_access` | (recency tick, key) | () | evict least recently used first |
+//! | `strata_ticks` | key | recency tick | each entry's current place in `strata_access` |
 //! | `strata_meta` | name | u64 | format version, live bytes, entry count, next tick |
+//!
+//! A read hit that bumps an entry's recency rewrites only its `strata_ticks` row and its
+//! `strata_access` row, never its record (whose header keeps the tick of its write).
 //!
 //! The counters in `strata_meta` change in the same transaction as the entries, so they are
 //! exact after any crash and need no scan at open.
@@ -18,11 +22,14 @@ pub(crate) const VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("st
 pub(crate) const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("strata_expiry");
 /// (recency tick, key) -> ().
 pub(crate) const ACCESS: TableDefinition<(u64, &str), ()> = TableDefinition::new("strata_access");
+/// key -> the entry's current recency tick (its row in [`ACCESS`]).
+pub(crate) const TICKS: TableDefinition<&str, u64> = TableDefinition::new("strata_ticks");
 /// counter name -> value.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("strata_meta");
 
-/// The layout of the tables above; a file with another value is not read.
-pub(crate) const SCHEMA_VERSION: u64 = 1;
+/// The layout of the tables above; a file with another value is not read. Version 1 (no
+/// `strata_ticks`, the tick only in each record) is upgraded at open.
+pub(crate) const SCHEMA_VERSION: u64 = 2;
 
 const KEY_SCHEMA: &str = "schema_version";
 pub(crate) const KEY_LIVE_BYTES: &str = "live_bytes";
@@ -33,10 +40,10 @@ const KEY_NEXT_TICK: &str = "next_tick";
 pub(crate) const ENTRY_OVERHEAD: u64 = 64;
 
 /// The bytes an entry counts for against `max_size`: its record, its key once per table it can
-/// appear in (values, recency, expiry), and [`ENTRY_OVERHEAD`]. Charging the index copies keeps
+/// appear in (values, recency index, ticks, expiry), and [`ENTRY_OVERHEAD`]. Charging the index copies keeps
 /// `max_size` meaningful for small values, whose indexes weigh as much as the values.
 pub(crate) fn entry_bytes(key: &str, record_len: usize) -> u64 {
-    record_len as u64 + 3 * key.len() as u64 + ENTRY_OVERHEAD
+    record_len as u64 + 4 * key.len() as u64 + ENTRY_OVERHEAD
 }
 
 /// The counters stored in `strata_meta`.
@@ -90,10 +97,15 @@ pub(crate) fn init(txn: &WriteTransaction) -> Result<Meta, SchemaError> {
     txn.open_table(VALUES)?;
     txn.open_table(EXPIRY)?;
     txn.open_table(ACCESS)?;
+    txn.open_table(TICKS)?;
     let mut meta = txn.open_table(META)?;
     let version = meta.get(KEY_SCHEMA)?.map(|v| v.value());
     match version {
         Some(SCHEMA_VERSION) => {}
+        Some(1) => {
+            upgrade_from_v1(txn, &mut meta)?;
+            meta.insert(KEY_SCHEMA, SCHEMA_VERSION)?;
+        }
         Some(other) => return Err(SchemaError::Version(other)),
         None => {
             meta.insert(KEY_SCHEMA, SCHEMA_VERSION)?;
@@ -108,6 +120,27 @@ pub(crate) fn init(txn: &WriteTransaction) -> Result<Meta, SchemaError> {
     })
 }
 
+/// Version 1 kept the tick only in each record: copy it into `strata_ticks`, and recharge live
+/// bytes for the key copy that table holds.
+fn upgrade_from_v1(
+    txn: &WriteTransaction,
+    meta: &mut redb::Table<'_, &'static str, u64>,
+) -> Result<(), SchemaError> {
+    let values = txn.open_table(VALUES)?;
+    let mut ticks = txn.open_table(TICKS)?;
+    let mut extra = 0u64;
+    for row in values.iter()? {
+        let (key, record) = row?;
+        if let Some(header) = crate::record::header_unchecked(record.value()) {
+            ticks.insert(key.value(), header.tick)?;
+        }
+        extra += key.value().len() as u64;
+    }
+    let live = meta.get(KEY_LIVE_BYTES)?.map_or(0, |v| v.value());
+    meta.insert(KEY_LIVE_BYTES, live + extra)?;
+    Ok(())
+}
+
 /// Writes the counters.
 pub(crate) fn store(
     table: &mut redb::Table<'_, &'static str, u64>,
@@ -119,13 +152,15 @@ pub(crate) fn store(
     Ok(())
 }
 
-/// Empties the file: deletes the three entry tables and recreates them.
+/// Empties the file: deletes the four entry tables and recreates them.
 pub(crate) fn delete_entry_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.delete_table(VALUES)?;
     txn.delete_table(EXPIRY)?;
     txn.delete_table(ACCESS)?;
+    txn.delete_table(TICKS)?;
     txn.open_table(VALUES)?;
     txn.open_table(EXPIRY)?;
     txn.open_table(ACCESS)?;
+    txn.open_table(TICKS)?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Counters the writer and readers update, and the [`RedbStats`] snapshot built from them.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -49,6 +49,12 @@ pub struct RedbStats {
     pub commit_p99: Duration,
     /// Slowest commit.
     pub commit_max: Duration,
+    /// Whether redb had to repair the file when this tier opened it (it was not closed cleanly:
+    /// a crash, a kill, a drop without [`close`](strata_tier::Tier::close)), or when the writer
+    /// reopened it after an I/O error.
+    pub repaired: bool,
+    /// Commits that failed and were retried (see the crate docs, "Failure").
+    pub commit_failures: u64,
 }
 
 /// The shared counters.
@@ -65,6 +71,8 @@ pub(crate) struct Counters {
     pub committed_ops: AtomicU64,
     pub compactions: AtomicU64,
     pub compaction_failures: AtomicU64,
+    pub repaired: AtomicBool,
+    pub commit_failures: AtomicU64,
     commit_micros: Mutex<Histogram<u64>>,
 }
 
@@ -86,6 +94,8 @@ impl Counters {
             committed_ops: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
             compaction_failures: AtomicU64::new(0),
+            repaired: AtomicBool::new(false),
+            commit_failures: AtomicU64::new(0),
             commit_micros: Mutex::new(histogram),
         }
     }
@@ -141,6 +151,8 @@ impl Counters {
             commit_p50: Duration::from_micros(p50),
             commit_p99: Duration::from_micros(p99),
             commit_max: Duration::from_micros(max),
+            repaired: self.repaired.load(Relaxed),
+            commit_failures: self.commit_failures.load(Relaxed),
         }
     }
 }

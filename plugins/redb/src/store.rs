@@ -1,10 +1,10 @@
-//! Entry operations inside one write transaction: the values table and its two indexes kept in
-//! step, and the counters updated with them.
+//! Entry operations inside one write transaction: the values table, its two indexes and the
+//! ticks table kept in step, and the counters updated with them.
 //!
-//! Index entries are removed by the header of the record they point to. A record whose header
-//! cannot be read (corrupt) leaves its index entries behind; purge and eviction drop such
-//! dangling entries when they reach them (an index entry is only acted on if the record under its
-//! key carries the same expiry or tick).
+//! An entry's expiry index row is found by its record's header, its recency index row by its
+//! `strata_ticks` row. A record whose header cannot be read (corrupt) leaves its expiry row
+//! behind; purge and eviction drop such dangling rows when they reach them (an index row is only
+//! acted on if the entry under its key carries the same expiry or tick).
 
 use redb::{ReadableTable, StorageError, Table, WriteTransaction};
 use strata_tier::KeyPattern;
@@ -12,13 +12,14 @@ use strata_tier::KeyPattern;
 use crate::expiry;
 use crate::queue::Touch;
 use crate::record::{self, Header};
-use crate::schema::{self, Meta, ACCESS, EXPIRY, META, VALUES};
+use crate::schema::{self, Meta, ACCESS, EXPIRY, META, TICKS, VALUES};
 
-/// The four tables, open in one write transaction.
+/// The five tables, open in one write transaction.
 pub(crate) struct Tables<'txn> {
     pub values: Table<'txn, &'static str, &'static [u8]>,
     pub expiry: Table<'txn, (u64, &'static str), ()>,
     pub access: Table<'txn, (u64, &'static str), ()>,
+    pub ticks: Table<'txn, &'static str, u64>,
     pub meta: Table<'txn, &'static str, u64>,
 }
 
@@ -28,6 +29,7 @@ impl<'txn> Tables<'txn> {
             values: txn.open_table(VALUES)?,
             expiry: txn.open_table(EXPIRY)?,
             access: txn.open_table(ACCESS)?,
+            ticks: txn.open_table(TICKS)?,
             meta: txn.open_table(META)?,
         })
     }
@@ -55,9 +57,10 @@ impl<'txn> Tables<'txn> {
             .values
             .insert(key, record.as_slice())?
             .map(|old| (old.value().len(), record::header_unchecked(old.value())));
+        let old_tick = self.ticks.insert(key, header.tick)?.map(|t| t.value());
         if let Some((old_len, old_header)) = old {
             meta.remove(schema::entry_bytes(key, old_len));
-            self.unindex(key, old_header)?;
+            self.unindex(key, old_header, old_tick)?;
         }
         meta.add(schema::entry_bytes(key, record.len()));
         if expiry_ms != 0 {
@@ -78,11 +81,12 @@ impl<'txn> Tables<'txn> {
             .values
             .remove(key)?
             .map(|old| (old.value().len(), record::header_unchecked(old.value())));
+        let old_tick = self.ticks.remove(key)?.map(|t| t.value());
         let Some((old_len, old_header)) = old else {
             return Ok(false);
         };
         meta.remove(schema::entry_bytes(key, old_len));
-        self.unindex(key, old_header)?;
+        self.unindex(key, old_header, old_tick)?;
         Ok(old_header.is_none_or(|header| !expiry::is_expired(header.expiry_ms, now)))
     }
 
@@ -106,8 +110,8 @@ impl<'txn> Tables<'txn> {
         }
     }
 
-    /// Removes `key` if its record carries recency `tick` (or has no readable header). Returns
-    /// whether it did; `false` means the index entry was stale.
+    /// Removes `key` if it is at recency `tick` (or has no tick row). Returns whether it did;
+    /// `false` means the index entry was stale.
     pub(crate) fn remove_if_tick(
         &mut self,
         meta: &mut Meta,
@@ -115,11 +119,11 @@ impl<'txn> Tables<'txn> {
         tick: u64,
         now: u64,
     ) -> Result<bool, StorageError> {
-        let current = match self.values.get(key)? {
-            None => return Ok(false),
-            Some(record) => record::header_unchecked(record.value()),
-        };
-        if current.is_some_and(|header| header.tick != tick) {
+        if self.values.get(key)?.is_none() {
+            return Ok(false);
+        }
+        let current = self.ticks.get(key)?.map(|t| t.value());
+        if current.is_some_and(|current| current != tick) {
             return Ok(false);
         }
         self.remove(meta, key, now)?;
@@ -153,8 +157,17 @@ impl<'txn> Tables<'txn> {
         Ok(removed)
     }
 
-    /// Moves `touch.key` to the young end of the recency order, if its record still carries the
-    /// tick the reader saw and is intact and unexpired. Returns whether it did.
+    /// Whether `key` holds an intact, unexpired entry at `now` (what a fill must not replace).
+    pub(crate) fn is_live(&self, key: &str, now: u64) -> Result<bool, StorageError> {
+        Ok(self.values.get(key)?.is_some_and(|record| {
+            record::decode(key, record.value())
+                .is_ok_and(|decoded| !expiry::is_expired(decoded.header.expiry_ms, now))
+        }))
+    }
+
+    /// Moves `touch.key` to the young end of the recency order, if it is still at the tick the
+    /// reader saw and unexpired. Rewrites only its ticks row and its recency index row, never
+    /// its record. Returns whether it did.
     pub(crate) fn touch(
         &mut self,
         meta: &mut Meta,
@@ -162,24 +175,19 @@ impl<'txn> Tables<'txn> {
         now: u64,
     ) -> Result<bool, StorageError> {
         let key = touch.key.as_str();
-        let moved = {
-            let Some(record) = self.values.get(key)? else {
-                return Ok(false);
-            };
-            let record = record.value();
-            match record::decode(key, record) {
-                Ok(decoded)
-                    if decoded.header.tick == touch.tick
-                        && !expiry::is_expired(decoded.header.expiry_ms, now) =>
-                {
-                    let tick = meta.tick();
-                    (tick, record::with_tick(key, record, tick))
-                }
-                _ => return Ok(false),
-            }
-        };
-        let (tick, record) = moved;
-        self.values.insert(key, record.as_slice())?;
+        if self.ticks.get(key)?.map(|t| t.value()) != Some(touch.tick) {
+            return Ok(false);
+        }
+        let live = self
+            .values
+            .get(key)?
+            .and_then(|record| record::header_unchecked(record.value()))
+            .is_some_and(|header| !expiry::is_expired(header.expiry_ms, now));
+        if !live {
+            return Ok(false);
+        }
+        let tick = meta.tick();
+        self.ticks.insert(key, tick)?;
         self.access.remove((touch.tick, key))?;
         self.access.insert((tick, key), ())?;
         Ok(true)
@@ -208,12 +216,21 @@ impl<'txn> Tables<'txn> {
         schema::store(&mut self.meta, meta)
     }
 
-    fn unindex(&mut self, key: &str, header: Option<Header>) -> Result<(), StorageError> {
+    /// Removes the index rows of an entry that had `header` and recency `tick` (from its ticks
+    /// row; the header's tick for an entry without one).
+    fn unindex(
+        &mut self,
+        key: &str,
+        header: Option<Header>,
+        tick: Option<u64>,
+    ) -> Result<(), StorageError> {
         if let Some(header) = header {
             if header.expiry_ms != 0 {
                 self.expiry.remove((header.expiry_ms, key))?;
             }
-            self.access.remove((header.tick, key))?;
+        }
+        if let Some(tick) = tick.or(header.map(|h| h.tick)) {
+            self.access.remove((tick, key))?;
         }
         Ok(())
     }

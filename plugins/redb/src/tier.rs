@@ -4,12 +4,15 @@
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use strata_tier::{async_trait, Health, KeyPattern, Lookup, Tier, TierError, TierWrite};
+use strata_tier::{
+    async_trait, Capabilities, Health, KeyPattern, Lookup, Stored, Tier, TierError, TierWrite,
+    WriteIntent,
+};
 use tokio::sync::{oneshot, watch};
 
 use crate::builder::RedbTierBuilder;
@@ -19,7 +22,7 @@ use crate::eviction::wants_touch;
 use crate::expiry::{expiry_for, now_ms};
 use crate::open::open_file;
 use crate::overlay::Overlay;
-use crate::queue::{Op, Queue, Submission, Touch};
+use crate::queue::{Op, Queue, Submission, Touch, KEPT};
 use crate::reader::{self, Found};
 use crate::record::HEADER_LEN;
 use crate::schema::entry_bytes;
@@ -30,16 +33,16 @@ use crate::writer::{panic_message, Writer};
 
 /// Recency updates that may wait for the writer; readers drop further ones.
 const TOUCH_QUEUE: usize = 4096;
-/// Bytes of the queue budget an invalidation takes besides its key.
-const INVALIDATION_BYTES: usize = 64;
 
 /// A cache tier in one redb file. See the [crate docs](crate) for its design and its
 /// consistency guarantees.
 ///
 /// Dropping it stops the writer thread after it has committed (durably) what was queued; the
-/// file is released shortly after. [`close`](Self::close) does the same and waits for it.
+/// file is released shortly after. [`Tier::close`] does the same and waits for it.
 pub struct RedbTier {
     shared: Arc<Shared>,
+    /// `close` was called (the first call reports how it went; later ones are no-ops).
+    closed: AtomicBool,
 }
 
 impl RedbTier {
@@ -50,7 +53,8 @@ impl RedbTier {
     }
 
     pub(crate) fn open(config: Config) -> Result<Self, RedbTierError> {
-        let (db, meta) = open_file(&config)?;
+        let opened = open_file(&config)?;
+        let (db, meta) = (opened.db, opened.meta);
         let file_bytes = std::fs::metadata(&config.path).map_or(0, |m| m.len());
         let (requests_tx, requests_rx) = mpsc::channel();
         let (touches_tx, touches_rx) = mpsc::sync_channel(TOUCH_QUEUE);
@@ -64,13 +68,19 @@ impl RedbTier {
             counters: Counters::new(&meta, file_bytes),
             next_tick: AtomicU64::new(meta.next_tick),
             down: Mutex::new(None),
+            retrying: Mutex::new(None),
+            faults: Default::default(),
             finished: watch::Sender::new(false),
             config,
         });
+        shared.counters.repaired.store(opened.repaired, Relaxed);
         Writer::new(Arc::clone(&shared), requests_rx, touches_rx, meta)
             .spawn()
             .map_err(|source| RedbTierError::Io { path, source })?;
-        Ok(RedbTier { shared })
+        Ok(RedbTier {
+            shared,
+            closed: AtomicBool::new(false),
+        })
     }
 
     /// The file.
@@ -86,19 +96,16 @@ impl RedbTier {
         )
     }
 
-    /// Waits until everything queued before the call is committed durably.
-    pub async fn flush(&self) -> Result<(), TierError> {
-        self.invalidate(Op::Flush, 0).await.map(drop)
+    /// The largest entry `set` accepts, in bytes of key plus framed value (see
+    /// [`RedbTierBuilder::max_entry_size`]); a value must be smaller by its key's bytes (four
+    /// times) and 88 bytes of framing.
+    pub fn max_entry_size(&self) -> u64 {
+        self.shared.config.entry_limit()
     }
 
-    /// Stops accepting operations, lets the writer commit what is queued (durably), closes the
-    /// file and waits for all of it. Later operations fail with [`TierError::Closed`]; reads
-    /// answer degraded misses.
-    pub async fn close(&self) {
-        self.shared.queue.close();
-        let mut finished = self.shared.finished.subscribe();
-        // The sender lives in `shared`, which we hold, so this only ends when the writer is done.
-        let _ = finished.wait_for(|done| *done).await;
+    /// Waits until everything queued before the call is committed durably.
+    pub async fn flush(&self) -> Result<(), TierError> {
+        self.invalidate(Op::Flush).await.map(drop)
     }
 
     /// Checks every record's checksum, the indexes and the counters (reads the whole file, on
@@ -159,15 +166,15 @@ impl RedbTier {
         }
     }
 
-    /// Checks a write and makes its submission; returns the bytes it charges the queue.
+    /// Checks a write and makes its operation; returns the bytes it charges the queue.
     fn put(
         &self,
         key: &str,
         value: Bytes,
         ttl: Option<Duration>,
+        fill: bool,
         now: u64,
-        reply: Option<oneshot::Sender<Result<u64, TierError>>>,
-    ) -> Result<(Submission, usize), TierError> {
+    ) -> Result<(Op, usize), TierError> {
         let limit = self.shared.config.entry_limit();
         let charged = entry_bytes(key, HEADER_LEN + value.len());
         if charged > limit {
@@ -177,49 +184,113 @@ impl RedbTier {
                 limit: usize::try_from(limit.saturating_sub(overhead)).unwrap_or(usize::MAX),
             });
         }
+        let op = Op::Put {
+            key: key.to_owned(),
+            value,
+            expiry_ms: expiry_for(ttl, now),
+            fill,
+        };
+        Ok((op, usize::try_from(charged).unwrap_or(usize::MAX)))
+    }
+
+    /// The submission of a put, and what to wait for: a reply under the configured ack, and
+    /// always for a fill (only its commit can tell whether it was kept).
+    fn put_submission(&self, op: Op) -> (Submission, Option<Waiter>) {
+        let fill = matches!(op, Op::Put { fill: true, .. });
+        let (reply, waiter) = if fill || self.shared.config.ack != WriteAck::Enqueued {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(Waiter(rx)))
+        } else {
+            (None, None)
+        };
         let submission = Submission {
-            op: Op::Put {
-                key: key.to_owned(),
-                value,
-                expiry_ms: expiry_for(ttl, now),
-            },
+            op,
             durable: self.shared.config.ack == WriteAck::Durable,
             reply,
         };
-        Ok((submission, usize::try_from(charged).unwrap_or(usize::MAX)))
+        (submission, waiter)
     }
 
-    /// The reply channel a write needs under the configured ack, if any.
-    fn ack_channel(
-        &self,
-    ) -> (
-        Option<oneshot::Sender<Result<u64, TierError>>>,
-        Option<Waiter>,
-    ) {
-        match self.shared.config.ack {
-            WriteAck::Enqueued => (None, None),
-            WriteAck::Committed | WriteAck::Durable => {
-                let (tx, rx) = oneshot::channel();
-                (Some(tx), Some(Waiter(rx)))
+    /// Queues `ops` (puts) in one submission charged `bytes`, and waits for each answer.
+    async fn put_all(&self, ops: Vec<Op>, bytes: usize) -> Vec<Result<Stored, TierError>> {
+        let permit = match self.shared.queue.reserve(bytes).await {
+            Ok(permit) => permit,
+            Err(error) => return ops.iter().map(|_| Err(copy_tier_error(&error))).collect(),
+        };
+        let (submissions, waiters): (Vec<_>, Vec<_>) =
+            ops.into_iter().map(|op| self.put_submission(op)).unzip();
+        let queued = match self
+            .shared
+            .queue
+            .submit(&self.shared.overlay, submissions, Some(permit))
+        {
+            Ok(queued) => queued,
+            Err(error) => {
+                return waiters
+                    .iter()
+                    .map(|_| Err(copy_tier_error(&error)))
+                    .collect()
             }
+        };
+        let mut results = Vec::with_capacity(queued.len());
+        for (queued, waiter) in queued.into_iter().zip(waiters) {
+            results.push(match (queued, waiter) {
+                (false, _) => Ok(Stored::Kept),
+                (true, None) => Ok(Stored::Written),
+                (true, Some(waiter)) => waiter.wait().await.map(|code| {
+                    if code == KEPT {
+                        Stored::Kept
+                    } else {
+                        Stored::Written
+                    }
+                }),
+            });
         }
+        results
     }
 
-    /// Queues an operation that waits for its durable commit, and waits.
-    async fn invalidate(&self, op: Op, bytes: usize) -> Result<u64, TierError> {
-        self.check_serving()?;
-        let permit = self.shared.queue.reserve(bytes).await?;
-        let (tx, rx) = oneshot::channel();
-        self.shared.queue.submit(
-            &self.shared.overlay,
-            vec![Submission {
-                op,
-                durable: true,
-                reply: Some(tx),
-            }],
-            Some(permit),
-        )?;
-        Waiter(rx).wait().await
+    /// Queues operations that each wait for their durable commit, and waits for each. An
+    /// invalidation never waits for the queue's byte budget (only `set` does): a backlog of
+    /// large writes must not hold up a delete.
+    async fn invalidate_all(&self, ops: Vec<Op>) -> Vec<Result<u64, TierError>> {
+        if let Err(error) = self.check_serving() {
+            return ops.iter().map(|_| Err(copy_tier_error(&error))).collect();
+        }
+        let (submissions, waiters): (Vec<_>, Vec<_>) = ops
+            .into_iter()
+            .map(|op| {
+                let (tx, rx) = oneshot::channel();
+                let submission = Submission {
+                    op,
+                    durable: true,
+                    reply: Some(tx),
+                };
+                (submission, Waiter(rx))
+            })
+            .unzip();
+        if let Err(error) = self
+            .shared
+            .queue
+            .submit(&self.shared.overlay, submissions, None)
+        {
+            return waiters
+                .iter()
+                .map(|_| Err(copy_tier_error(&error)))
+                .collect();
+        }
+        let mut results = Vec::with_capacity(waiters.len());
+        for waiter in waiters {
+            results.push(waiter.wait().await);
+        }
+        results
+    }
+
+    /// [`invalidate_all`](Self::invalidate_all) of one operation.
+    async fn invalidate(&self, op: Op) -> Result<u64, TierError> {
+        self.invalidate_all(vec![op])
+            .await
+            .pop()
+            .unwrap_or(Err(TierError::Closed))
     }
 
     fn check_serving(&self) -> Result<(), TierError> {
@@ -241,6 +312,11 @@ impl Waiter {
 impl Tier for RedbTier {
     fn name(&self) -> &str {
         "redb"
+    }
+
+    /// A fill is an insert-if-absent, decided in the writer's transaction.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE.with_fill_if_absent()
     }
 
     async fn get(&self, key: &str) -> Lookup {
@@ -302,78 +378,109 @@ impl Tier for RedbTier {
             .collect()
     }
 
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), TierError> {
+    async fn set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        intent: WriteIntent,
+    ) -> Result<Stored, TierError> {
         self.check_serving()?;
-        let (reply, waiter) = self.ack_channel();
-        let (submission, bytes) = self.put(key, value, ttl, now_ms(), reply)?;
-        let permit = self.shared.queue.reserve(bytes).await?;
-        self.shared
-            .queue
-            .submit(&self.shared.overlay, vec![submission], Some(permit))?;
-        match waiter {
-            Some(waiter) => waiter.wait().await.map(drop),
-            None => Ok(()),
-        }
+        let fill = matches!(intent, WriteIntent::Fill);
+        let (op, bytes) = self.put(key, value, ttl, fill, now_ms())?;
+        self.put_all(vec![op], bytes)
+            .await
+            .pop()
+            .unwrap_or(Err(TierError::Closed))
     }
 
-    async fn set_many(&self, writes: Vec<TierWrite>) -> Result<(), TierError> {
-        self.check_serving()?;
-        if writes.is_empty() {
-            return Ok(());
+    async fn set_many(&self, writes: Vec<TierWrite>) -> Vec<Result<Stored, TierError>> {
+        if let Err(error) = self.check_serving() {
+            return writes
+                .iter()
+                .map(|_| Err(copy_tier_error(&error)))
+                .collect();
         }
         let now = now_ms();
-        let last = writes.len() - 1;
-        let mut waiter = None;
-        let mut submissions = Vec::with_capacity(writes.len());
+        let mut results: Vec<Option<Result<Stored, TierError>>> = Vec::with_capacity(writes.len());
+        let mut ops = Vec::with_capacity(writes.len());
         let mut bytes = 0usize;
-        for (index, write) in writes.into_iter().enumerate() {
-            // Writes commit in order, so the last one's reply stands for all of them.
-            let reply = if index == last {
-                let (reply, last_waiter) = self.ack_channel();
-                waiter = last_waiter;
-                reply
-            } else {
-                None
-            };
-            let (submission, charged) = self.put(&write.key, write.value, write.ttl, now, reply)?;
-            bytes = bytes.saturating_add(charged);
-            submissions.push(submission);
+        for write in writes {
+            let fill = matches!(write.intent, WriteIntent::Fill);
+            match self.put(&write.key, write.value, write.ttl, fill, now) {
+                Ok((op, charged)) => {
+                    bytes = bytes.saturating_add(charged);
+                    ops.push(op);
+                    results.push(None);
+                }
+                // An oversize item fails alone.
+                Err(error) => results.push(Some(Err(error))),
+            }
         }
-        let permit = self.shared.queue.reserve(bytes).await?;
-        self.shared
-            .queue
-            .submit(&self.shared.overlay, submissions, Some(permit))?;
-        match waiter {
-            Some(waiter) => waiter.wait().await.map(drop),
-            None => Ok(()),
+        if !ops.is_empty() {
+            let mut stored = self.put_all(ops, bytes).await.into_iter();
+            for slot in results.iter_mut().filter(|slot| slot.is_none()) {
+                *slot = stored.next();
+            }
         }
+        results
+            .into_iter()
+            .map(|result| result.unwrap_or(Err(TierError::Closed)))
+            .collect()
     }
 
     async fn delete(&self, key: &str) -> Result<bool, TierError> {
         let op = Op::Delete {
             key: key.to_owned(),
         };
-        let removed = self.invalidate(op, key.len() + INVALIDATION_BYTES).await?;
-        Ok(removed > 0)
+        Ok(self.invalidate(op).await? > 0)
+    }
+
+    async fn delete_many(&self, keys: &[&str]) -> Vec<Result<bool, TierError>> {
+        let ops = keys
+            .iter()
+            .map(|key| Op::Delete {
+                key: (*key).to_owned(),
+            })
+            .collect();
+        self.invalidate_all(ops)
+            .await
+            .into_iter()
+            .map(|removed| removed.map(|n| n > 0))
+            .collect()
     }
 
     async fn delete_matching(&self, pattern: &KeyPattern) -> Result<u64, TierError> {
         let op = Op::DeleteMatching {
             pattern: pattern.clone(),
         };
-        self.invalidate(op, pattern.as_str().len() + INVALIDATION_BYTES)
-            .await
+        self.invalidate(op).await
     }
 
     async fn clear(&self) -> Result<(), TierError> {
-        self.invalidate(Op::Clear, INVALIDATION_BYTES)
-            .await
-            .map(drop)
+        self.invalidate(Op::Clear).await.map(drop)
+    }
+
+    /// Stops accepting operations, lets the writer commit what is queued and make it durable,
+    /// closes the file and waits for all of it. Later operations fail with
+    /// [`TierError::Closed`]; reads answer degraded misses. The first call answers an error if
+    /// the final commit failed (acknowledged writes may be lost); later calls answer `Ok`.
+    async fn close(&self) -> Result<(), TierError> {
+        let first = !self.closed.swap(true, std::sync::atomic::Ordering::AcqRel);
+        self.shared.queue.close();
+        let mut finished = self.shared.finished.subscribe();
+        // The sender lives in `shared`, which we hold, so this only ends when the writer is done.
+        let _ = finished.wait_for(|done| *done).await;
+        match self.shared.permanently_down() {
+            Some(reason) if first => Err(TierError::Unavailable(reason)),
+            _ => Ok(()),
+        }
     }
 
     async fn health(&self) -> Health {
         match self.shared.unavailable() {
             Some(TierError::Closed) => return Health::Down("closed".to_owned()),
+            Some(TierError::Unavailable(reason)) => return Health::Down(reason),
             Some(error) => return Health::Down(error.to_string()),
             None => {}
         }
@@ -440,3 +547,7 @@ fn catch_redb_panic<T>(f: impl FnOnce() -> Result<T, redb::Error>) -> Result<T, 
         ))),
     }
 }
+
+#[cfg(test)]
+#[path = "tier_tests.rs"]
+mod tests;

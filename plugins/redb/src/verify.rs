@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::record;
-use crate::schema::{self, ACCESS, EXPIRY, META, VALUES};
+use crate::schema::{self, ACCESS, EXPIRY, META, TICKS, VALUES};
 
 /// What [`RedbTier::verify`](crate::RedbTier::verify) found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -16,10 +16,10 @@ pub struct IntegrityReport {
     pub entries: u64,
     /// Keys whose records fail their checksum or format check.
     pub corrupt_keys: Vec<String>,
-    /// Intact records missing their recency or expiry index entry.
+    /// Intact records missing their recency index entry, ticks row or expiry index entry.
     pub unindexed: u64,
-    /// Index entries that point to no record with that tick or expiry (harmless: purge and
-    /// eviction drop them when they reach them).
+    /// Index entries (and ticks rows) that point to no record with that tick or expiry
+    /// (harmless: purge and eviction drop them when they reach them).
     pub dangling_index_entries: u64,
     /// The live bytes recounted from the records.
     pub live_bytes: u64,
@@ -39,6 +39,7 @@ pub(crate) fn verify(db: &Database) -> Result<IntegrityReport, redb::Error> {
     let values = txn.open_table(VALUES)?;
     let expiry = txn.open_table(EXPIRY)?;
     let access = txn.open_table(ACCESS)?;
+    let tick_rows = txn.open_table(TICKS)?;
     let meta = txn.open_table(META)?;
     let mut report = IntegrityReport::default();
     let mut indexed = HashSet::new();
@@ -51,13 +52,21 @@ pub(crate) fn verify(db: &Database) -> Result<IntegrityReport, redb::Error> {
             Err(_) => report.corrupt_keys.push(key.to_owned()),
             Ok(decoded) => {
                 let header = decoded.header;
-                let in_access = access.get((header.tick, key))?.is_some();
+                let tick = tick_rows.get(key)?.map(|t| t.value());
+                let in_access = match tick {
+                    Some(tick) => access.get((tick, key))?.is_some(),
+                    None => false,
+                };
                 let in_expiry =
                     header.expiry_ms == 0 || expiry.get((header.expiry_ms, key))?.is_some();
                 if !(in_access && in_expiry) {
                     report.unindexed += 1;
                 }
-                indexed.insert((header.tick, header.expiry_ms, key.to_owned()));
+                indexed.insert((
+                    tick.unwrap_or(header.tick),
+                    header.expiry_ms,
+                    key.to_owned(),
+                ));
             }
         }
     }
@@ -72,6 +81,12 @@ pub(crate) fn verify(db: &Database) -> Result<IntegrityReport, redb::Error> {
     for row in access.iter()? {
         let (index_key, _) = row?;
         if !ticks.contains(&index_key.value()) {
+            report.dangling_index_entries += 1;
+        }
+    }
+    for row in tick_rows.iter()? {
+        let (key, _) = row?;
+        if values.get(key.value())?.is_none() {
             report.dangling_index_entries += 1;
         }
     }

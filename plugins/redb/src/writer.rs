@@ -14,10 +14,16 @@
 //!   commit makes every earlier commit durable too. (redb cannot reuse the pages of the last
 //!   durable state until the next durable commit, so the byte limit bounds the file's growth
 //!   under heavy writes.)
-//! * **Failure.** A failed commit is retried once in a fresh transaction; if that fails too (or
-//!   redb panics), the tier turns down: every later operation fails and every read is a degraded
-//!   miss, so no read can return data that a failed invalidation should have removed, and no
-//!   acknowledged write silently disappears while the tier keeps serving.
+//! * **Failure.** A failed commit is retried at once in a fresh transaction, then with a backoff
+//!   that doubles from 10 ms up to [`MAX_BACKOFF`], the same batch each time, so no acknowledged
+//!   write is dropped. While it fails the tier is down (`Health::Down`, new operations fail with
+//!   `Unavailable`, reads are degraded misses, so no read returns a value that a pending
+//!   invalidation removes); the first commit that lands makes it serve again. An I/O error
+//!   leaves redb's handle refusing every later operation, so before retrying the writer
+//!   reopens the file (redb repairs it); if commits that were not yet durable may have been
+//!   lost by that, the first commit after it empties the tier, so that no older value comes
+//!   back. Once the tier is closing, a failing batch gets [`ATTEMPTS_WHILE_CLOSING`] attempts,
+//!   then fails. A redb panic turns the tier down for good.
 //! * **Compaction.** After a commit, if the file has grown past `max_size` plus the compaction
 //!   slack (see the crate docs), the writer takes the file exclusively and runs redb's
 //!   `compact`, which moves pages down and truncates the file; reads wait meanwhile.
@@ -38,8 +44,9 @@ use crate::config::Durability;
 use crate::error::copy_tier_error;
 use crate::eviction::{self, Evicted};
 use crate::expiry;
+use crate::open::open_file;
 use crate::purge::{self, Purged};
-use crate::queue::{Op, Request, Touch};
+use crate::queue::{Op, Request, Touch, KEPT, WRITTEN};
 use crate::schema::{self, Meta};
 use crate::shared::Shared;
 use crate::store::Tables;
@@ -51,9 +58,16 @@ const PAGE: u64 = 4096;
 /// How long the writer sleeps at most when idle (it applies pending recency updates then).
 const IDLE_WAKE: Duration = Duration::from_millis(200);
 
+/// The longest wait between two attempts at a failing commit.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Attempts a failing batch gets once the tier is closing.
+pub(crate) const ATTEMPTS_WHILE_CLOSING: u32 = 4;
+
 /// Why a transaction did not commit.
 enum Failure {
     Redb(redb::Error),
+    /// Reopening the file after an I/O error failed.
+    Reopen(String),
     Panic(String),
 }
 
@@ -61,6 +75,7 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Redb(error) => write!(f, "{error}"),
+            Failure::Reopen(error) => write!(f, "reopening the file failed: {error}"),
             Failure::Panic(message) => write!(f, "redb panicked: {message}"),
         }
     }
@@ -68,9 +83,29 @@ impl fmt::Display for Failure {
 
 impl Failure {
     fn retryable(&self) -> bool {
-        matches!(self, Failure::Redb(error)
-            if !matches!(error, redb::Error::DatabaseClosed | redb::Error::PreviousIo))
+        !matches!(self, Failure::Panic(_))
     }
+
+    /// redb's handle is unusable after this (it latches I/O errors): reopen the file.
+    fn needs_reopen(&self) -> bool {
+        matches!(
+            self,
+            Failure::Reopen(_)
+                | Failure::Redb(
+                    redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed
+                )
+        )
+    }
+}
+
+/// The wait before attempt `attempt` (1-based) at a failing commit: none for the first retry,
+/// then 10 ms doubling up to [`MAX_BACKOFF`].
+fn backoff(attempt: u32) -> Duration {
+    if attempt <= 1 {
+        return Duration::ZERO;
+    }
+    let shift = (attempt - 2).min(16);
+    (Duration::from_millis(10) * (1u32 << shift)).min(MAX_BACKOFF)
 }
 
 /// What a committed transaction did.
@@ -101,6 +136,9 @@ pub(crate) struct Writer {
     /// grown a quarter of `max_size` past it, so a file that compaction cannot shrink below the
     /// threshold is not compacted over and over.
     compacted_size: u64,
+    /// The file was reopened after an I/O error and commits that were not durable may be lost:
+    /// the next transaction empties the tier first.
+    clear_first: bool,
 }
 
 impl Writer {
@@ -123,6 +161,7 @@ impl Writer {
             purge_more: true,
             last_compaction: None,
             compacted_size: 0,
+            clear_first: false,
         }
     }
 
@@ -188,8 +227,8 @@ impl Writer {
 
     /// One group commit (or nothing, if nothing is due).
     fn step(&mut self, batch: Vec<Request>) {
-        if let Some(error) = self.shared.unavailable() {
-            fail(batch, &error);
+        if let Some(reason) = self.shared.permanently_down() {
+            fail(batch, &TierError::Unavailable(reason));
             return;
         }
         let started = Instant::now();
@@ -209,26 +248,51 @@ impl Writer {
             || self.shared.config.durability == Durability::EveryCommit
             || batch.iter().any(|request| request.durable);
 
-        let mut retried = false;
+        let mut attempt = 0u32;
+        let mut closing_attempts = 0u32;
         let result = loop {
             let now = expiry::now_ms();
-            let attempt = panic::catch_unwind(AssertUnwindSafe(|| {
+            let durable = durable || self.clear_first;
+            let attempt_result = panic::catch_unwind(AssertUnwindSafe(|| {
                 self.transact(&batch, &touches, purge, durable, now)
             }));
-            let result = match attempt {
-                Ok(result) => result.map_err(Failure::Redb),
-                Err(panic) => Err(Failure::Panic(panic_message(panic.as_ref()))),
+            let failure = match attempt_result {
+                Ok(Ok(outcome)) => break Ok((outcome, durable)),
+                Ok(Err(error)) => Failure::Redb(error),
+                Err(panic) => Failure::Panic(panic_message(panic.as_ref())),
             };
-            match result {
-                Err(failure) if !retried && failure.retryable() => retried = true,
-                other => break other,
+            if self.shared.queue.is_closed() {
+                closing_attempts += 1;
+            }
+            if !failure.retryable() || closing_attempts >= ATTEMPTS_WHILE_CLOSING {
+                break Err(failure);
+            }
+            attempt += 1;
+            self.shared.counters.commit_failures.fetch_add(1, Relaxed);
+            self.shared.set_retrying(Some(format!(
+                "a commit to {} failed: {failure}; retrying (attempt {attempt})",
+                self.path()
+            )));
+            thread::sleep(backoff(attempt));
+            if failure.needs_reopen() {
+                if let Err(error) = self.reopen() {
+                    self.shared.set_retrying(Some(format!(
+                        "a commit to {} failed: {failure}; {}; retrying (attempt {attempt})",
+                        self.path(),
+                        Failure::Reopen(error)
+                    )));
+                }
             }
         };
         if purge {
             self.next_purge = started + self.shared.config.purge_interval;
         }
         match result {
-            Ok(outcome) => self.landed(batch, outcome, durable),
+            Ok((outcome, durable)) => {
+                self.clear_first = false;
+                self.shared.set_retrying(None);
+                self.landed(batch, outcome, durable);
+            }
             Err(failure) => {
                 let reason = format!("a commit to {} failed: {failure}", self.path());
                 self.shared.set_down(reason.clone());
@@ -237,6 +301,37 @@ impl Writer {
             }
         }
         self.maybe_compact();
+    }
+
+    /// Replaces redb's handle, which refuses every operation after an I/O error, by a fresh
+    /// one (redb repairs the file as after a crash). Commits that were not durable may be gone
+    /// then, so the next transaction empties the tier (see the module docs).
+    fn reopen(&mut self) -> Result<(), String> {
+        let mut guard = self
+            .shared
+            .db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = guard.take() {
+            // Its own clean shutdown may fail after an I/O error; the reopen repairs then.
+            let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(old)));
+        }
+        let opened = open_file(&self.shared.config).map_err(|error| error.to_string())?;
+        *guard = Some(opened.db);
+        drop(guard);
+        if opened.repaired {
+            self.shared.counters.repaired.store(true, Relaxed);
+        }
+        if self.undurable_since.is_some() || opened.meta != self.meta {
+            self.clear_first = true;
+        }
+        // Keep ticks increasing even if the file went back to an older state.
+        let next_tick = self.meta.next_tick.max(opened.meta.next_tick);
+        self.meta = opened.meta;
+        self.meta.next_tick = next_tick;
+        self.undurable_since = None;
+        self.undurable_bytes = 0;
+        Ok(())
     }
 
     /// Applies a batch in one write transaction and commits it.
@@ -263,6 +358,11 @@ impl Writer {
         let mut touched = 0;
         let evicted;
         {
+            if self.clear_first {
+                schema::delete_entry_tables(&txn)?;
+                meta.live_bytes = 0;
+                meta.entries = 0;
+            }
             let mut tables = Tables::open(&txn)?;
             for (request, reply) in batch.iter().zip(&mut replies) {
                 match &request.op {
@@ -270,7 +370,15 @@ impl Writer {
                         key,
                         value,
                         expiry_ms,
-                    } => tables.put(&mut meta, key, value, *expiry_ms, now)?,
+                        fill,
+                    } => {
+                        *reply = if *fill && tables.is_live(key, now)? {
+                            KEPT
+                        } else {
+                            tables.put(&mut meta, key, value, *expiry_ms, now)?;
+                            WRITTEN
+                        };
+                    }
                     Op::Delete { key } => *reply = u64::from(tables.remove(&mut meta, key, now)?),
                     Op::DeleteMatching { pattern } => {
                         *reply = tables.remove_matching(&mut meta, pattern, now)?;
@@ -304,6 +412,7 @@ impl Writer {
             )?;
             tables.store_meta(&meta)?;
         }
+        self.shared.faults.before_commit()?;
         let commit_started = Instant::now();
         txn.commit()?;
         Ok(Outcome {
@@ -428,7 +537,7 @@ impl Writer {
 
     /// The channel closed: make everything durable, close the file, signal.
     fn finish(mut self) {
-        if self.undurable_since.is_some() && self.shared.unavailable().is_none() {
+        if self.undurable_since.is_some() && self.shared.permanently_down().is_none() {
             let flush = Request {
                 seq: 0,
                 op: Op::Flush,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{Rng, TempTier};
 use strata_redb::{Durability, RedbTier, WriteAck};
-use strata_tier::{Bytes, Tier};
+use strata_tier::{Bytes, Tier, WriteIntent};
 
 const MAX_SIZE: u64 = 4 << 20;
 /// The compaction threshold: `max_size` plus the default compaction slack (`max_size / 2 +
@@ -29,9 +29,14 @@ async fn churn(tier: &RedbTier, rng: &mut Rng, value_len: usize, total_bytes: u6
         let ttl = i
             .is_multiple_of(3)
             .then_some(Duration::from_millis(1 + rng.below(200)));
-        tier.set(&key, Bytes::from(vec![(i % 251) as u8; len]), ttl)
-            .await
-            .unwrap();
+        tier.set(
+            &key,
+            Bytes::from(vec![(i % 251) as u8; len]),
+            ttl,
+            WriteIntent::Update,
+        )
+        .await
+        .unwrap();
         written += (key.len() + len) as u64;
         i += 1;
         if i.is_multiple_of(64) {
@@ -113,6 +118,6 @@ async fn churn_keeps_the_file_bounded() {
         );
         let report = tier.verify().await.unwrap();
         assert!(report.is_clean(), "{report:?}");
-        tier.close().await;
+        tier.close().await.unwrap();
     }
 }

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use common::{eventually, TempTier};
 use strata_redb::{Durability, WriteAck};
-use strata_tier::{Bytes, Health, KeyPattern, Lookup, Tier, TierError, TierWrite};
+use strata_tier::{
+    Bytes, Health, KeyPattern, Lookup, Stored, Tier, TierError, TierWrite, WriteIntent,
+};
 
 fn bytes(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
@@ -30,9 +32,13 @@ async fn set_get_overwrite_delete() {
     let file = TempTier::new();
     let tier = file.open();
     assert_eq!(value(&tier, "a").await, None);
-    tier.set("a", bytes("1"), None).await.unwrap();
+    tier.set("a", bytes("1"), None, WriteIntent::Update)
+        .await
+        .unwrap();
     assert_eq!(value(&tier, "a").await.as_deref(), Some("1"));
-    tier.set("a", bytes("2"), None).await.unwrap();
+    tier.set("a", bytes("2"), None, WriteIntent::Update)
+        .await
+        .unwrap();
     assert_eq!(value(&tier, "a").await.as_deref(), Some("2"));
     tier.flush().await.unwrap();
     assert_eq!(value(&tier, "a").await.as_deref(), Some("2"));
@@ -40,28 +46,45 @@ async fn set_get_overwrite_delete() {
     assert!(!tier.delete("a").await.unwrap());
     assert_eq!(value(&tier, "a").await, None);
     // Empty keys and values are ordinary.
-    tier.set("", Bytes::new(), None).await.unwrap();
+    tier.set("", Bytes::new(), None, WriteIntent::Update)
+        .await
+        .unwrap();
     assert_eq!(value(&tier, "").await.as_deref(), Some(""));
     tier.flush().await.unwrap();
     let stats = tier.stats();
     assert_eq!(stats.entries, 1, "{stats:?}");
     assert!(stats.commits > 0 && stats.durable_commits > 0, "{stats:?}");
-    tier.close().await;
+    tier.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttl_expiry_is_never_late_and_purges_the_file() {
     let file = TempTier::new();
     let tier = file.open();
-    tier.set("short", bytes("v"), Some(Duration::from_millis(50)))
-        .await
-        .unwrap();
-    tier.set("long", bytes("v"), Some(Duration::from_secs(3600)))
-        .await
-        .unwrap();
-    tier.set("zero", bytes("v"), Some(Duration::ZERO))
-        .await
-        .unwrap();
+    tier.set(
+        "short",
+        bytes("v"),
+        Some(Duration::from_millis(50)),
+        WriteIntent::Update,
+    )
+    .await
+    .unwrap();
+    tier.set(
+        "long",
+        bytes("v"),
+        Some(Duration::from_secs(3600)),
+        WriteIntent::Update,
+    )
+    .await
+    .unwrap();
+    tier.set(
+        "zero",
+        bytes("v"),
+        Some(Duration::ZERO),
+        WriteIntent::Update,
+    )
+    .await
+    .unwrap();
     assert_eq!(value(&tier, "short").await.as_deref(), Some("v"));
     assert_eq!(
         value(&tier, "zero").await,
@@ -85,30 +108,45 @@ async fn ttl_expiry_is_never_late_and_purges_the_file() {
     assert!(tier.stats().purged >= 1);
 
     // A ttl that runs out while the write is still queued is honoured by the overlay too.
-    tier.set("queued", bytes("v"), Some(Duration::from_millis(50)))
-        .await
-        .unwrap();
+    tier.set(
+        "queued",
+        bytes("v"),
+        Some(Duration::from_millis(50)),
+        WriteIntent::Update,
+    )
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(60)).await;
     assert_eq!(value(&tier, "queued").await, None);
-    tier.close().await;
+    tier.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttl_survives_a_reopen() {
     let file = TempTier::new();
     let tier = file.open();
-    tier.set("soon", bytes("v"), Some(Duration::from_millis(150)))
-        .await
-        .unwrap();
-    tier.set("later", bytes("v"), Some(Duration::from_secs(3600)))
-        .await
-        .unwrap();
-    tier.close().await;
+    tier.set(
+        "soon",
+        bytes("v"),
+        Some(Duration::from_millis(150)),
+        WriteIntent::Update,
+    )
+    .await
+    .unwrap();
+    tier.set(
+        "later",
+        bytes("v"),
+        Some(Duration::from_secs(3600)),
+        WriteIntent::Update,
+    )
+    .await
+    .unwrap();
+    tier.close().await.unwrap();
     let tier = file.open();
     assert_eq!(value(&tier, "later").await.as_deref(), Some("v"));
     tokio::time::sleep(Duration::from_millis(160)).await;
     assert_eq!(value(&tier, "soon").await, None);
-    tier.close().await;
+    tier.close().await.unwrap();
 }
 
 const KEYS: &[&str] = &[
@@ -130,7 +168,9 @@ const KEYS: &[&str] = &[
 
 async fn fill(tier: &dyn Tier) {
     for key in KEYS {
-        tier.set(key, bytes(key), None).await.unwrap();
+        tier.set(key, bytes(key), None, WriteIntent::Update)
+            .await
+            .unwrap();
     }
 }
 
@@ -183,7 +223,7 @@ async fn delete_matching_removes_exactly_the_matching_keys() {
             "{pattern}: {stats:?}"
         );
     }
-    tier.close().await;
+    tier.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,23 +232,30 @@ async fn clear_removes_everything_written_before_it() {
     let tier = file.open();
     fill(&tier).await;
     tier.flush().await.unwrap();
-    tier.set("queued", bytes("v"), Some(Duration::from_secs(60)))
-        .await
-        .unwrap();
+    tier.set(
+        "queued",
+        bytes("v"),
+        Some(Duration::from_secs(60)),
+        WriteIntent::Update,
+    )
+    .await
+    .unwrap();
     tier.clear().await.unwrap();
     assert_eq!(remaining(&tier).await, Vec::<&str>::new());
     assert_eq!(value(&tier, "queued").await, None);
     let stats = tier.stats();
     assert_eq!((stats.entries, stats.live_bytes), (0, 0), "{stats:?}");
-    tier.set("after", bytes("v"), None).await.unwrap();
+    tier.set("after", bytes("v"), None, WriteIntent::Update)
+        .await
+        .unwrap();
     assert_eq!(value(&tier, "after").await.as_deref(), Some("v"));
-    tier.close().await;
+    tier.close().await.unwrap();
     // Durable: still empty (but for the later write) after a reopen.
     let tier = file.open();
     assert_eq!(remaining(&tier).await, Vec::<&str>::new());
     assert_eq!(value(&tier, "after").await.as_deref(), Some("v"));
     assert!(tier.verify().await.unwrap().is_clean());
-    tier.close().await;
+    tier.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,7 +276,9 @@ async fn reads_see_writes_still_queued() {
             for i in 0..500u32 {
                 let key = format!("t{task}:{}", i % 50);
                 let v = format!("{task}-{i}");
-                tier.set(&key, bytes(&v), None).await.unwrap();
+                tier.set(&key, bytes(&v), None, WriteIntent::Update)
+                    .await
+                    .unwrap();
                 assert_eq!(
                     value(tier.as_ref(), &key).await,
                     Some(v.clone()),
@@ -249,7 +298,7 @@ async fn reads_see_writes_still_queued() {
     assert_eq!(tier.stats().pending_writes, 0);
     let report = tier.verify().await.unwrap();
     assert!(report.is_clean(), "{report:?}");
-    tier.close().await;
+    tier.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,7 +316,9 @@ async fn every_ack_mode_reads_its_writes() {
                 .open()
                 .unwrap();
             let before = tier.stats();
-            tier.set("k", bytes("v"), None).await.unwrap();
+            tier.set("k", bytes("v"), None, WriteIntent::Update)
+                .await
+                .unwrap();
             assert_eq!(value(&tier, "k").await.as_deref(), Some("v"));
             let after = tier.stats();
             if ack != WriteAck::Enqueued {
@@ -278,14 +329,14 @@ async fn every_ack_mode_reads_its_writes() {
             if durable_ack {
                 assert!(after.durable_commits > before.durable_commits, "{ack:?}");
             }
-            tier.close().await;
+            tier.close().await.unwrap();
             let tier = file.open();
             assert_eq!(
                 value(&tier, "k").await.as_deref(),
                 Some("v"),
                 "close is durable"
             );
-            tier.close().await;
+            tier.close().await.unwrap();
         }
     }
 }
@@ -295,15 +346,18 @@ async fn get_many_and_set_many_answer_in_order() {
     let file = TempTier::new();
     let tier = file.builder().ack(WriteAck::Committed).open().unwrap();
     let writes: Vec<TierWrite> = (0..100u32)
-        .map(|i| TierWrite {
-            key: format!("k{i}"),
-            value: bytes(&format!("v{i}")),
-            ttl: i.is_multiple_of(10).then_some(Duration::from_secs(3600)),
+        .map(|i| {
+            let ttl = i.is_multiple_of(10).then_some(Duration::from_secs(3600));
+            TierWrite::update(format!("k{i}"), bytes(&format!("v{i}")), ttl)
         })
         .collect();
-    tier.set_many(writes).await.unwrap();
+    let results = tier.set_many(writes).await;
+    assert_eq!(results.len(), 100);
+    assert!(results.iter().all(|r| matches!(r, Ok(Stored::Written))));
     // A queued write next to committed entries.
-    tier.set("pending", bytes("p"), None).await.unwrap();
+    tier.set("pending", bytes("p"), None, WriteIntent::Update)
+        .await
+        .unwrap();
     let keys: Vec<String> = (0..120).map(|i| format!("k{}", 119 - i)).collect();
     let mut refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     refs.push("pending");
@@ -321,8 +375,8 @@ async fn get_many_and_set_many_answer_in_order() {
         assert_eq!(got, expected, "{key}");
     }
     assert_eq!(tier.get_many(&[]).await.len(), 0);
-    tier.set_many(Vec::new()).await.unwrap();
-    tier.close().await;
+    assert!(tier.set_many(Vec::new()).await.is_empty());
+    tier.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,7 +385,7 @@ async fn too_large_values_are_refused_not_truncated() {
     let tier = file.builder().max_size(1 << 20).open().unwrap();
     // The default entry limit is max_size / 8 = 128 KiB.
     let big = Bytes::from(vec![7u8; 200 << 10]);
-    match tier.set("big", big, None).await {
+    match tier.set("big", big, None, WriteIntent::Update).await {
         Err(TierError::TooLarge { size, limit }) => {
             assert_eq!(size, 200 << 10);
             assert!(limit < 128 << 10);
@@ -339,11 +393,16 @@ async fn too_large_values_are_refused_not_truncated() {
         other => panic!("expected TooLarge, got {other:?}"),
     }
     assert_eq!(value(&tier, "big").await, None);
-    tier.set("fits", Bytes::from(vec![1u8; 100 << 10]), None)
-        .await
-        .unwrap();
+    tier.set(
+        "fits",
+        Bytes::from(vec![1u8; 100 << 10]),
+        None,
+        WriteIntent::Update,
+    )
+    .await
+    .unwrap();
     assert!(tier.get("fits").await.is_hit());
-    tier.close().await;
+    tier.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,9 +412,14 @@ async fn least_recently_used_entries_are_evicted_first() {
     let tier = file.builder().max_size(64 << 10).open().unwrap();
     let value_1k = Bytes::from(vec![3u8; 1000]);
     for i in 0..40 {
-        tier.set(&format!("k{i:03}"), value_1k.clone(), None)
-            .await
-            .unwrap();
+        tier.set(
+            &format!("k{i:03}"),
+            value_1k.clone(),
+            None,
+            WriteIntent::Update,
+        )
+        .await
+        .unwrap();
     }
     tier.flush().await.unwrap();
     // Read the five oldest entries; their recency updates land with the next commit.
@@ -365,9 +429,14 @@ async fn least_recently_used_entries_are_evicted_first() {
     tier.flush().await.unwrap();
     // 30 more: about 13 of the oldest must go, and the five read ones are not the oldest.
     for i in 40..70 {
-        tier.set(&format!("k{i:03}"), value_1k.clone(), None)
-            .await
-            .unwrap();
+        tier.set(
+            &format!("k{i:03}"),
+            value_1k.clone(),
+            None,
+            WriteIntent::Update,
+        )
+        .await
+        .unwrap();
     }
     tier.flush().await.unwrap();
     let stats = tier.stats();
@@ -393,18 +462,20 @@ async fn least_recently_used_entries_are_evicted_first() {
         );
     }
     assert!(tier.verify().await.unwrap().is_clean());
-    tier.close().await;
+    tier.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_record_reads_as_degraded_and_is_deleted() {
     let file = TempTier::new();
     let tier = file.open();
-    tier.set("good", bytes("fine"), None).await.unwrap();
-    tier.set("bad", bytes("will be damaged"), None)
+    tier.set("good", bytes("fine"), None, WriteIntent::Update)
         .await
         .unwrap();
-    tier.close().await;
+    tier.set("bad", bytes("will be damaged"), None, WriteIntent::Update)
+        .await
+        .unwrap();
+    tier.close().await.unwrap();
     {
         // Flip one byte of the stored value, behind the tier's back.
         use redb::ReadableTable;
@@ -439,7 +510,7 @@ async fn a_damaged_record_reads_as_degraded_and_is_deleted() {
     assert_eq!(value(&tier, "good").await.as_deref(), Some("fine"));
     tier.flush().await.unwrap();
     assert!(tier.verify().await.unwrap().is_clean());
-    tier.close().await;
+    tier.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,22 +519,24 @@ async fn health_and_closing() {
     let tier = file.open();
     assert_eq!(tier.health().await, Health::Healthy);
     assert_eq!(tier.name(), "redb");
-    tier.set("k", bytes("v"), None).await.unwrap();
-    tier.close().await;
+    tier.set("k", bytes("v"), None, WriteIntent::Update)
+        .await
+        .unwrap();
+    tier.close().await.unwrap();
     assert!(matches!(tier.health().await, Health::Down(_)));
     assert!(matches!(
         tier.get("k").await,
         Lookup::Degraded(TierError::Closed)
     ));
     assert!(matches!(
-        tier.set("k", bytes("v"), None).await,
+        tier.set("k", bytes("v"), None, WriteIntent::Update).await,
         Err(TierError::Closed)
     ));
     assert!(matches!(tier.delete("k").await, Err(TierError::Closed)));
     // Closed means released: the file opens again at once.
     let again = file.open();
     assert_eq!(value(&again, "k").await.as_deref(), Some("v"));
-    again.close().await;
+    again.close().await.unwrap();
 }
 
 #[test]
@@ -475,9 +548,11 @@ fn a_current_thread_runtime_works() {
         .build()
         .unwrap();
     rt.block_on(async {
-        tier.set("k", bytes("v"), None).await.unwrap();
+        tier.set("k", bytes("v"), None, WriteIntent::Update)
+            .await
+            .unwrap();
         tier.flush().await.unwrap();
         assert!(tier.get("k").await.is_hit());
-        tier.close().await;
+        tier.close().await.unwrap();
     });
 }

@@ -9,7 +9,7 @@ use std::io::Write;
 
 use common::{Rng, TempTier};
 use strata_redb::{RedbTier, RedbTierError};
-use strata_tier::{Bytes, Tier};
+use strata_tier::{Bytes, Tier, WriteIntent};
 
 fn write_file(path: &std::path::Path, bytes: &[u8]) {
     let mut file = std::fs::File::create(path).unwrap();
@@ -24,16 +24,18 @@ async fn assert_recreates(file: &TempTier) {
         .expect("recreate_if_corrupt opens an empty tier");
     assert_eq!(tier.stats().entries, 0);
     assert!(!tier.get("k").await.is_hit());
-    tier.set("k", Bytes::from_static(b"v"), None).await.unwrap();
+    tier.set("k", Bytes::from_static(b"v"), None, WriteIntent::Update)
+        .await
+        .unwrap();
     tier.flush().await.unwrap();
     assert!(tier.get("k").await.is_hit());
-    tier.close().await;
+    tier.close().await.unwrap();
     let tier = file.open();
     assert!(
         tier.get("k").await.is_hit(),
         "the recreated file keeps its data"
     );
-    tier.close().await;
+    tier.close().await.unwrap();
 }
 
 /// A closed tier file holding 2,000 entries of 500 bytes (about 1 MiB of pages to damage).
@@ -41,11 +43,16 @@ async fn filled_file() -> TempTier {
     let file = TempTier::new();
     let tier = file.open();
     for i in 0..2000 {
-        tier.set(&format!("key:{i}"), Bytes::from(vec![9u8; 500]), None)
-            .await
-            .unwrap();
+        tier.set(
+            &format!("key:{i}"),
+            Bytes::from(vec![9u8; 500]),
+            None,
+            WriteIntent::Update,
+        )
+        .await
+        .unwrap();
     }
-    tier.close().await;
+    tier.close().await.unwrap();
     file
 }
 
@@ -101,7 +108,7 @@ async fn a_truncated_file_is_a_typed_error_or_opens_clean() {
                 // redb may recover what the cut left; then every record must pass its checks.
                 let report = tier.verify().await.expect("a recovered file verifies");
                 assert!(report.corrupt_keys.is_empty(), "{report:?}");
-                tier.close().await;
+                tier.close().await.unwrap();
             }
         }
     }
@@ -130,13 +137,15 @@ async fn a_foreign_redb_file_is_incompatible() {
 async fn a_file_in_use_is_already_open_and_never_discarded() {
     let file = TempTier::new();
     let tier = file.open();
-    tier.set("k", Bytes::from_static(b"v"), None).await.unwrap();
+    tier.set("k", Bytes::from_static(b"v"), None, WriteIntent::Update)
+        .await
+        .unwrap();
     match file.builder().recreate_if_corrupt(true).open() {
         Err(error @ RedbTierError::AlreadyOpen { .. }) => assert!(!error.is_discardable()),
         other => panic!("expected AlreadyOpen, got {other:?}"),
     }
     assert!(tier.get("k").await.is_hit());
-    tier.close().await;
+    tier.close().await.unwrap();
 }
 
 #[test]
@@ -198,8 +207,50 @@ async fn overwritten_pages_never_panic_the_caller() {
                 let degraded = answers.iter().filter(|a| a.is_degraded()).count();
                 eprintln!("check={check}: opened; {degraded} degraded reads");
                 let _ = tier.verify().await;
-                tier.close().await;
+                tier.close().await.unwrap();
             }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_file_is_upgraded_in_place() {
+    use redb::ReadableTable;
+    let file = TempTier::new();
+    let tier = file.open();
+    let keys: Vec<String> = (0..50).map(|i| format!("v1:{i}")).collect();
+    for key in &keys {
+        tier.set(key, Bytes::from(key.clone()), None, WriteIntent::Update)
+            .await
+            .unwrap();
+    }
+    tier.close().await.unwrap();
+    {
+        // Turn the file into what version 1 wrote: no ticks table, keys charged three times.
+        let db = redb::Database::create(&file.path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let ticks: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("strata_ticks");
+        assert!(txn.delete_table(ticks).unwrap());
+        {
+            let meta_def: redb::TableDefinition<&str, u64> =
+                redb::TableDefinition::new("strata_meta");
+            let mut meta = txn.open_table(meta_def).unwrap();
+            let live = meta.get("live_bytes").unwrap().unwrap().value();
+            let key_bytes: u64 = keys.iter().map(|k| k.len() as u64).sum();
+            meta.insert("live_bytes", live - key_bytes).unwrap();
+            meta.insert("schema_version", 1).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let tier = file.open();
+    let report = tier.verify().await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.dangling_index_entries, 0, "{report:?}");
+    for key in &keys {
+        assert_eq!(
+            tier.get(key).await.into_hit().as_deref(),
+            Some(key.as_bytes())
+        );
+    }
+    tier.close().await.unwrap();
 }

@@ -14,11 +14,13 @@ use strata_tier::{
 
 type Entries = HashMap<String, (Bytes, Option<Instant>)>;
 
+/// One subscriber: the handle it subscribed through, its subscription's id, its sink.
+type Subscriber = (u64, u64, Arc<dyn InvalidationSink>);
+
 /// What handles of one storage share: the entries and who listens for invalidations.
 struct Storage {
     entries: Mutex<Entries>,
-    /// (handle id, subscription id, sink).
-    sinks: Mutex<Vec<(u64, u64, Arc<dyn InvalidationSink>)>>,
+    sinks: Mutex<Vec<Subscriber>>,
     next_id: AtomicU64,
 }
 

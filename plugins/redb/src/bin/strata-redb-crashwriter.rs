@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_redb::{Durability, RedbTier, WriteAck};
-use strata_tier::{Bytes, Tier};
+use strata_tier::{Bytes, Tier, WriteIntent};
 
 const TASKS: u64 = 8;
 const KEYS_PER_TASK: u64 = 64;
@@ -56,7 +56,11 @@ async fn task(tier: Arc<RedbTier>, round: u64, id: u64, seed: u64, flushes: bool
             0..=13 => {
                 versions[k] += 1;
                 let value = Bytes::from(crash_value(&key, versions[k]));
-                if tier.set(&key, value, None).await.is_err() {
+                if tier
+                    .set(&key, value, None, WriteIntent::Update)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 if flushes {
