@@ -13,7 +13,7 @@ use crate::clock::{self, Clock, Ticks};
 use crate::error::InsertError;
 use crate::ghost::Ghost;
 use crate::listener::{EvictionCause, Listener};
-use crate::loader::{FlightWait, Flights, Role};
+use crate::loader::{FlightWait, Flights, Gate, Leader, Outcome, Role, SharedError};
 use crate::main_queue::MainQueue;
 use crate::node::{self, Node, DEQUEUED, IN_MAIN};
 use crate::policy::{self, MainVisit, SmallExit, Victim};
@@ -81,6 +81,16 @@ struct Inner<K, V, S> {
     listener: Option<Listener<K, V>>,
     stats: StatsRecorder,
     flights: Flights<K, V>,
+}
+
+/// What an insert did.
+enum Stored {
+    /// Linked as the key's entry.
+    Linked,
+    /// An only-if-absent insert found the key present and left it.
+    Kept,
+    /// A load's insert found its flight cancelled by a removal, and inserted nothing.
+    Cancelled,
 }
 
 impl<K, V> Cache<K, V>
@@ -236,6 +246,8 @@ where
     {
         let inner = &*self.inner;
         let hash = inner.hasher.hash_one(key);
+        // Before the table: a load in flight must not put back what this removes.
+        inner.flights.cancel(hash, key);
         let guard = epoch::pin();
         let removed = inner.table.remove(hash, key, &guard, |_| true)?;
         // SAFETY: returned by the table under `guard`, so valid until it drops.
@@ -278,6 +290,8 @@ where
     /// [`EvictionCause::Removed`]). Entries inserted concurrently may or may not be visited.
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
         let inner = &*self.inner;
+        // Loads in flight may be of keys this removes: none of them keeps its value.
+        inner.flights.cancel_all();
         for index in 0..inner.table.bucket_count() {
             let guard = epoch::pin();
             let mut removed_any = false;
@@ -343,7 +357,7 @@ where
 }
 
 /// Loading (single-flight): concurrent callers that miss the same key run one loader between
-/// them, and the others wait for its value.
+/// them, and the others wait for its outcome (see the crate docs' *Consistency* section).
 impl<K, V, S> Cache<K, V, S>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -351,25 +365,34 @@ where
     S: BuildHasher,
 {
     /// The value for `key`, computing and inserting it with `init` if absent. Concurrent callers
-    /// that miss the same key run one `init` between them; the others block until its value is
-    /// in the cache and return what the cache then holds (if the entry was already overwritten,
-    /// the newer value; if it was already removed or evicted, they retry, so a caller never
-    /// returns a value that was gone before it started). If `init` panics, the panic propagates
-    /// to its caller and the waiting callers retry (one of them runs its own `init`).
+    /// that miss the same key run one `init` between them; the others block until it is done
+    /// and return what the cache then holds (the value, or a newer one written since), or the
+    /// loaded value itself if it is not in the cache (too heavy to store, or removed since).
+    ///
+    /// The loaded value is inserted only where the key is still absent: an insert made during
+    /// the load is kept, and a `remove`, `clear` or `retain` that runs during the load wins
+    /// (the callers still get the loaded value, but it is not cached). If `init` panics, the
+    /// panic propagates to its caller and the waiting callers retry (one of them runs its own
+    /// `init`).
     pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
         match self.try_get_or_insert_with(key, || Ok::<V, Infallible>(init())) {
             Ok(value) => value,
-            Err(never) => match never {},
+            Err(never) => match *never {},
         }
     }
 
     /// Like [`get_or_insert_with`](Self::get_or_insert_with) with a fallible `init`: an error is
-    /// returned to its caller, nothing is cached, and the waiting callers retry.
+    /// returned to its caller and to every caller waiting on the same load (shared behind an
+    /// `Arc`, as moka's `try_get_with` does), and nothing is cached; the next call loads again.
+    /// A waiting caller whose error type differs from the loader's runs its own load instead.
     pub fn try_get_or_insert_with<E>(
         &self,
         key: K,
         init: impl FnOnce() -> Result<V, E>,
-    ) -> Result<V, E> {
+    ) -> Result<V, Arc<E>>
+    where
+        E: Send + Sync + 'static,
+    {
         let inner = &*self.inner;
         let hash = inner.hasher.hash_one(&key);
         let leader = loop {
@@ -378,24 +401,23 @@ where
             }
             match inner.flights.join(hash, &key) {
                 Role::Leader(leader) => break leader,
-                Role::Follower(flight) => {
-                    if flight.wait().is_some() {
-                        if let Some(value) = self.peek_hashed(hash, &key) {
-                            return Ok(value);
-                        }
+                Role::Follower(flight, late) => {
+                    if let Some(result) = self.follow(hash, &key, flight.wait(), late) {
+                        return result;
                     }
                 }
             }
         };
         // A value may have landed between our miss and our joining.
         if let Some(value) = self.peek_hashed(hash, &key) {
-            leader.complete(value.clone());
+            leader.publish();
+            leader.complete(value.clone(), true);
             return Ok(value);
         }
-        let value = init()?;
-        let _ = inner.insert(hash, key, value.clone(), inner.time_to_live);
-        leader.complete(value.clone());
-        Ok(value)
+        match init() {
+            Ok(value) => Ok(self.store_loaded(hash, key, value, inner.time_to_live, leader)),
+            Err(error) => Err(fail(leader, error)),
+        }
     }
 
     /// The async form of [`get_or_insert_with`](Self::get_or_insert_with), for any executor.
@@ -410,14 +432,15 @@ where
             .await;
         match result {
             Ok(value) => value,
-            Err(never) => match never {},
+            Err(never) => match *never {},
         }
     }
 
     /// The async form of [`try_get_or_insert_with`](Self::try_get_or_insert_with).
-    pub async fn try_get_or_insert_with_async<F, E>(&self, key: K, init: F) -> Result<V, E>
+    pub async fn try_get_or_insert_with_async<F, E>(&self, key: K, init: F) -> Result<V, Arc<E>>
     where
         F: Future<Output = Result<V, E>>,
+        E: Send + Sync + 'static,
     {
         self.try_get_or_insert_with_ttl_async(key, async { init.await.map(|value| (value, None)) })
             .await
@@ -427,9 +450,14 @@ where
     /// that also decide the entry's time to live (a value read from a slower tier keeps its
     /// remaining lifetime): `init` yields the value and its TTL, `None` meaning the cache's
     /// default.
-    pub async fn try_get_or_insert_with_ttl_async<F, E>(&self, key: K, init: F) -> Result<V, E>
+    pub async fn try_get_or_insert_with_ttl_async<F, E>(
+        &self,
+        key: K,
+        init: F,
+    ) -> Result<V, Arc<E>>
     where
         F: Future<Output = Result<(V, Option<Duration>), E>>,
+        E: Send + Sync + 'static,
     {
         let inner = &*self.inner;
         let hash = inner.hasher.hash_one(&key);
@@ -437,24 +465,81 @@ where
             if let Some(value) = self.get_hashed(hash, &key) {
                 return Ok(value);
             }
-            let flight = match inner.flights.join(hash, &key) {
+            let (flight, late) = match inner.flights.join(hash, &key) {
                 Role::Leader(leader) => break leader,
-                Role::Follower(flight) => flight,
+                Role::Follower(flight, late) => (flight, late),
             };
-            if (FlightWait { flight }).await.is_some() {
-                if let Some(value) = self.peek_hashed(hash, &key) {
-                    return Ok(value);
-                }
+            let outcome = (FlightWait { flight }).await;
+            if let Some(result) = self.follow(hash, &key, outcome, late) {
+                return result;
             }
         };
         if let Some(value) = self.peek_hashed(hash, &key) {
-            leader.complete(value.clone());
+            leader.publish();
+            leader.complete(value.clone(), true);
             return Ok(value);
         }
-        let (value, ttl) = init.await?;
-        let _ = inner.insert(hash, key, value.clone(), ttl.or(inner.time_to_live));
-        leader.complete(value.clone());
-        Ok(value)
+        match init.await {
+            Ok((value, ttl)) => {
+                let ttl = ttl.or(inner.time_to_live);
+                Ok(self.store_loaded(hash, key, value, ttl, leader))
+            }
+            Err(error) => Err(fail(leader, error)),
+        }
+    }
+
+    /// What a follower returns for its flight's outcome; `None` to try again. `late`: it
+    /// joined after the leader published (see `loader`'s module docs).
+    fn follow<E>(
+        &self,
+        hash: u64,
+        key: &K,
+        outcome: Outcome<V>,
+        late: bool,
+    ) -> Option<Result<V, Arc<E>>>
+    where
+        E: Send + Sync + 'static,
+    {
+        match outcome {
+            // Joined after the value went in: only what the cache holds now is safe.
+            Outcome::Value { .. } if late => self.peek_hashed(hash, key).map(Ok),
+            // Joined before: the loaded value was current at some point during this call;
+            // what the cache holds now may be newer.
+            Outcome::Value {
+                value,
+                stored: true,
+            } => Some(Ok(self.peek_hashed(hash, key).unwrap_or(value))),
+            Outcome::Value {
+                value,
+                stored: false,
+            } => Some(Ok(value)),
+            Outcome::Failed(error) => error.downcast::<E>().ok().map(Err),
+            Outcome::Abandoned => None,
+        }
+    }
+
+    /// The leader's insert of a loaded value: only where the key is absent, and taken back
+    /// out if a removal cancelled the flight meanwhile (see `loader`'s module docs).
+    fn store_loaded(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        leader: Leader<'_, K, V>,
+    ) -> V {
+        let inner = &*self.inner;
+        leader.publish();
+        let stored = match inner.insert_as(hash, key, value.clone(), ttl, Some(&leader)) {
+            Ok(Stored::Linked) => true,
+            // An insert made during the load stays; followers read it.
+            Ok(Stored::Kept) => true,
+            // A removal during the load wins; too heavy to store. Every caller still gets the
+            // value.
+            Ok(Stored::Cancelled) | Err(_) => false,
+        };
+        leader.complete(value.clone(), stored);
+        value
     }
 
     fn get_hashed(&self, hash: u64, key: &K) -> Option<V> {
@@ -475,6 +560,17 @@ where
             .read(hash, key, &guard, false)
             .map(|n| n.value.clone())
     }
+}
+
+/// Shares a loader's error with the flight's followers and returns it to the leader's caller.
+fn fail<K: Hash + Eq, V: Clone, E: Send + Sync + 'static>(
+    leader: Leader<'_, K, V>,
+    error: E,
+) -> Arc<E> {
+    let error = Arc::new(error);
+    let shared: SharedError = error.clone();
+    leader.fail(shared);
+    error
 }
 
 /// The counters, readable without the cache's trait bounds (`Debug` uses them).
@@ -607,6 +703,20 @@ where
         value: V,
         ttl: Option<Duration>,
     ) -> Result<(), InsertError> {
+        self.insert_as(hash, key, value, ttl, None).map(|_| ())
+    }
+
+    /// Inserts. With a `gate` (a load's leader), only where the key is absent
+    /// ([`Stored::Kept`] otherwise), and only if the gate lets it through
+    /// ([`Stored::Cancelled`] otherwise); the node is linked while the gate is held.
+    fn insert_as(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        gate: Option<&dyn Gate>,
+    ) -> Result<Stored, InsertError> {
         let weight = self.weigh(&key, &value);
         if weight > self.max_entry_weight {
             self.stats.record(Event::Rejection);
@@ -619,9 +729,27 @@ where
         let shard = self.shards.of_hash(hash);
         let guard = epoch::pin();
         let new = Owned::new(Node::new(key, value, hash, deadline, 0)).into_shared(&guard);
+        let entered = match gate.map(|gate| gate.enter()) {
+            Some(None) => {
+                // SAFETY: `new` was never handed to the table, so no other thread has seen it
+                // and it is still solely ours to free.
+                drop(unsafe { new.into_owned() });
+                return Ok(Stored::Cancelled);
+            }
+            Some(Some(entered)) => Some(entered),
+            None => None,
+        };
         // SAFETY: `new` was just allocated under `guard` and nobody else has seen it; its key
         // hashes to `hash`.
-        match unsafe { self.table.insert(hash, new, &guard) } {
+        let inserted = unsafe { self.table.insert(hash, new, gate.is_none(), &guard) };
+        drop(entered);
+        match inserted {
+            Inserted::Kept => {
+                // SAFETY: the table did not link `new` (`Kept`), so no other thread has seen it
+                // and it is still solely ours to free.
+                drop(unsafe { new.into_owned() });
+                return Ok(Stored::Kept);
+            }
             Inserted::New => {
                 // A key the ghost remembers was evicted too soon: it skips the small queue.
                 self.enqueue(shard, new, weight, self.ghost.contains(hash), &guard);
@@ -652,7 +780,7 @@ where
         }
         self.stats.record(Event::Insert);
         self.evict_while_over(shard, &guard);
-        Ok(())
+        Ok(Stored::Linked)
     }
 
     /// Gives a node that was just linked its queue reference in its shard: main, the small

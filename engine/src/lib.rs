@@ -94,8 +94,16 @@
 //! * **Listener.** The eviction listener runs on the thread that removed the entry, right after
 //!   the removal took effect, once per entry that leaves (never when the cache itself is dropped).
 //! * **Loaders.** [`Cache::get_or_insert_with`] and its fallible and async forms are
-//!   single-flight per key: concurrent callers that miss run one loader between them. If that
-//!   loader panics, fails or is cancelled, the waiting callers retry and one of them loads.
+//!   single-flight per key: concurrent callers that miss run one loader between them, and all
+//!   get its outcome. A loader's error reaches every caller that waited on it (as an `Arc`, the
+//!   same error); nothing is cached and the next call loads again. A value too heavy to store
+//!   is still returned to every caller. If the loader panics or its future is dropped, the
+//!   waiting callers retry and one of them loads. The loaded value is inserted only where the
+//!   key is absent, so an `insert` made during the load is kept; a `remove`, `clear` or
+//!   `retain` made during the load wins (the load's value is returned to its callers but not
+//!   cached), and callers that arrive after such a removal start a new load. One gap remains:
+//!   if an entry inserted during a load is evicted or expires before the load ends, the
+//!   loaded value may take its place.
 //!
 //! # Feature flags and cfgs
 //!

@@ -30,6 +30,9 @@ pub(crate) enum Inserted<'g, K, V> {
     New,
     /// The key was present; this node was replaced (it is marked and frozen).
     Replaced(Shared<'g, Node<K, V>>),
+    /// The key was present and the insert was only-if-absent: nothing was linked, and the new
+    /// node is still the caller's.
+    Kept,
 }
 
 /// A position in a chain found by [`Table::search`].
@@ -147,15 +150,18 @@ impl<K, V> Table<K, V> {
     }
 
     /// Inserts `new` (a node not yet shared with anyone, holding `key`'s hash), replacing the
-    /// live node with the same key if there is one.
+    /// live node with the same key if there is one, or, if `replace` is false, leaving it in
+    /// place ([`Inserted::Kept`]).
     ///
     /// # Safety
     /// `new` must point to a valid node that no other thread can see, created under `guard`,
-    /// whose key hashes to `hash`. On return it is published and owned by the table.
+    /// whose key hashes to `hash`. On return it is published and owned by the table, except
+    /// after [`Inserted::Kept`], when it is still unpublished and the caller's to free.
     pub(crate) unsafe fn insert<'g>(
         &self,
         hash: u64,
         new: Shared<'g, Node<K, V>>,
+        replace: bool,
         guard: &'g Guard,
     ) -> Inserted<'g, K, V>
     where
@@ -194,6 +200,7 @@ impl<K, V> Table<K, V> {
                         return Inserted::New;
                     }
                 }
+                Some(_) if !replace => return Inserted::Kept,
                 Some(old) => {
                     new_ref.next.store(cursor.next, Ordering::Relaxed);
                     // The linearisation point of a replace: from here readers of `old` go on to

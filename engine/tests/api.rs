@@ -239,12 +239,20 @@ fn loaders_fill_misses_and_keep_hits() {
     );
     assert_eq!(
         cache.try_get_or_insert_with(2, || Err::<u64, &str>("down")),
-        Err("down")
+        Err(std::sync::Arc::new("down"))
     );
     assert_eq!(cache.get(&2), None, "a failed load caches nothing");
     assert_eq!(
         cache.try_get_or_insert_with(2, || Ok::<_, &str>(20)),
         Ok(20)
     );
+    // A value too heavy to store is still returned, and not cached.
+    let light = Cache::<u64, u64>::builder()
+        .max_weight(100)
+        .weigher(|_, v: &u64| *v as u32)
+        .max_entry_weight(10)
+        .build();
+    assert_eq!(light.get_or_insert_with(3, || 50), 50);
+    assert_eq!(light.get(&3), None);
     assert_eq!(cache.get(&2), Some(20));
 }

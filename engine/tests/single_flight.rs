@@ -83,33 +83,142 @@ fn a_panicking_loader_releases_its_waiters() {
     assert_eq!(cache.get(&7), Some(70));
 }
 
+/// Issue 12, sequence 5: every caller waiting on a failed load gets its error; before, the
+/// waiters re-ran the loader one after another (N callers, N failures against a dead backend).
 #[test]
-fn a_failing_loader_lets_a_waiter_load() {
+fn a_failing_loader_shares_its_error_with_every_waiter() {
     let cache = Cache::<u64, u64>::new(100);
     let runs = AtomicUsize::new(0);
     let barrier = Barrier::new(4);
     let failures = AtomicUsize::new(0);
+    let started = std::time::Instant::now();
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
                 barrier.wait();
                 let r = cache.try_get_or_insert_with(1, || {
-                    std::thread::sleep(Duration::from_millis(20));
-                    if runs.fetch_add(1, Ordering::SeqCst) == 0 {
-                        Err("backend down")
-                    } else {
-                        Ok(5)
-                    }
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(200));
+                    Err::<u64, _>("backend down")
                 });
-                if r.is_err() {
+                if let Err(error) = r {
+                    assert_eq!(*error, "backend down");
                     failures.fetch_add(1, Ordering::SeqCst);
                 }
             });
         }
     });
-    assert_eq!(failures.load(Ordering::SeqCst), 1);
+    assert_eq!(failures.load(Ordering::SeqCst), 4);
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the waiters re-ran the loader");
+    assert!(started.elapsed() < Duration::from_millis(400));
+    assert_eq!(cache.get(&1), None);
+    assert_eq!(cache.try_get_or_insert_with(1, || Ok::<_, &str>(5)), Ok(5));
+}
+
+/// A waiter whose error type differs from the loader's runs its own load.
+#[test]
+fn a_waiter_with_another_error_type_loads_for_itself() {
+    let cache = Cache::<u64, u64>::new(100);
+    std::thread::scope(|s| {
+        let leader = s.spawn(|| {
+            cache.try_get_or_insert_with(1, || {
+                std::thread::sleep(Duration::from_millis(100));
+                Err::<u64, _>("down")
+            })
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        let other = cache.try_get_or_insert_with(1, || Ok::<u64, std::io::Error>(7));
+        assert_eq!(other.unwrap(), 7);
+        assert!(leader.join().unwrap().is_err());
+    });
+}
+
+/// Issue 12, sequence 2 (engine part): a removal made during a load wins over the load's
+/// insert; the loading caller still gets its value.
+#[test]
+fn a_load_does_not_undo_a_removal_made_during_it() {
+    let cache = Cache::<u64, u64>::new(100);
+    std::thread::scope(|s| {
+        let loading = s.spawn(|| {
+            cache.get_or_insert_with(1, || {
+                std::thread::sleep(Duration::from_millis(100));
+                10
+            })
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(cache.remove(&1), None);
+        assert_eq!(loading.join().unwrap(), 10);
+    });
+    assert_eq!(cache.get(&1), None, "the load put back a value removed during it");
+    // `clear` and `retain` cancel loads the same way.
+    for clear in [true, false] {
+        std::thread::scope(|s| {
+            let loading = s.spawn(|| {
+                cache.get_or_insert_with(2, || {
+                    std::thread::sleep(Duration::from_millis(100));
+                    20
+                })
+            });
+            std::thread::sleep(Duration::from_millis(30));
+            if clear {
+                cache.clear();
+            } else {
+                cache.retain(|_, _| true);
+            }
+            assert_eq!(loading.join().unwrap(), 20);
+        });
+        assert_eq!(cache.get(&2), None, "clear = {clear}");
+    }
+}
+
+/// Issue 12, sequence 2 (engine part): an insert made during a load is not overwritten by it.
+#[test]
+fn a_load_does_not_overwrite_an_insert_made_during_it() {
+    let cache = Cache::<u64, u64>::new(100);
+    std::thread::scope(|s| {
+        let loading = s.spawn(|| {
+            cache.get_or_insert_with(1, || {
+                std::thread::sleep(Duration::from_millis(100));
+                10
+            })
+        });
+        let waiting = s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(20));
+            cache.get_or_insert_with(1, || unreachable!("joins the flight"))
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        cache.insert(1, 11);
+        assert_eq!(loading.join().unwrap(), 10);
+        assert_eq!(waiting.join().unwrap(), 11, "a waiter returns the newer value");
+    });
+    assert_eq!(cache.get(&1), Some(11), "the load overwrote an insert made during it");
+}
+
+/// A caller arriving after a removal cancelled a load starts a new one instead of waiting for
+/// a value read before the removal.
+#[test]
+fn a_removal_detaches_the_flight() {
+    let cache = Cache::<u64, u64>::new(100);
+    let runs = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let first = s.spawn(|| {
+            cache.get_or_insert_with(1, || {
+                runs.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(150));
+                10
+            })
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        cache.remove(&1);
+        let second = cache.get_or_insert_with(1, || {
+            runs.fetch_add(1, Ordering::SeqCst);
+            20
+        });
+        assert_eq!(second, 20);
+        assert_eq!(first.join().unwrap(), 10);
+    });
     assert_eq!(runs.load(Ordering::SeqCst), 2);
-    assert_eq!(cache.get(&1), Some(5));
+    assert_eq!(cache.get(&1), Some(20));
 }
 
 struct ThreadWaker(std::thread::Thread);
@@ -200,7 +309,7 @@ fn a_cancelled_async_loader_hands_over_to_a_waiter() {
 fn async_fallible_loader_reports_its_error() {
     let cache = Cache::<u64, u64>::new(100);
     let r = block_on(cache.try_get_or_insert_with_async(1, async { Err::<u64, &str>("nope") }));
-    assert_eq!(r, Err("nope"));
+    assert_eq!(r, Err(Arc::new("nope")));
     let r = block_on(cache.try_get_or_insert_with_async(1, async { Ok::<u64, &str>(2) }));
     assert_eq!(r, Ok(2));
 }

@@ -304,9 +304,23 @@ fn check_zones(
 /// before R began (`upper[W] < R.invoke`), needs a successful remove X that can take effect
 /// between them: `X.respond > W.invoke` and `X.invoke < R.respond`. The latest-invoked such W is
 /// the hardest to explain, so it is the one tried.
+///
+/// A loader's value is a write only if it was cached, which a removal made during the load
+/// prevents (even one that found nothing to remove): such a value counts here only once a `get`
+/// or `remove` has found it in the cache (the callers that waited on the load get its value
+/// whether or not it was cached, so their reads prove nothing).
 fn check_missing(ops: &[Op], upper: &[u64], flag: &mut impl FnMut(Rule, &[usize], String)) {
+    let read_by_another: std::collections::HashSet<u64> = ops
+        .iter()
+        .filter(|op| matches!(op.kind, Kind::Get | Kind::Remove))
+        .filter_map(Op::read_value)
+        .collect();
     let mut writes: Vec<(u64, usize)> = (0..ops.len())
         .filter(|&i| ops[i].is_write())
+        .filter(|&i| {
+            ops[i].kind != Kind::GetOrInsert
+                || ops[i].written.is_some_and(|v| read_by_another.contains(&v))
+        })
         .map(|i| (upper[i], i))
         .collect();
     writes.sort_unstable();
