@@ -450,11 +450,7 @@ where
     /// that also decide the entry's time to live (a value read from a slower tier keeps its
     /// remaining lifetime): `init` yields the value and its TTL, `None` meaning the cache's
     /// default.
-    pub async fn try_get_or_insert_with_ttl_async<F, E>(
-        &self,
-        key: K,
-        init: F,
-    ) -> Result<V, Arc<E>>
+    pub async fn try_get_or_insert_with_ttl_async<F, E>(&self, key: K, init: F) -> Result<V, Arc<E>>
     where
         F: Future<Output = Result<(V, Option<Duration>), E>>,
         E: Send + Sync + 'static,

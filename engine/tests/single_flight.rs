@@ -109,7 +109,11 @@ fn a_failing_loader_shares_its_error_with_every_waiter() {
         }
     });
     assert_eq!(failures.load(Ordering::SeqCst), 4);
-    assert_eq!(runs.load(Ordering::SeqCst), 1, "the waiters re-ran the loader");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the waiters re-ran the loader"
+    );
     assert!(started.elapsed() < Duration::from_millis(400));
     assert_eq!(cache.get(&1), None);
     assert_eq!(cache.try_get_or_insert_with(1, || Ok::<_, &str>(5)), Ok(5));
@@ -149,7 +153,11 @@ fn a_load_does_not_undo_a_removal_made_during_it() {
         assert_eq!(cache.remove(&1), None);
         assert_eq!(loading.join().unwrap(), 10);
     });
-    assert_eq!(cache.get(&1), None, "the load put back a value removed during it");
+    assert_eq!(
+        cache.get(&1),
+        None,
+        "the load put back a value removed during it"
+    );
     // `clear` and `retain` cancel loads the same way.
     for clear in [true, false] {
         std::thread::scope(|s| {
@@ -189,9 +197,17 @@ fn a_load_does_not_overwrite_an_insert_made_during_it() {
         std::thread::sleep(Duration::from_millis(50));
         cache.insert(1, 11);
         assert_eq!(loading.join().unwrap(), 10);
-        assert_eq!(waiting.join().unwrap(), 11, "a waiter returns the newer value");
+        assert_eq!(
+            waiting.join().unwrap(),
+            11,
+            "a waiter returns the newer value"
+        );
     });
-    assert_eq!(cache.get(&1), Some(11), "the load overwrote an insert made during it");
+    assert_eq!(
+        cache.get(&1),
+        Some(11),
+        "the load overwrote an insert made during it"
+    );
 }
 
 /// A caller arriving after a removal cancelled a load starts a new one instead of waiting for

@@ -166,6 +166,9 @@ where
     for ticket in tickets {
         ticket.finish().await;
     }
+    for &i in last.values() {
+        shared.flights.detach(&entries[i].0);
+    }
     if let Some(error) = l1_error {
         return Err(error);
     }

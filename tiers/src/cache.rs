@@ -309,6 +309,9 @@ where
             self.write_lower(key, frame, expires_at).await
         };
         write.finish().await;
+        // A `get_or_load` that began during the write may have read the old value from a tier
+        // the write had not reached yet: callers arriving from now on must not join it.
+        shared.flights.detach(key);
         Ok(report)
     }
 

@@ -2,8 +2,11 @@
 //! share one lower-tier lookup and one loader run, and every caller gets its outcome, value or
 //! error alike (N callers against a dead backend wait one timeout, not N).
 //!
-//! A write or invalidation of a key *detaches* its flight: callers that arrive after the write
-//! began start a new one rather than wait for a value read before it.
+//! A write or invalidation of a key *detaches* its flight when it begins and again when it ends:
+//! callers that arrive after the write began do not wait for a value read before it, and
+//! callers that arrive after it returned do not join a load that began during it (which may
+//! have read the old value from a tier the write had not reached yet; the stack checker in
+//! `verify/` found exactly that).
 
 use std::collections::HashMap;
 use std::error::Error;

@@ -34,6 +34,9 @@ where
         let mut found = shared.l1.remove(key).is_some();
         let results = join_all(shared.layers.iter().map(|layer| layer.delete(key))).await;
         write.finish().await;
+        // A load that began during the delete may have read the old value from a tier not yet
+        // cleaned: later callers must not join it.
+        shared.flights.detach(key);
         let mut failures = Vec::new();
         for (layer, result) in shared.layers.iter().zip(results) {
             match result {
@@ -85,6 +88,7 @@ where
         )
         .await;
         fence.finish().await;
+        shared.flights.detach_matching(Some(&pattern));
         let mut report = InvalidationReport {
             l1,
             tiers: Vec::new(),
@@ -112,6 +116,7 @@ where
         shared.l1.clear();
         let results = join_all(shared.layers.iter().map(Layer::clear)).await;
         fence.finish().await;
+        shared.flights.detach_matching(None);
         let failures: Vec<_> = shared
             .layers
             .iter()

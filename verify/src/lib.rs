@@ -6,6 +6,8 @@
 //!   every operation's invocation and response recorded, each key's history checked.
 //! * [`model`]: a single-threaded reference model driven by random operation sequences, by the
 //!   proptest in `tests/model.rs` and by the cargo-fuzz target in `fuzz/` alike.
+//! * [`stack`]: the whole tiered stack (`strata::TieredCache`, faulty lower tiers) under
+//!   concurrent calls, each key's history checked for stale reads (`strata-stack-check`).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(not(strata_loom))]
@@ -16,6 +18,8 @@ pub mod history;
 pub mod model;
 #[cfg(not(strata_loom))]
 pub mod report;
+#[cfg(not(strata_loom))]
+pub mod stack;
 #[cfg(not(strata_loom))]
 pub mod tracked;
 #[cfg(not(strata_loom))]
