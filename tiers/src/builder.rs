@@ -37,7 +37,7 @@ pub struct TierOptions {
 }
 
 impl TierOptions {
-    /// The longest this tier keeps an entry (the seed's `redis_ttl`, `disk_ttl`): entries are
+    /// The longest this tier keeps an entry (`redis_ttl`, `disk_ttl` in [`CacheConfig`](crate::CacheConfig)): entries are
     /// stored here with their remaining lifetime capped by it.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
@@ -104,7 +104,7 @@ where
         self
     }
 
-    /// The longest L1 keeps an entry (the seed's `memory_ttl`).
+    /// The longest L1 keeps an entry (`memory_ttl` in [`CacheConfig`](crate::CacheConfig)).
     pub fn memory_ttl(mut self, ttl: Duration) -> Self {
         self.memory_ttl = Some(ttl);
         self
@@ -122,7 +122,7 @@ where
         self
     }
 
-    /// Turns compression off (the seed's `enable_compression = false`).
+    /// Turns compression off (`enable_compression = false` in [`CacheConfig`](crate::CacheConfig)).
     pub fn no_compression(mut self) -> Self {
         self.compression_threshold = usize::MAX;
         self

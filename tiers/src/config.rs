@@ -14,7 +14,8 @@ use crate::cache::TieredCache;
 use crate::codec::Codec;
 use crate::registry::{RegistryError, TierRegistry};
 
-/// The settings of a [`TieredCache`], in the seed's `SmartCacheConfig` terms. Durations are
+/// The settings of a [`TieredCache`]: L1 size and TTLs, a Redis and a disk tier by their usual
+/// settings, and any other tiers by URL. Durations are
 /// written as `"30s"`, `"5m"`, `"1h 30m"`.
 ///
 /// Lower tiers are, in order: `redis_url` (with `redis_ttl`), `disk_path` (a redb file, with

@@ -224,18 +224,19 @@ impl Fences {
                     .iter_mut()
                     .find(|(key, state)| state.fills > 0 && covered(key));
                 if let Some((_, state)) = busy {
-                    let notify = state.settled.get_or_insert_with(Default::default).clone();
-                    waiting = Some(notify);
+                    waiting = Some(Arc::clone(
+                        state.settled.get_or_insert_with(Default::default),
+                    ));
                     break;
                 }
             }
             let Some(notify) = waiting else { return };
             let notified = notify.notified();
             tokio::pin!(notified);
-            // Registered before the check below, so a fill that settles in between still
-            // wakes us.
             notified.as_mut().enable();
-            if !self.fill_in_flight(&covered) {
+            // The fill may have settled between the scan and `enable`: it took this `Notify`
+            // out of its state when it did, so ours is still there only if it has not.
+            if !self.still_waiting_on(&notify) {
                 continue;
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -246,11 +247,16 @@ impl Fences {
         }
     }
 
-    fn fill_in_flight(&self, covered: &impl Fn(&str) -> bool) -> bool {
+    /// Whether some state still holds `notify` as its fills' wake-up (it is taken out when the
+    /// fills reach zero).
+    fn still_waiting_on(&self, notify: &Arc<Notify>) -> bool {
         self.shards.iter().any(|shard| {
-            lock(shard)
-                .iter()
-                .any(|(key, state)| state.fills > 0 && covered(key))
+            lock(shard).values().any(|state| {
+                state
+                    .settled
+                    .as_ref()
+                    .is_some_and(|held| Arc::ptr_eq(held, notify))
+            })
         })
     }
 
@@ -355,13 +361,17 @@ pub(crate) struct WriteTicket<'a> {
 }
 
 impl WriteTicket<'_> {
-    /// The write has reached every tier it will reach: bumps the generation again (so reads
-    /// that began during the write do not fill) and waits for racing tier fills of the key to
-    /// settle (each undoes itself).
+    /// The write has reached every tier it will reach: waits for racing tier fills of the key
+    /// to settle (each sees the write and undoes itself), then ends the write, bumping the
+    /// generation again so that reads that began during it do not fill. The write stays
+    /// registered while it waits: a read that starts meanwhile could otherwise find a racing
+    /// fill's value in a tier before its undo and copy it into L1.
     pub(crate) async fn finish(mut self) {
+        if let Some(key) = self.key.as_deref() {
+            self.fences.wait_for_fills(|other| other == key).await;
+        }
         if let Some(key) = self.key.take() {
             self.fences.release(&key, true);
-            self.fences.wait_for_fills(|other| other == &*key).await;
         }
     }
 }
@@ -382,17 +392,19 @@ pub(crate) struct PatternTicket<'a> {
 }
 
 impl PatternTicket<'_> {
-    /// The invalidation has reached every tier: cancels fills of matching reads that began
-    /// during it, and waits for racing tier fills of matching keys to settle.
+    /// The invalidation has reached every tier: waits for racing tier fills of matching keys
+    /// to settle (each undoes itself), then cancels fills of matching reads that began during
+    /// it and ends it. It stays registered as running until then, for the reason given at
+    /// [`WriteTicket::finish`].
     pub(crate) async fn finish(mut self) {
+        let pattern = self.pattern.clone();
+        self.fences
+            .wait_for_fills(|key| covers(&pattern, key))
+            .await;
         if let Some(id) = self.id.take() {
             // Bump while still registered as running, so no fill slips between the two.
             self.fences.bump_matching(&self.pattern);
             self.fences.end_pattern(id);
-            let pattern = self.pattern.clone();
-            self.fences
-                .wait_for_fills(|key| covers(&pattern, key))
-                .await;
         }
     }
 }

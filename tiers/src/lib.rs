@@ -117,6 +117,8 @@
 //!   registry (options in the URL's query, see [`redb`]).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+// Examples must not drop a `WriteReport` (or any `#[must_use]` value) unnoticed.
+#![doc(test(attr(deny(unused_must_use))))]
 
 mod batch;
 mod breaker;

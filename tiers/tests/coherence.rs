@@ -638,3 +638,64 @@ async fn fills_are_inserts_if_absent() {
     assert_eq!(stored, strata::Stored::Kept);
     assert_eq!(held(&tier, "k").as_deref(), Some("new"));
 }
+
+/// Found by `strata-stack-check`: a loader's write-back lands in a tier after a racing delete
+/// cleaned it, and is being undone; a read that starts while the undo is in flight found the
+/// value in the tier and copied it into L1, where it outlived the delete. The writer now stays
+/// registered until racing fills have settled, so that read does not fill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_during_a_fills_undo_does_not_copy_it_into_l1() {
+    let l2 = Arc::new(MemoryTier::new("l2"));
+    let faults = Arc::new(FaultyTier::new(l2.clone()));
+    let cache = Strings::builder()
+        .tier_with(
+            faults.clone(),
+            TierOptions::default().timeout(Duration::from_secs(5)),
+        )
+        .build();
+    // The write-back of the loaded value takes 300 ms to land.
+    faults.inject_on(
+        Ops::Writes,
+        Fault::Delay(Duration::from_millis(300)),
+        Schedule::Next(1),
+    );
+    let loading = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_load("k", || async {
+                    Ok::<_, std::io::Error>("loaded".to_owned())
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let deleting = {
+        let cache = cache.clone();
+        tokio::spawn(async move { cache.delete("k").await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The next write, the undo of the write-back, takes 300 ms too.
+    faults.inject_on(
+        Ops::Writes,
+        Fault::Delay(Duration::from_millis(300)),
+        Schedule::Next(1),
+    );
+    // The write-back has landed (t = 300 ms); its undo has not (t = 600 ms).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(held(&l2, "k").as_deref(), Some("loaded"));
+    let during = cache.get("k").await;
+    assert!(!deleting.is_finished(), "the delete waits for the undo");
+    deleting.await.unwrap().unwrap();
+    let _ = loading.await.unwrap();
+    let _ = during;
+    assert!(
+        !cache.l1().contains_key("k"),
+        "the read copied the undone value into L1"
+    );
+    assert_eq!(
+        cache.get("k").await,
+        None,
+        "a read after the delete found its old value"
+    );
+}
