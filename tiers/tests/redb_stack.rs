@@ -145,3 +145,34 @@ async fn the_stack_opens_from_a_redb_url() {
     assert!(typo.to_string().contains("max_szie"), "{typo}");
     assert!(!std::path::Path::new("/tmp/strata-typo.redb").exists());
 }
+
+/// A damaged cache file at start: configuration chooses between starting empty (the default,
+/// a cache's contents can be rebuilt) and failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_disk_file_is_recreated_or_refused_as_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("damaged.redb");
+    std::fs::write(&path, vec![0xA5u8; 64 * 1024]).unwrap();
+    let refuse = CacheConfig {
+        disk_path: Some(path.clone()),
+        disk_recreate_if_corrupt: false,
+        ..CacheConfig::default()
+    };
+    let refused = refuse
+        .build::<String, Postcard<String>>(&TierRegistry::default())
+        .await;
+    assert!(refused.is_err(), "a damaged file was opened");
+    let recreate = CacheConfig {
+        disk_path: Some(path.clone()),
+        ..CacheConfig::default()
+    };
+    assert!(
+        recreate.disk_recreate_if_corrupt,
+        "recreating is the default"
+    );
+    let cache: Strings = recreate.build(&TierRegistry::default()).await.unwrap();
+    let _ = cache.set("k", "v".into()).await.unwrap();
+    cache.l1().clear();
+    assert_eq!(cache.get("k").await.as_deref(), Some("v"));
+    cache.close().await.unwrap();
+}
