@@ -8,7 +8,6 @@
 //! history that passes) and against false alarms (a valid concurrent history that fails).
 #![cfg(not(strata_loom))]
 
-use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use strata_engine::{Cache, EvictionCause};
@@ -102,45 +101,44 @@ fn assert_all_dropped(counts: &DropCounts) {
 }
 
 /// The race behind `get_or_insert_with_is_linearizable`, made deterministic: an eviction listener
-/// holds the loading thread right after its insert (which replaced a concurrent insert) and
-/// before it completes its flight. The value is then removed; a `get_or_insert_with` that begins
-/// after the remove returned misses, joins the still-open flight, and gets the removed value.
+/// holds the loading thread right after its insert (which evicted another entry) and before it
+/// completes its flight. The value is then removed; a `get_or_insert_with` that begins after the
+/// remove returned must not get the removed value. It used to miss, join the still-open flight
+/// and return it; a removal now detaches the flight, so the late caller loads for itself. (The
+/// first form of this test held the leader in the `Replaced` listener of an insert made during
+/// the load; loads no longer overwrite such inserts.)
 #[test]
 fn loader_joined_after_its_value_was_removed_does_not_return_it() {
-    const OLD: u64 = 1;
+    use std::sync::mpsc;
+    use std::sync::Mutex;
     const NEW: u64 = 2;
     const OTHER: u64 = 3;
-    let in_window = Arc::new(Barrier::new(2));
-    let go = Arc::new(Barrier::new(2));
-    let (listener_in, listener_go) = (Arc::clone(&in_window), Arc::clone(&go));
+    const SENTINEL: u64 = 7;
+    const PATIENCE: Duration = Duration::from_secs(20);
+    let (in_window, held) = mpsc::channel::<()>();
+    let (release, go) = mpsc::channel::<()>();
+    let go = Mutex::new(go);
     let cache: Cache<u64, u64> = Cache::builder()
-        .max_capacity(100)
+        .max_capacity(1)
         .eviction_listener(move |_, value, cause| {
-            if *value == OLD && matches!(cause, EvictionCause::Replaced) {
-                listener_in.wait();
-                listener_go.wait();
+            if *value == SENTINEL && matches!(cause, EvictionCause::Evicted) {
+                let _ = in_window.send(());
+                let _ = go.lock().unwrap().recv_timeout(PATIENCE);
             }
         })
         .build();
-    let (loading, old_inserted) = (Barrier::new(2), Barrier::new(2));
+    cache.insert(9, SENTINEL);
     std::thread::scope(|s| {
-        let leader = s.spawn(|| {
-            cache.get_or_insert_with(0, || {
-                loading.wait();
-                old_inserted.wait();
-                NEW
-            })
-        });
-        loading.wait();
-        cache.insert(0, OLD);
-        old_inserted.wait();
-        // The leader has linked NEW (replacing OLD) and waits in the listener, flight still open.
-        in_window.wait();
+        let leader = s.spawn(|| cache.get_or_insert_with(0, || NEW));
+        // The leader has linked NEW, evicts the sentinel and waits in the listener, its flight
+        // still open.
+        held.recv_timeout(PATIENCE)
+            .expect("the leader's insert did not evict the sentinel");
         assert_eq!(cache.remove(&0), Some(NEW));
         let follower = s.spawn(|| cache.get_or_insert_with(0, || OTHER));
-        // Let the follower miss and join the leader's flight.
+        // Let the follower miss and (before the fix) join the leader's flight.
         std::thread::sleep(Duration::from_millis(200));
-        go.wait();
+        release.send(()).unwrap();
         assert_eq!(leader.join().expect("leader"), NEW);
         let got = follower.join().expect("follower");
         assert_ne!(
