@@ -374,6 +374,9 @@ where
     /// (the callers still get the loaded value, but it is not cached). If `init` panics, the
     /// panic propagates to its caller and the waiting callers retry (one of them runs its own
     /// `init`).
+    ///
+    /// `init` must not itself load the same key from this cache: the call would wait for its
+    /// own flight forever (as with moka's and quick_cache's loaders).
     pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
         match self.try_get_or_insert_with(key, || Ok::<V, Infallible>(init())) {
             Ok(value) => value,
@@ -735,9 +738,12 @@ where
             Some(Some(entered)) => Some(entered),
             None => None,
         };
+        // A load keeps a live entry in place (an insert made during it), not an expired one.
+        let keep =
+            |old: &Node<K, V>| gate.is_some() && !self.is_expired(old.meta.load(Ordering::Relaxed));
         // SAFETY: `new` was just allocated under `guard` and nobody else has seen it; its key
         // hashes to `hash`.
-        let inserted = unsafe { self.table.insert(hash, new, gate.is_none(), &guard) };
+        let inserted = unsafe { self.table.insert(hash, new, keep, &guard) };
         drop(entered);
         match inserted {
             Inserted::Kept => {

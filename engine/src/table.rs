@@ -150,8 +150,8 @@ impl<K, V> Table<K, V> {
     }
 
     /// Inserts `new` (a node not yet shared with anyone, holding `key`'s hash), replacing the
-    /// live node with the same key if there is one, or, if `replace` is false, leaving it in
-    /// place ([`Inserted::Kept`]).
+    /// live node with the same key if there is one, unless `keep` accepts that node, which is
+    /// then left in place ([`Inserted::Kept`]).
     ///
     /// # Safety
     /// `new` must point to a valid node that no other thread can see, created under `guard`,
@@ -161,7 +161,7 @@ impl<K, V> Table<K, V> {
         &self,
         hash: u64,
         new: Shared<'g, Node<K, V>>,
-        replace: bool,
+        keep: impl Fn(&Node<K, V>) -> bool,
         guard: &'g Guard,
     ) -> Inserted<'g, K, V>
     where
@@ -200,7 +200,7 @@ impl<K, V> Table<K, V> {
                         return Inserted::New;
                     }
                 }
-                Some(_) if !replace => return Inserted::Kept,
+                Some(old) if keep(old) => return Inserted::Kept,
                 Some(old) => {
                     new_ref.next.store(cursor.next, Ordering::Relaxed);
                     // The linearisation point of a replace: from here readers of `old` go on to

@@ -329,3 +329,26 @@ fn async_fallible_loader_reports_its_error() {
     let r = block_on(cache.try_get_or_insert_with_async(1, async { Ok::<u64, &str>(2) }));
     assert_eq!(r, Ok(2));
 }
+
+/// Found in review: a load kept an entry inserted during it even when that entry had expired
+/// by the time the load ended, so the loaded value was dropped for nothing.
+#[test]
+fn a_load_replaces_an_entry_that_expired_during_it() {
+    let cache = Cache::<u64, u64>::new(100);
+    std::thread::scope(|s| {
+        let loading = s.spawn(|| {
+            cache.get_or_insert_with(1, || {
+                std::thread::sleep(Duration::from_millis(150));
+                10
+            })
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        cache.insert_with_ttl(1, 11, Duration::from_millis(20));
+        assert_eq!(loading.join().unwrap(), 10);
+    });
+    assert_eq!(
+        cache.get(&1),
+        Some(10),
+        "the expired entry kept the load out"
+    );
+}

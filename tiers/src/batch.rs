@@ -163,8 +163,10 @@ where
             }
         }
     }
-    for ticket in tickets {
-        ticket.finish().await;
+    for (ticket, key) in tickets.into_iter().zip(last.keys()) {
+        if !ticket.finish().await {
+            cache.fills_unsettled(key);
+        }
     }
     for &i in last.values() {
         shared.flights.detach(&entries[i].0);
@@ -227,8 +229,14 @@ where
             .map(|layer| layer.delete_many(&distinct)),
     )
     .await;
-    for ticket in tickets {
-        ticket.finish().await;
+    for (ticket, key) in tickets.into_iter().zip(&distinct) {
+        if !ticket.finish().await {
+            cache.fills_unsettled(key);
+        }
+    }
+    // As in `delete`: a load that began during the delete may have read an old value.
+    for key in &distinct {
+        shared.flights.detach(key);
     }
     let mut failures = Vec::new();
     for (layer, results) in shared.layers.iter().zip(results) {

@@ -198,6 +198,14 @@ where
                 )
             })
             .collect();
+        // A racing fill and its undo each take at most one tier timeout.
+        let fill_wait = layers
+            .iter()
+            .map(Layer::timeout)
+            .max()
+            .unwrap_or_default()
+            .saturating_mul(2)
+            .saturating_add(std::time::Duration::from_secs(5));
         let cache = TieredCache {
             shared: Arc::new(Shared {
                 l1: l1.build(),
@@ -210,7 +218,7 @@ where
                 max_value_size: self.max_value_size,
                 default_ttl: self.default_ttl,
                 memory_ttl: self.memory_ttl,
-                fences: Fences::new(),
+                fences: Fences::new(fill_wait),
                 flights: Flights::new(),
                 subscriptions: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),

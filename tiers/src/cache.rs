@@ -308,7 +308,9 @@ where
         } else {
             self.write_lower(key, frame, expires_at).await
         };
-        write.finish().await;
+        if !write.finish().await {
+            self.fills_unsettled(key);
+        }
         // A `get_or_load` that began during the write may have read the old value from a tier
         // the write had not reached yet: callers arriving from now on must not join it.
         shared.flights.detach(key);
@@ -495,6 +497,17 @@ where
             }
         }
         report
+    }
+}
+
+impl<V, C> TieredCache<V, C> {
+    /// A racing fill of `key` did not settle within the writer's wait: it may still land, so
+    /// every tier skips the key until a later write of it succeeds there.
+    pub(crate) fn fills_unsettled(&self, key: &str) {
+        self.shared
+            .layers
+            .iter()
+            .for_each(|layer| layer.mark_stale(key));
     }
 }
 

@@ -33,9 +33,9 @@ use tokio::sync::Notify;
 
 const SHARDS: usize = 64;
 
-/// How long a writer waits for racing tier fills to settle before it gives up waiting (they are
-/// bounded by tier timeouts, so this is a backstop, never reached in a working stack).
-const FILL_WAIT_LIMIT: Duration = Duration::from_secs(30);
+/// The least a writer waits for racing tier fills to settle (a fill and its undo each take at
+/// most a tier timeout, so [`Fences::new`] is given a limit above twice the longest one).
+pub(crate) const MIN_FILL_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Default)]
 struct KeyState {
@@ -62,6 +62,9 @@ pub(crate) struct Fences {
     patterns: Mutex<Vec<(u64, Option<KeyPattern>)>>,
     active_patterns: AtomicUsize,
     next_pattern: AtomicU64,
+    /// How long a writer waits for racing fills before it gives up (and has the caller mark
+    /// the keys stale in every tier instead).
+    fill_wait: Duration,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -75,8 +78,9 @@ fn covers(pattern: &Option<KeyPattern>, key: &str) -> bool {
 }
 
 impl Fences {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(fill_wait: Duration) -> Self {
         Fences {
+            fill_wait: fill_wait.max(MIN_FILL_WAIT),
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(HashMap::with_hasher(ahash::RandomState::new())))
                 .collect(),
@@ -213,9 +217,9 @@ impl Fences {
         }
     }
 
-    /// Waits until no tier fill of a key `covered` accepts is in flight.
-    async fn wait_for_fills(&self, covered: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + FILL_WAIT_LIMIT;
+    /// Waits until no tier fill of a key `covered` accepts is in flight; `false` if it gave up.
+    async fn wait_for_fills(&self, covered: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + self.fill_wait;
         loop {
             let mut waiting = None;
             for shard in self.shards.iter() {
@@ -230,7 +234,7 @@ impl Fences {
                     break;
                 }
             }
-            let Some(notify) = waiting else { return };
+            let Some(notify) = waiting else { return true };
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
@@ -241,8 +245,11 @@ impl Fences {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || tokio::time::timeout(left, notified).await.is_err() {
-                tracing::warn!("a tier fill did not settle within {FILL_WAIT_LIMIT:?}");
-                return;
+                tracing::warn!(
+                    "a tier fill did not settle within {:?}: its keys are skipped in every tier",
+                    self.fill_wait
+                );
+                return false;
             }
         }
     }
@@ -299,6 +306,7 @@ impl ReadTicket<'_> {
     }
 
     /// Whether the fence still holds (nothing wrote the key since the read began).
+    #[cfg(test)]
     pub(crate) fn holds(&self) -> bool {
         let shard = lock(self.fences.shard(&self.key));
         shard
@@ -331,9 +339,19 @@ pub(crate) struct TierFill<'a> {
 }
 
 impl TierFill<'_> {
-    /// Whether the fence still holds after the fill's write: if not, the caller undoes it.
-    pub(crate) fn holds(&self) -> bool {
-        self.ticket.holds()
+    /// Whether the fence still holds after the fill's write (if not, the caller undoes it);
+    /// if it does, runs `then` under the key's lock, so that no write of the key can start
+    /// between the check and `then` (which clears a stale mark the write might set).
+    pub(crate) fn holds_then(&self, then: impl FnOnce()) -> bool {
+        let ticket = self.ticket;
+        let shard = lock(ticket.fences.shard(&ticket.key));
+        let holds = shard
+            .get(&ticket.key)
+            .is_some_and(|state| ticket.clear_to_fill(state));
+        if holds {
+            then();
+        }
+        holds
     }
 }
 
@@ -366,13 +384,19 @@ impl WriteTicket<'_> {
     /// generation again so that reads that began during it do not fill. The write stays
     /// registered while it waits: a read that starts meanwhile could otherwise find a racing
     /// fill's value in a tier before its undo and copy it into L1.
-    pub(crate) async fn finish(mut self) {
+    ///
+    /// Returns `false` if a fill did not settle in time: the caller must then mark the key
+    /// stale in every tier, since the fill may still land.
+    #[must_use = "an unsettled fill needs the key marked stale"]
+    pub(crate) async fn finish(mut self) -> bool {
+        let mut settled = true;
         if let Some(key) = self.key.as_deref() {
-            self.fences.wait_for_fills(|other| other == key).await;
+            settled = self.fences.wait_for_fills(|other| other == key).await;
         }
         if let Some(key) = self.key.take() {
             self.fences.release(&key, true);
         }
+        settled
     }
 }
 
@@ -396,9 +420,13 @@ impl PatternTicket<'_> {
     /// to settle (each undoes itself), then cancels fills of matching reads that began during
     /// it and ends it. It stays registered as running until then, for the reason given at
     /// [`WriteTicket::finish`].
-    pub(crate) async fn finish(mut self) {
+    ///
+    /// Returns `false` if a fill did not settle in time (see [`WriteTicket::finish`]).
+    #[must_use = "an unsettled fill needs the pattern marked stale"]
+    pub(crate) async fn finish(mut self) -> bool {
         let pattern = self.pattern.clone();
-        self.fences
+        let settled = self
+            .fences
             .wait_for_fills(|key| covers(&pattern, key))
             .await;
         if let Some(id) = self.id.take() {
@@ -406,6 +434,7 @@ impl PatternTicket<'_> {
             self.fences.bump_matching(&self.pattern);
             self.fences.end_pattern(id);
         }
+        settled
     }
 }
 
@@ -424,7 +453,7 @@ mod tests {
 
     #[test]
     fn a_write_cancels_only_its_own_key() {
-        let fences = Fences::new();
+        let fences = Fences::new(MIN_FILL_WAIT);
         let a = fences.begin_read("a");
         let b = fences.begin_read("b");
         drop(fences.begin_local_write("a"));
@@ -434,7 +463,7 @@ mod tests {
 
     #[test]
     fn a_write_running_blocks_fills_of_reads_started_during_it() {
-        let fences = Fences::new();
+        let fences = Fences::new(MIN_FILL_WAIT);
         let write = fences.begin_local_write("k");
         let read = fences.begin_read("k");
         assert!(!read.holds());
@@ -447,7 +476,7 @@ mod tests {
 
     #[test]
     fn patterns_cancel_matching_keys_only() {
-        let fences = Fences::new();
+        let fences = Fences::new(MIN_FILL_WAIT);
         let user = fences.begin_read("user:1");
         let other = fences.begin_read("order:1");
         let pattern = fences.begin_pattern(Some(KeyPattern::new("user:*").unwrap()));
@@ -465,7 +494,7 @@ mod tests {
 
     #[test]
     fn states_are_dropped_when_nobody_holds_them() {
-        let fences = Fences::new();
+        let fences = Fences::new(MIN_FILL_WAIT);
         {
             let read = fences.begin_read("k");
             let _fill = read.begin_tier_fill().unwrap();
@@ -477,13 +506,13 @@ mod tests {
 
     #[tokio::test]
     async fn writes_of_one_key_take_turns() {
-        let fences = Arc::new(Fences::new());
+        let fences = Arc::new(Fences::new(MIN_FILL_WAIT));
         let first = fences.begin_write("k").await;
         let second = {
             let fences = Arc::clone(&fences);
             tokio::spawn(async move {
                 let write = fences.begin_write("k").await;
-                write.finish().await;
+                assert!(write.finish().await);
             })
         };
         let other = fences.begin_write("other").await;
@@ -492,8 +521,8 @@ mod tests {
             !second.is_finished(),
             "a second write of the key did not wait"
         );
-        other.finish().await;
-        first.finish().await;
+        assert!(other.finish().await);
+        assert!(first.finish().await);
         tokio::time::timeout(Duration::from_secs(5), second)
             .await
             .expect("the second write went ahead once the first finished")
@@ -503,7 +532,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_writer_waits_for_racing_tier_fills() {
-        let fences = Arc::new(Fences::new());
+        let fences = Arc::new(Fences::new(MIN_FILL_WAIT));
         let read = fences.begin_read("k");
         let fill = read.begin_tier_fill().unwrap();
         let write = fences.begin_write("k").await;
@@ -513,7 +542,7 @@ mod tests {
             let finished = Arc::clone(&finished);
             tokio::spawn(async move {
                 let write = fences.begin_write("k").await;
-                write.finish().await;
+                assert!(write.finish().await);
                 finished.store(true, SeqCst);
             })
         };
@@ -523,7 +552,7 @@ mod tests {
             !finished.load(SeqCst),
             "the writer returned with a fill in flight"
         );
-        assert!(!fill.holds());
+        assert!(!fill.holds_then(|| ()));
         drop(fill);
         waiter.await.unwrap();
         assert!(finished.load(SeqCst));

@@ -33,7 +33,9 @@ where
         shared.flights.detach(key);
         let mut found = shared.l1.remove(key).is_some();
         let results = join_all(shared.layers.iter().map(|layer| layer.delete(key))).await;
-        write.finish().await;
+        if !write.finish().await {
+            self.fills_unsettled(key);
+        }
         // A load that began during the delete may have read the old value from a tier not yet
         // cleaned: later callers must not join it.
         shared.flights.detach(key);
@@ -87,7 +89,12 @@ where
                 .map(|layer| layer.delete_matching(&pattern)),
         )
         .await;
-        fence.finish().await;
+        if !fence.finish().await {
+            shared
+                .layers
+                .iter()
+                .for_each(|layer| layer.mark_stale_matching(Some(&pattern)));
+        }
         shared.flights.detach_matching(Some(&pattern));
         let mut report = InvalidationReport {
             l1,
@@ -115,7 +122,12 @@ where
         shared.flights.detach_matching(None);
         shared.l1.clear();
         let results = join_all(shared.layers.iter().map(Layer::clear)).await;
-        fence.finish().await;
+        if !fence.finish().await {
+            shared
+                .layers
+                .iter()
+                .for_each(|layer| layer.mark_stale_matching(None));
+        }
         shared.flights.detach_matching(None);
         let failures: Vec<_> = shared
             .layers

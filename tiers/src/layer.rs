@@ -94,6 +94,25 @@ impl Layer {
         self.stale.is_stale(key)
     }
 
+    /// The tier may hold an old value of `key` (a write or fill of it may still land): reads
+    /// skip it there until a later update or delete of it succeeds.
+    pub(crate) fn mark_stale(&self, key: &str) {
+        self.stale.mark_key(key);
+    }
+
+    /// The tier may hold old values of keys `pattern` covers (`None`: every key).
+    pub(crate) fn mark_stale_matching(&self, pattern: Option<&KeyPattern>) {
+        match pattern {
+            Some(pattern) => self.stale.mark_pattern(pattern),
+            None => self.stale.mark_all(),
+        }
+    }
+
+    /// The longest one operation on this tier may take.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.options.timeout
+    }
+
     /// A fill of a stale-marked key landed and its fence held: the tier holds a current value.
     pub(crate) fn refreshed(&self, key: &str) {
         self.stale.clear_key(key);

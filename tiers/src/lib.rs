@@ -85,7 +85,11 @@
 //!   `set` is reported in the [`WriteReport`], not as an error: the value is in L1 and in the
 //!   tiers that took it, and each tier that did not is skipped for that key by reads until a
 //!   later update of the key succeeds there. So once L1's entry ends, reads do not fall back
-//!   to the old value in that tier.
+//!   to the old value in that tier. A fill that fails, times out or is abandoned (its `get` was
+//!   cancelled) marks its key the same way, since it may still land.
+//! - **[`WriteTarget::L1Only`]** writes this process's L1 and nothing else: the lower tiers keep
+//!   what they held, and once the L1 entry ends a read may find the older value there. Use it
+//!   for values that live only in this process.
 //! - **Fills never resurrect.** A read that misses L1 and finds a value in a lower tier copies
 //!   it into L1 and the tiers above (promotion); `get_or_load` copies the loader's value into
 //!   every tier (write-back). These *fills* go ahead only if no write or invalidation of the
@@ -104,7 +108,11 @@
 //!   event's latency; without events, this L1 may serve a value for up to `memory_ttl` after
 //!   another process overwrote it. [`TieredCache::apply_invalidation`] applies one by hand.
 //!   Lower tiers are written concurrently, not atomically: a reader in another process may see
-//!   the new value in one tier and the old in another while a write is in flight.
+//!   the new value in one tier and the old in another while a write is in flight. Fences and
+//!   stale marks are per process: a promotion another process made from an older read can
+//!   land in a shared tier after this process's `delete` (the remote event clears that
+//!   process's L1, but not what its promotion wrote), and the older value then stays in that
+//!   tier until its TTL. Keep shared tiers' TTLs bounded when this matters.
 //! - **Iteration and eviction**: L1 is the `strata-engine` cache, whose own Consistency
 //!   section applies to [`TieredCache::l1`]; an eviction from any tier is a miss there, never
 //!   an older value.

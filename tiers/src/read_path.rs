@@ -14,6 +14,21 @@ use crate::fence::ReadTicket;
 use crate::frame;
 use crate::layer::Layer;
 
+/// Marks a fill's key stale in its tier if the fill's future is dropped before it finished.
+struct Unfinished<'a> {
+    layer: &'a Layer,
+    key: &'a str,
+    armed: bool,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.layer.mark_stale(self.key);
+        }
+    }
+}
+
 /// A value found in a lower tier.
 pub(crate) struct Found<V> {
     pub(crate) value: V,
@@ -157,14 +172,28 @@ where
                 shared.fills_fenced.fetch_add(1, Relaxed);
                 return;
             };
+            // If this future is dropped mid-write (a cancelled `get`), the write may still land
+            // after a later write of the key: the key is then skipped in this tier.
+            let mut unfinished = Unfinished {
+                layer,
+                key,
+                armed: true,
+            };
             let was_stale = layer.is_stale(key);
             let result = layer.fill(key, stored.clone(), layer.ttl_for(left)).await;
-            if fill.holds() {
-                if let Ok(Stored::Written) = result {
+            let written = matches!(result, Ok(Stored::Written));
+            let holds = fill.holds_then(|| {
+                if written && was_stale {
+                    layer.refreshed(key);
+                }
+            });
+            if holds {
+                if written {
                     layer.record_promotion();
-                    if was_stale {
-                        layer.refreshed(key);
-                    }
+                }
+                if result.is_err() {
+                    // Timed out or failed: it may still land, after a later write.
+                    layer.mark_stale(key);
                 }
             } else {
                 shared.fills_fenced.fetch_add(1, Relaxed);
@@ -175,6 +204,7 @@ where
                     layer.undo_fill(key).await;
                 }
             }
+            unfinished.armed = false;
             drop(fill);
         }))
         .await;

@@ -89,8 +89,13 @@ impl StaleMarks {
     pub(crate) fn mark_key(&self, key: &str) {
         let until = self.until();
         let mut marks = self.lock();
-        if marks.all.is_some() {
-            return;
+        match marks.all {
+            // The whole tier is marked for good: this mark adds nothing.
+            Some(None) => return,
+            // An expired whole-tier mark no longer covers anything; a live one ends before
+            // this key's mark would, so the key's mark is kept either way.
+            Some(Some(all)) if all <= Instant::now() => marks.all = None,
+            _ => {}
         }
         if marks.keys.len() >= MAX_KEYS {
             let now = Instant::now();
@@ -178,6 +183,16 @@ mod tests {
         assert!(marks.is_stale("a"));
         std::thread::sleep(Duration::from_millis(30));
         assert!(!marks.is_stale("a"));
+    }
+
+    #[test]
+    fn a_key_mark_is_kept_when_a_whole_tier_mark_has_expired() {
+        let marks = StaleMarks::new(Some(Duration::from_millis(20)));
+        marks.mark_all();
+        std::thread::sleep(Duration::from_millis(30));
+        // No read has discarded the expired whole-tier mark yet.
+        marks.mark_key("k");
+        assert!(marks.is_stale("k"), "the key's mark was dropped");
     }
 
     #[test]

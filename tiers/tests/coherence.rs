@@ -707,3 +707,81 @@ async fn a_read_during_a_fills_undo_does_not_copy_it_into_l1() {
         "a read after the delete found its old value"
     );
 }
+
+/// Found in review: `delete_many` did not detach flights when it ended, so a `get_or_load` that
+/// began during it (and read the old value from a slow tier) could be joined after it returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flight_begun_during_delete_many_is_not_joined_after_it() {
+    let l2 = Arc::new(FaultyTier::new(Arc::new(MemoryTier::new("l2"))));
+    let cache = Strings::builder()
+        .tier_with(
+            l2.clone(),
+            TierOptions::default().timeout(Duration::from_secs(5)),
+        )
+        .build();
+    let _ = cache.set("k", "old".into()).await.unwrap();
+    cache.l1().clear();
+    // The delete's L2 batch waits 100 ms; the next L2 read answers 100 ms late.
+    l2.inject_on(
+        Ops::All,
+        Fault::Delay(Duration::from_millis(100)),
+        Schedule::Next(2),
+    );
+    let deleting = {
+        let cache = cache.clone();
+        tokio::spawn(async move { cache.delete_many(&["k", "other"]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let leader = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_load("k", || async {
+                    Ok::<_, std::io::Error>("loaded".to_owned())
+                })
+                .await
+        })
+    };
+    assert_eq!(deleting.await.unwrap().unwrap(), 1);
+    let after = cache
+        .get_or_load("k", || async {
+            Ok::<_, std::io::Error>("fresh".to_owned())
+        })
+        .await
+        .unwrap();
+    let _ = leader.await.unwrap();
+    assert_ne!(
+        after, "old",
+        "a get_or_load after delete_many returned got the deleted value"
+    );
+}
+
+/// Found in review: a fill that fails or times out may still land in its tier later; the key is
+/// now skipped there until a write of it succeeds there (a tier keeps each key's operations in
+/// order, so that write lands after the late fill).
+#[tokio::test]
+async fn a_failed_fill_marks_its_key_stale_in_that_tier() {
+    let l2 = Arc::new(MemoryTier::new("l2"));
+    let l2_faults = Arc::new(FaultyTier::new(l2.clone()));
+    let l3 = Arc::new(MemoryTier::new("l3"));
+    let cache = Strings::builder()
+        .tier(l2_faults.clone())
+        .tier(l3.clone())
+        .build();
+    l3.put_raw("k", framed("v1"));
+    l2_faults.inject_on(Ops::Writes, Fault::Fail, Schedule::Next(1));
+    // Reads v1 from L3; the promotion into L2 fails.
+    assert_eq!(cache.get("k").await.as_deref(), Some("v1"));
+    // Something lands in L2 after all: it is not served until a write of the key succeeds.
+    l2.put_raw("k", framed("landed late"));
+    cache.l1().clear();
+    assert_eq!(
+        cache.get("k").await.as_deref(),
+        Some("v1"),
+        "L2 was not skipped"
+    );
+    let _ = cache.set("k", "v2".into()).await.unwrap();
+    cache.l1().clear();
+    assert_eq!(cache.get("k").await.as_deref(), Some("v2"));
+    assert_eq!(cache.stats().tiers[0].hits, 1, "v2 came from L2 again");
+}

@@ -21,7 +21,15 @@ use crate::{
 ///
 /// Timeouts and circuit breaking are the orchestrator's job; a tier needs no deadline of its
 /// own, though it may have one (a connection timeout, say) and report it as
-/// [`TierError::Timeout`]. Report faults of the backend (unreachable, failing, slow) as
+/// [`TierError::Timeout`].
+///
+/// **Cancellation and order.** The orchestrator drops a call's future when its deadline passes
+/// or its caller goes away. A write whose future was dropped (or that returned an error) may
+/// still take effect, but operations on one key must take effect in the order they were
+/// issued: a `set` or `delete` issued after an earlier one on the same key (whose future was
+/// dropped) must not be overtaken by it. A tier with one writer queue or one connection per
+/// key keeps this by construction; a tier that spreads requests over a pool must route each
+/// key to one connection, or drop a request it has not started once its future is dropped. Report faults of the backend (unreachable, failing, slow) as
 /// [`TierError::Unavailable`], [`TierError::Timeout`] or [`TierError::Backend`], and problems
 /// of one request or entry as [`TierError::TooLarge`] or [`TierError::Corrupt`]: only the
 /// first kind counts towards the circuit breaker ([`TierError::is_fault`]).
