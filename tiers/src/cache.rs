@@ -140,7 +140,11 @@ where
     /// The value under `key`, from the first tier that has it. A miss in every tier is `None`;
     /// a failing tier is skipped (its read counts as degraded), never an error.
     pub async fn get(&self, key: &str) -> Option<V> {
-        self.get_entry(key).await.map(|entry| entry.value)
+        // The L1 hit path does nothing else: no clock, no TTL lookup, no allocation.
+        if let Some(value) = self.shared.l1.get(key) {
+            return Some(value);
+        }
+        self.get_lower(key).await.map(|entry| entry.value)
     }
 
     /// Like [`get`](Self::get), with the entry's expiry, the time it was stored (from the
@@ -160,6 +164,12 @@ where
                 tier: "memory".to_owned(),
             });
         }
+        self.get_lower(key).await
+    }
+
+    /// A read that missed L1: the lower tiers, with the fill of L1.
+    async fn get_lower(&self, key: &str) -> Option<EntryInfo<V>> {
+        let shared = &*self.shared;
         if shared.layers.is_empty() {
             shared.misses.fetch_add(1, Relaxed);
             return None;
@@ -201,32 +211,68 @@ where
         Fut: Future<Output = Result<V, E>>,
         E: Into<Box<dyn Error + Send + Sync + 'static>>,
     {
+        let ttl = self.shared.default_ttl;
+        let loader = || async { loader().await.map_err(|e| SharedError::from(e.into())) };
+        self.single_flight(key, ttl, loader, SharedError::clone, |e| Some(e.clone()))
+            .await
+            .map_err(CacheError::Loader)
+    }
+
+    /// The single flight behind `get_or_load` (and `#[cached]`): concurrent callers that miss
+    /// `key` share one [`load`](Self::load). A failure reaches the flight's followers as the
+    /// `SharedError` that `share` makes of it, and each follower turns it back into its own
+    /// error type with `recover` (or, if it cannot, loads for itself).
+    pub(crate) async fn single_flight<E, F, Fut>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        loader: F,
+        share: impl Fn(&E) -> SharedError,
+        recover: impl Fn(&SharedError) -> Option<E>,
+    ) -> Result<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
         let shared = &*self.shared;
+        let mut loader = Some(loader);
         loop {
             if let Some(value) = shared.l1.get(key) {
                 return Ok(value);
             }
             match shared.flights.join(key) {
                 Role::Follower(flight) => match flight.wait().await {
-                    Some(outcome) => return outcome.map_err(CacheError::Loader),
+                    Some(Ok(value)) => return Ok(value),
+                    Some(Err(error)) => match recover(&error) {
+                        Some(error) => return Err(error),
+                        // Another caller's error type (another function on the same key).
+                        None => continue,
+                    },
                     // The leader was cancelled: try again, perhaps as the leader.
                     None => continue,
                 },
                 Role::Leader(leader) => {
-                    let outcome = self.load(key, loader).await;
-                    leader.complete(outcome.clone());
-                    return outcome.map_err(CacheError::Loader);
+                    let loader = loader.take().expect("one flight is led per call");
+                    let outcome = self.load(key, ttl, loader).await;
+                    leader.complete(outcome.as_ref().map(V::clone).map_err(&share));
+                    return outcome;
                 }
             }
         }
     }
 
-    /// The leader's part of `get_or_load`: the lower tiers, then the loader.
-    async fn load<F, Fut, E>(&self, key: &str, loader: F) -> Result<V, SharedError>
+    /// The leader's part of a single flight: the lower tiers, then the loader, whose value is
+    /// stored with `ttl` in L1 and every tier that answered the read (fills, through fences).
+    /// A value that cannot be stored is still returned.
+    pub(crate) async fn load<F, Fut, E>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        loader: F,
+    ) -> Result<V, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
-        E: Into<Box<dyn Error + Send + Sync + 'static>>,
     {
         let shared = &*self.shared;
         // A flight that just finished may have filled L1.
@@ -241,8 +287,7 @@ where
         }
         shared.misses.fetch_add(1, Relaxed);
         shared.loads.fetch_add(1, Relaxed);
-        let value = loader().await.map_err(|e| SharedError::from(e.into()))?;
-        let ttl = shared.default_ttl;
+        let value = loader().await?;
         let expires_at = expiry(ttl, SystemTime::now());
         match self.frame_value(&value, expires_at) {
             Ok(frame) => {
@@ -417,17 +462,7 @@ where
         );
         drop(subscriptions);
         let results = join_all(shared.layers.iter().map(Layer::close)).await;
-        let failures: Vec<_> = shared
-            .layers
-            .iter()
-            .zip(results)
-            .filter_map(|(layer, result)| result.err().map(|error| failure(layer, error)))
-            .collect();
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(CacheError::Close(failures))
-        }
+        failures(&shared.layers, results).map_err(CacheError::Close)
     }
 
     /// Encodes and frames a value, refusing it if too large.
@@ -508,6 +543,23 @@ impl<V, C> TieredCache<V, C> {
             .layers
             .iter()
             .for_each(|layer| layer.mark_stale(key));
+    }
+}
+
+/// The tiers whose operation failed, named, or `Ok` if none did.
+pub(crate) fn failures<T>(
+    layers: &[Layer],
+    results: Vec<Result<T, strata_tier::TierError>>,
+) -> Result<(), Vec<TierFailure>> {
+    let failed: Vec<_> = layers
+        .iter()
+        .zip(results)
+        .filter_map(|(layer, result)| result.err().map(|error| failure(layer, error)))
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed)
     }
 }
 

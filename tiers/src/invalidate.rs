@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use futures_util::future::join_all;
 use strata_tier::{Invalidation, InvalidationSink, KeyPattern};
 
-use crate::cache::{failure, Shared, TieredCache};
+use crate::cache::{failure, failures, Shared, TieredCache};
 use crate::codec::Codec;
 use crate::error::CacheError;
 use crate::layer::Layer;
@@ -129,17 +129,7 @@ where
                 .for_each(|layer| layer.mark_stale_matching(None));
         }
         shared.flights.detach_matching(None);
-        let failures: Vec<_> = shared
-            .layers
-            .iter()
-            .zip(results)
-            .filter_map(|(layer, result)| result.err().map(|error| failure(layer, error)))
-            .collect();
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(CacheError::Invalidation(failures))
-        }
+        failures(&shared.layers, results).map_err(CacheError::Invalidation)
     }
 }
 
