@@ -140,6 +140,7 @@ mod flight;
 pub mod frame;
 mod invalidate;
 mod layer;
+mod memo;
 #[cfg(feature = "metrics")]
 mod metrics_export;
 mod read_path;
@@ -172,6 +173,16 @@ pub use registry::{query_param, RegistryError, TierRegistry};
 pub use reports::{EntryInfo, HealthReport, InvalidationReport, TieredStats, WriteReport};
 pub use tier_stats::TierStats;
 pub use warm::WarmReport;
+
+/// Memoization: `#[cached]` on an async function, `#[invalidates]` on the functions that change
+/// its data (crate `strata-macros`; see [`cached`]).
+pub use strata_macros::{cached, invalidates};
+
+/// What the `#[cached]` and `#[invalidates]` expansions call. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::memo::*;
+}
 
 /// The embedded disk tier (feature `redb`, on by default).
 #[cfg(feature = "redb")]
