@@ -133,13 +133,7 @@ impl Layer {
             Ok(answer) => answer,
             Err(_) => Lookup::Degraded(TierError::Timeout(self.options.timeout)),
         };
-        let outcome = match &answer {
-            Lookup::Hit(_) => Outcome::Hit,
-            Lookup::Miss => Outcome::Miss,
-            Lookup::Degraded(TierError::Timeout(_)) => Outcome::Timeout,
-            Lookup::Degraded(_) => Outcome::Error,
-        };
-        let fault = matches!(&answer, Lookup::Degraded(e) if e.is_fault());
+        let (outcome, fault) = read_outcome(&answer);
         self.settle(Kind::Read, outcome, fault, started.elapsed());
         if let Lookup::Degraded(error) = &answer {
             tracing::debug!(tier = %self.name, %key, %error, "tier read degraded");
@@ -190,17 +184,11 @@ impl Layer {
                             .map(|_| Lookup::Degraded(TierError::Timeout(self.options.timeout)))
                             .collect(),
                     };
-                let fault = got
-                    .iter()
-                    .any(|a| matches!(a, Lookup::Degraded(e) if e.is_fault()));
                 // One breaker verdict for the batch; the counters count each answer.
+                let mut fault = false;
                 for answer in &got {
-                    let each = match answer {
-                        Lookup::Hit(_) => Outcome::Hit,
-                        Lookup::Miss => Outcome::Miss,
-                        Lookup::Degraded(TierError::Timeout(_)) => Outcome::Timeout,
-                        Lookup::Degraded(_) => Outcome::Error,
-                    };
+                    let (each, faulty) = read_outcome(answer);
+                    fault |= faulty;
                     self.counters.record(each, false, None);
                 }
                 self.settle_breaker(Kind::Read, fault);
@@ -229,10 +217,7 @@ impl Layer {
         let result = self
             .guarded("set", self.tier.set(key, frame, ttl, WriteIntent::Update))
             .await;
-        match &result {
-            Ok(_) => self.stale.clear_key(key),
-            Err(_) => self.stale.mark_key(key),
-        }
+        self.track(key, result.is_ok());
         result
     }
 
@@ -256,88 +241,75 @@ impl Layer {
     /// Updates many keys in one batch, with per-item results and stale marks.
     pub(crate) async fn set_many(&self, writes: Vec<TierWrite>) -> Vec<Result<Stored, TierError>> {
         let keys: Vec<String> = writes.iter().map(|w| w.key.clone()).collect();
-        let count = writes.len();
-        let results =
-            if !self.admit(Kind::Write) {
-                (0..count).map(|_| Err(open_circuit())).collect()
-            } else {
-                let started = Instant::now();
-                let results =
-                    match tokio::time::timeout(self.options.timeout, self.tier.set_many(writes))
-                        .await
-                    {
-                        Ok(results) if results.len() == count => results,
-                        Ok(results) => {
-                            let error = format!("set_many answered {} of {count}", results.len());
-                            (0..count)
-                                .map(|_| Err(TierError::Unavailable(error.clone())))
-                                .collect()
-                        }
-                        Err(_) => (0..count)
-                            .map(|_| Err(TierError::Timeout(self.options.timeout)))
-                            .collect(),
-                    };
-                let fault = results.iter().any(|r| matches!(r, Err(e) if e.is_fault()));
-                for result in &results {
-                    let each = match result {
-                        Ok(_) => Outcome::Written,
-                        Err(TierError::Timeout(_)) => Outcome::Timeout,
-                        Err(_) => Outcome::Error,
-                    };
-                    self.counters.record(each, true, None);
-                }
-                self.counters.record_latency(started.elapsed());
-                self.settle_breaker(Kind::Write, fault);
-                results
-            };
-        for (key, result) in keys.iter().zip(&results) {
-            match result {
-                Ok(_) => self.stale.clear_key(key),
-                Err(_) => self.stale.mark_key(key),
-            }
-        }
-        results
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        self.write_batch("set_many", &keys, self.tier.set_many(writes))
+            .await
     }
 
     pub(crate) async fn delete(&self, key: &str) -> Result<bool, TierError> {
         let result = self.guarded("delete", self.tier.delete(key)).await;
-        match &result {
-            Ok(_) => self.stale.clear_key(key),
-            Err(_) => self.stale.mark_key(key),
-        }
+        self.track(key, result.is_ok());
         result
     }
 
     /// Deletes many keys in one batch, with per-item results and stale marks.
     pub(crate) async fn delete_many(&self, keys: &[&str]) -> Vec<Result<bool, TierError>> {
-        let count = keys.len();
-        let results = match self
-            .guarded("delete_many", async {
-                Ok::<_, TierError>(self.tier.delete_many(keys).await)
-            })
+        self.write_batch("delete_many", keys, self.tier.delete_many(keys))
             .await
-        {
-            Ok(results) if results.len() == count => results,
-            Ok(results) => {
-                let error = format!("delete_many answered {} of {count}", results.len());
-                (0..count)
-                    .map(|_| Err(TierError::Unavailable(error.clone())))
-                    .collect()
+    }
+
+    /// A batch of writes or deletes of `keys` under the write breaker and the timeout: each
+    /// item is counted and marks or clears its key's stale mark; the breaker gets one verdict.
+    async fn write_batch<T>(
+        &self,
+        operation: &'static str,
+        keys: &[&str],
+        work: impl Future<Output = Vec<Result<T, TierError>>>,
+    ) -> Vec<Result<T, TierError>> {
+        let count = keys.len();
+        let results = if !self.admit(Kind::Write) {
+            (0..count).map(|_| Err(open_circuit())).collect()
+        } else {
+            let started = Instant::now();
+            let results = match tokio::time::timeout(self.options.timeout, work).await {
+                Ok(results) if results.len() == count => results,
+                Ok(results) => {
+                    let error = format!("{operation} answered {} of {count}", results.len());
+                    (0..count)
+                        .map(|_| Err(TierError::Unavailable(error.clone())))
+                        .collect()
+                }
+                Err(_) => (0..count)
+                    .map(|_| Err(TierError::Timeout(self.options.timeout)))
+                    .collect(),
+            };
+            let mut fault = false;
+            for result in &results {
+                let (each, faulty) = write_outcome(result);
+                fault |= faulty;
+                self.counters.record(each, true, None);
             }
-            Err(error) => {
-                let error = error.to_string();
-                (0..count)
-                    .map(|_| Err(TierError::Unavailable(error.clone())))
-                    .collect()
+            self.counters.record_latency(started.elapsed());
+            self.settle_breaker(Kind::Write, fault);
+            if let Some(Err(error)) = results.iter().find(|r| r.is_err()) {
+                tracing::warn!(tier = %self.name, operation, %error, "tier batch item failed");
             }
+            results
         };
         for (key, result) in keys.iter().zip(&results) {
-            match result {
-                Ok(_) => self.stale.clear_key(key),
-                Err(_) => self.stale.mark_key(key),
-            }
+            self.track(key, result.is_ok());
         }
         results
+    }
+
+    /// After an update or delete of `key` here: a success means the tier holds nothing old;
+    /// a failure means it may.
+    fn track(&self, key: &str, succeeded: bool) {
+        if succeeded {
+            self.stale.clear_key(key);
+        } else {
+            self.stale.mark_key(key);
+        }
     }
 
     /// Undoes a fill that raced with a write. A failure marks the key stale here.
@@ -422,12 +394,7 @@ impl Layer {
             Ok(result) => result,
             Err(_) => Err(TierError::Timeout(self.options.timeout)),
         };
-        let outcome = match &result {
-            Ok(_) => Outcome::Written,
-            Err(TierError::Timeout(_)) => Outcome::Timeout,
-            Err(_) => Outcome::Error,
-        };
-        let fault = matches!(&result, Err(e) if e.is_fault());
+        let (outcome, fault) = write_outcome(&result);
         self.settle(Kind::Write, outcome, fault, started.elapsed());
         if let Err(error) = &result {
             tracing::warn!(tier = %self.name, operation, %error, "tier operation failed");
@@ -505,6 +472,25 @@ pub(crate) fn capped(remaining: Option<Duration>, cap: Option<Duration>) -> Opti
     match (remaining, cap) {
         (Some(left), Some(cap)) => Some(left.min(cap)),
         (left, cap) => left.or(cap),
+    }
+}
+
+/// How a read's answer counts, and whether it was a fault of the tier.
+fn read_outcome(answer: &Lookup) -> (Outcome, bool) {
+    match answer {
+        Lookup::Hit(_) => (Outcome::Hit, false),
+        Lookup::Miss => (Outcome::Miss, false),
+        Lookup::Degraded(error @ TierError::Timeout(_)) => (Outcome::Timeout, error.is_fault()),
+        Lookup::Degraded(error) => (Outcome::Error, error.is_fault()),
+    }
+}
+
+/// How a write's result counts, and whether it was a fault of the tier.
+fn write_outcome<T>(result: &Result<T, TierError>) -> (Outcome, bool) {
+    match result {
+        Ok(_) => (Outcome::Written, false),
+        Err(error @ TierError::Timeout(_)) => (Outcome::Timeout, error.is_fault()),
+        Err(error) => (Outcome::Error, error.is_fault()),
     }
 }
 

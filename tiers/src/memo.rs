@@ -193,12 +193,9 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Option<V>>,
 {
-    match key {
-        Some(key) => load(cache, &key, ttl, || async { body().await.ok_or(NoValue) })
-            .await
-            .ok(),
-        None => body().await,
-    }
+    memo_result(cache, key, ttl, || async { body().await.ok_or(NoValue) })
+        .await
+        .ok()
 }
 
 /// `#[cached]` on a function returning a plain value (or an `Option` with `cache_none`).
@@ -215,11 +212,10 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = V>,
 {
-    let body = || async { Ok::<V, Infallible>(body().await) };
-    let outcome = match key {
-        Some(key) => load(cache, &key, ttl, body).await,
-        None => body().await,
-    };
+    let outcome = memo_result(cache, key, ttl, || async {
+        Ok::<V, Infallible>(body().await)
+    })
+    .await;
     match outcome {
         Ok(value) => value,
         Err(never) => match never {},

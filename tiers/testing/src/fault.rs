@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use strata_tier::{
     Capabilities, Health, InvalidationSink, KeyPattern, Lookup, Stored, Subscription, Tier,
-    TierError, TierWrite, WriteIntent,
+    TierError, WriteIntent,
 };
 
 /// What goes wrong.
@@ -210,14 +210,6 @@ impl Tier for FaultyTier {
         }
     }
 
-    async fn get_many(&self, keys: &[&str]) -> Vec<Lookup> {
-        let mut answers = Vec::with_capacity(keys.len());
-        for key in keys {
-            answers.push(self.get(key).await);
-        }
-        answers
-    }
-
     async fn set(
         &self,
         key: &str,
@@ -227,17 +219,6 @@ impl Tier for FaultyTier {
     ) -> Result<Stored, TierError> {
         self.before_write().await?;
         self.inner.set(key, value, ttl, intent).await
-    }
-
-    async fn set_many(&self, writes: Vec<TierWrite>) -> Vec<Result<Stored, TierError>> {
-        let mut results = Vec::with_capacity(writes.len());
-        for write in writes {
-            results.push(
-                self.set(&write.key, write.value, write.ttl, write.intent)
-                    .await,
-            );
-        }
-        results
     }
 
     async fn delete(&self, key: &str) -> Result<bool, TierError> {
