@@ -9,6 +9,8 @@
 //! keys collapse into one mark on the whole tier, so memory stays bounded when a tier is down.
 
 use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,9 @@ struct Marks {
 
 pub(crate) struct StaleMarks {
     marks: Mutex<Marks>,
+    /// Whether anything is marked, kept by every change under the lock: reads and successful
+    /// writes of a tier with no marks (the usual case) take no lock.
+    marked: AtomicBool,
     /// How long a mark lasts: the tier's TTL cap, if it has one.
     lasts: Option<Duration>,
 }
@@ -40,12 +45,22 @@ impl StaleMarks {
     pub(crate) fn new(lasts: Option<Duration>) -> Self {
         StaleMarks {
             marks: Mutex::new(Marks::default()),
+            marked: AtomicBool::new(false),
             lasts,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Marks> {
-        self.marks.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> Locked<'_> {
+        Locked {
+            marks: self.marks.lock().unwrap_or_else(|p| p.into_inner()),
+            marked: &self.marked,
+        }
+    }
+
+    /// Whether nothing is marked (without the lock). A mark made by a write that has returned
+    /// is seen: the flag is set under the lock before the write's call returns.
+    fn unmarked(&self) -> bool {
+        !self.marked.load(Ordering::Acquire)
     }
 
     fn until(&self) -> Option<Instant> {
@@ -55,9 +70,12 @@ impl StaleMarks {
 
     /// Whether the tier may hold a stale value of `key`.
     pub(crate) fn is_stale(&self, key: &str) -> bool {
+        if self.unmarked() {
+            return false;
+        }
         let now = Instant::now();
         let mut marks = self.lock();
-        if marks.keys.is_empty() && marks.patterns.is_empty() && marks.all.is_none() {
+        if marks.is_empty() {
             return false;
         }
         if let Some(until) = marks.all {
@@ -82,8 +100,7 @@ impl StaleMarks {
 
     /// Whether anything is marked (for health).
     pub(crate) fn any(&self) -> bool {
-        let marks = self.lock();
-        !marks.keys.is_empty() || !marks.patterns.is_empty() || marks.all.is_some()
+        !self.unmarked()
     }
 
     pub(crate) fn mark_key(&self, key: &str) {
@@ -130,6 +147,9 @@ impl StaleMarks {
 
     /// An update or delete of `key` succeeded in the tier: it no longer holds an old value.
     pub(crate) fn clear_key(&self, key: &str) {
+        if self.unmarked() {
+            return;
+        }
         let mut marks = self.lock();
         if !marks.keys.is_empty() {
             marks.keys.remove(key);
@@ -150,6 +170,38 @@ impl StaleMarks {
     /// A clear succeeded: nothing old is left.
     pub(crate) fn clear_all(&self) {
         *self.lock() = Marks::default();
+    }
+}
+
+impl Marks {
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.patterns.is_empty() && self.all.is_none()
+    }
+}
+
+/// The marks, locked; on unlock the `marked` flag is brought up to date.
+struct Locked<'a> {
+    marks: MutexGuard<'a, Marks>,
+    marked: &'a AtomicBool,
+}
+
+impl Deref for Locked<'_> {
+    type Target = Marks;
+
+    fn deref(&self) -> &Marks {
+        &self.marks
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Marks {
+        &mut self.marks
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.marked.store(!self.marks.is_empty(), Ordering::Release);
     }
 }
 
