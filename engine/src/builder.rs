@@ -5,8 +5,9 @@ use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::cache::{Cache, Config, Weigher};
+use crate::cache::Cache;
 use crate::clock::Clock;
+use crate::inner::{Config, Weigher};
 use crate::listener::{EvictionCause, Listener};
 
 /// Table size used when neither `max_capacity` nor `initial_capacity` says how many entries to

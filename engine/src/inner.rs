@@ -1,0 +1,258 @@
+//! [`Inner`]: what a [`Cache`](crate::Cache) handle points to, and the read and insert paths
+//! over the table and the shards' queues.
+
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+use std::time::Duration;
+
+use crate::clock::{self, Clock, Ticks};
+use crate::error::InsertError;
+use crate::ghost::Ghost;
+use crate::listener::{EvictionCause, Listener};
+use crate::loader::{Flights, Gate};
+use crate::main_queue::MainQueue;
+use crate::node::{self, Node, DEQUEUED, IN_MAIN};
+use crate::shard::{Shard, Shards};
+use crate::stats::{Event, StatsRecorder};
+use crate::sync::epoch::{self, Guard, Owned, Shared};
+use crate::sync::Ordering;
+use crate::table::{Inserted, Table};
+/// Pushes a new entry into a full small queue tries this many times (popping in between) before
+/// placing the entry straight in main.
+const SMALL_PUSH_ATTEMPTS: usize = 4;
+
+pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+
+/// Everything [`CacheBuilder::build`] decided.
+pub(crate) struct Config<K, V, S> {
+    pub(crate) expected_entries: usize,
+    pub(crate) max_entries: u64,
+    pub(crate) max_weight: u64,
+    pub(crate) max_entry_weight: u64,
+    pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) time_to_live: Option<Duration>,
+    pub(crate) listener: Option<Listener<K, V>>,
+    pub(crate) clock: Clock,
+    pub(crate) hasher: S,
+}
+
+pub(crate) struct Inner<K, V, S> {
+    pub(crate) table: Table<K, V>,
+    /// The eviction queues and counters, split by key hash (see [`crate::shard`]).
+    pub(crate) shards: Shards<Node<K, V>>,
+    pub(crate) ghost: Ghost,
+    pub(crate) hasher: S,
+    /// The cache's bounds; each shard enforces its part of them.
+    pub(crate) max_entries: u64,
+    pub(crate) max_weight: u64,
+    pub(crate) max_entry_weight: u64,
+    pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) time_to_live: Option<Duration>,
+    pub(crate) ticks: Ticks,
+    pub(crate) listener: Option<Listener<K, V>>,
+    pub(crate) stats: StatsRecorder,
+    pub(crate) flights: Flights<K, V>,
+}
+
+/// What an insert did.
+pub(crate) enum Stored {
+    /// Linked as the key's entry.
+    Linked,
+    /// An only-if-absent insert found the key present and left it.
+    Kept,
+    /// A load's insert found its flight cancelled by a removal, and inserted nothing.
+    Cancelled,
+}
+
+impl<K, V, S> Inner<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
+    #[inline]
+    pub(crate) fn weigh(&self, key: &K, value: &V) -> u64 {
+        match &self.weigher {
+            None => 1,
+            Some(weigher) => u64::from(weigher(key, value)),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_expired(&self, meta: u64) -> bool {
+        let deadline = node::expire_tick(meta);
+        deadline != 0 && clock::is_expired(deadline, self.ticks.now())
+    }
+
+    /// Finds `key`'s live node; an expired one is removed on the way and reads as absent.
+    #[inline]
+    pub(crate) fn read<'g, Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+        guard: &'g Guard,
+        touch: bool,
+    ) -> Option<&'g Node<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let node = self.table.find(hash, key, guard)?;
+        let meta = node.meta.load(Ordering::Relaxed);
+        if self.is_expired(meta) {
+            if node.mark_removed(guard) {
+                self.account_removal(node, EvictionCause::Expired);
+                self.table.purge_marked(self.table.bucket_of(hash), guard);
+            }
+            return None;
+        }
+        if touch {
+            node.touch();
+        }
+        Some(node)
+    }
+
+    pub(crate) fn insert(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+    ) -> Result<(), InsertError> {
+        self.insert_as(hash, key, value, ttl, None).map(|_| ())
+    }
+
+    /// Inserts. With a `gate` (a load's leader), only where the key is absent
+    /// ([`Stored::Kept`] otherwise), and only if the gate lets it through
+    /// ([`Stored::Cancelled`] otherwise); the node is linked while the gate is held.
+    pub(crate) fn insert_as(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        gate: Option<&dyn Gate>,
+    ) -> Result<Stored, InsertError> {
+        let weight = self.weigh(&key, &value);
+        if weight > self.max_entry_weight {
+            self.stats.record(Event::Rejection);
+            return Err(InsertError::TooHeavy {
+                weight,
+                limit: self.max_entry_weight,
+            });
+        }
+        let deadline = ttl.map_or(0, |ttl| self.ticks.deadline(ttl));
+        let shard = self.shards.of_hash(hash);
+        let guard = epoch::pin();
+        let new = Owned::new(Node::new(key, value, hash, deadline, 0)).into_shared(&guard);
+        let entered = match gate.map(|gate| gate.enter()) {
+            Some(None) => {
+                // SAFETY: `new` was never handed to the table, so no other thread has seen it
+                // and it is still solely ours to free.
+                drop(unsafe { new.into_owned() });
+                return Ok(Stored::Cancelled);
+            }
+            Some(Some(entered)) => Some(entered),
+            None => None,
+        };
+        // A load keeps a live entry in place (an insert made during it), not an expired one.
+        let keep =
+            |old: &Node<K, V>| gate.is_some() && !self.is_expired(old.meta.load(Ordering::Relaxed));
+        // SAFETY: `new` was just allocated under `guard` and nobody else has seen it; its key
+        // hashes to `hash`.
+        let inserted = unsafe { self.table.insert(hash, new, keep, &guard) };
+        drop(entered);
+        match inserted {
+            Inserted::Kept => {
+                // SAFETY: the table did not link `new` (`Kept`), so no other thread has seen it
+                // and it is still solely ours to free.
+                drop(unsafe { new.into_owned() });
+                return Ok(Stored::Kept);
+            }
+            Inserted::New => {
+                // A key the ghost remembers was evicted too soon: it skips the small queue.
+                self.enqueue(shard, new, weight, self.ghost.contains(hash), &guard);
+                // Counted only once queued, with AcqRel: of two racing writers, the one that
+                // counts last sees the full total and, through the acquire, the other's entry
+                // ready in its queue, so it always finds something to evict and the bound holds
+                // once writers stop (a loom model found the Relaxed, count-first order losing
+                // this). An eviction may now uncount the entry first: the counters are signed.
+                shard.counters.entries.fetch_add(1, Ordering::AcqRel);
+                self.add_weight(shard, weight);
+            }
+            Inserted::Replaced(old) => {
+                // SAFETY: returned by the table under `guard`.
+                let old = unsafe { old.deref() };
+                let old_weight = self.weigh(&old.key, &old.value);
+                // An overwrite counts as a use: the new node will leave the small queue for main.
+                // SAFETY: `new` is linked and still ours to describe; nobody has read its
+                // frequency yet that this could confuse.
+                unsafe { new.deref() }.touch();
+                self.trim_small(shard, &guard);
+                self.enqueue(shard, new, weight, false, &guard);
+                self.add_weight(shard, weight);
+                self.sub_weight(shard, old_weight);
+                if let Some(listener) = &self.listener {
+                    listener(&old.key, &old.value, EvictionCause::Replaced);
+                }
+            }
+        }
+        self.stats.record(Event::Insert);
+        self.evict_while_over(shard, &guard);
+        Ok(Stored::Linked)
+    }
+
+    /// Gives a node that was just linked its queue reference in its shard: main, the small
+    /// queue, or none at all in an unbounded cache (which never evicts).
+    pub(crate) fn enqueue(
+        &self,
+        shard: &Shard<Node<K, V>>,
+        node: Shared<'_, Node<K, V>>,
+        weight: u64,
+        to_main: bool,
+        guard: &Guard,
+    ) {
+        // The entry is counted after this: judge the bounds as they will be then.
+        let may_evict = || {
+            Self::shard_count(shard) + 1 > shard.max_entries
+                || self.shard_weight(shard) + weight > shard.max_weight
+        };
+        match (&shard.small, &shard.main) {
+            (Some(small), Some(_)) if !to_main => {
+                self.add_small_weight(shard, weight);
+                for _ in 0..SMALL_PUSH_ATTEMPTS {
+                    if small.push(node.as_raw().cast_mut()).is_ok() {
+                        return;
+                    }
+                    self.pop_small(shard, guard, false);
+                }
+                // Other writers keep the ring full: place the entry in main instead.
+                self.sub_small_weight(shard, weight);
+                self.promote(shard, node, may_evict(), guard);
+            }
+            (_, Some(_)) => self.promote(shard, node, may_evict(), guard),
+            // SAFETY: no queue exists, so none holds the node: give up that reference.
+            _ => unsafe { node::release(node, DEQUEUED | IN_MAIN, guard) },
+        }
+    }
+}
+
+impl<K, V, S> Drop for Inner<K, V, S> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: no other thread can reach the table; the queues are drained next.
+        unsafe { self.table.free_linked() };
+        for shard in self.shards.iter() {
+            let small = shard
+                .small
+                .iter()
+                .flat_map(|q| std::iter::from_fn(|| q.pop()));
+            let main = shard.main.iter().flat_map(MainQueue::drain);
+            for ptr in small.chain(main) {
+                // SAFETY: every queued pointer is a node that the table walk skipped (it had no
+                // DEQUEUED bit) and that was never retired (the queue still held a reference);
+                // each node is in at most one queue slot.
+                drop(unsafe { Owned::from_raw(ptr) });
+            }
+        }
+    }
+}

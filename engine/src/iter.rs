@@ -1,0 +1,43 @@
+//! [`Iter`], the weakly consistent iterator of [`Cache::iter`](crate::Cache::iter).
+
+use std::hash::{BuildHasher, Hash};
+
+use crate::inner::Inner;
+use crate::sync::epoch::{self};
+use crate::sync::Ordering;
+
+/// Iterator returned by [`Cache::iter`].
+pub struct Iter<'a, K, V, S> {
+    pub(crate) inner: &'a Inner<K, V, S>,
+    pub(crate) bucket: usize,
+    pub(crate) buffer: Vec<(K, V)>,
+}
+
+impl<K, V, S> Iterator for Iter<'_, K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    type Item = (K, V);
+
+    fn next(&mut self) -> Option<(K, V)> {
+        loop {
+            if let Some(entry) = self.buffer.pop() {
+                return Some(entry);
+            }
+            if self.bucket >= self.inner.table.bucket_count() {
+                return None;
+            }
+            let guard = epoch::pin();
+            let inner = self.inner;
+            let buffer = &mut self.buffer;
+            inner.table.for_each_live(self.bucket, &guard, |node| {
+                if !inner.is_expired(node.meta.load(Ordering::Relaxed)) {
+                    buffer.push((node.key.clone(), node.value.clone()));
+                }
+            });
+            self.bucket += 1;
+        }
+    }
+}
