@@ -54,6 +54,17 @@ pub(crate) struct Inner<K, V, S> {
     pub(crate) flights: Flights<K, V>,
 }
 
+/// How an insert treats a live entry of its key.
+#[derive(Clone, Copy)]
+pub(crate) enum Mode<'a> {
+    /// Replaces it.
+    Upsert,
+    /// Keeps it and inserts nothing.
+    IfAbsent,
+    /// A load's insert: keeps it, and goes through the load's gate (see [`Gate`]).
+    Load(&'a dyn Gate),
+}
+
 /// What an insert did.
 pub(crate) enum Stored {
     /// Linked as the key's entry.
@@ -119,19 +130,21 @@ where
         value: V,
         ttl: Option<Duration>,
     ) -> Result<(), InsertError> {
-        self.insert_as(hash, key, value, ttl, None).map(|_| ())
+        self.insert_as(hash, key, value, ttl, Mode::Upsert)
+            .map(|_| ())
     }
 
-    /// Inserts. With a `gate` (a load's leader), only where the key is absent
-    /// ([`Stored::Kept`] otherwise), and only if the gate lets it through
-    /// ([`Stored::Cancelled`] otherwise); the node is linked while the gate is held.
+    /// Inserts as `mode` says: [`Mode::Upsert`] replaces a present entry; [`Mode::IfAbsent`]
+    /// keeps a live one ([`Stored::Kept`]); [`Mode::Load`] keeps a live one too, and inserts only
+    /// if the load's gate lets it through ([`Stored::Cancelled`] otherwise), linking the node
+    /// while the gate is held.
     pub(crate) fn insert_as(
         &self,
         hash: u64,
         key: K,
         value: V,
         ttl: Option<Duration>,
-        gate: Option<&dyn Gate>,
+        mode: Mode<'_>,
     ) -> Result<Stored, InsertError> {
         let weight = self.weigh(&key, &value);
         if weight > self.max_entry_weight {
@@ -145,6 +158,11 @@ where
         let shard = self.shards.of_hash(hash);
         let guard = epoch::pin();
         let new = Owned::new(Node::new(key, value, hash, deadline, 0)).into_shared(&guard);
+        let gate = match mode {
+            Mode::Load(gate) => Some(gate),
+            Mode::Upsert | Mode::IfAbsent => None,
+        };
+        let keep_live = !matches!(mode, Mode::Upsert);
         let entered = match gate.map(|gate| gate.enter()) {
             Some(None) => {
                 // SAFETY: `new` was never handed to the table, so no other thread has seen it
@@ -155,9 +173,10 @@ where
             Some(Some(entered)) => Some(entered),
             None => None,
         };
-        // A load keeps a live entry in place (an insert made during it), not an expired one.
+        // A load or an insert-if-absent keeps a live entry in place (for a load: an insert made
+        // during it), not an expired one.
         let keep =
-            |old: &Node<K, V>| gate.is_some() && !self.is_expired(old.meta.load(Ordering::Relaxed));
+            |old: &Node<K, V>| keep_live && !self.is_expired(old.meta.load(Ordering::Relaxed));
         // SAFETY: `new` was just allocated under `guard` and nobody else has seen it; its key
         // hashes to `hash`.
         let inserted = unsafe { self.table.insert(hash, new, keep, &guard) };

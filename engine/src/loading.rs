@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::Cache;
-use crate::inner::Stored;
+use crate::inner::{Mode, Stored};
 use crate::loader::{FlightWait, Leader, Outcome, Role, SharedError};
 use crate::stats::Event;
 use crate::sync::epoch::{self};
@@ -186,7 +186,7 @@ where
     ) -> V {
         let inner = &*self.inner;
         leader.publish();
-        let stored = match inner.insert_as(hash, key, value.clone(), ttl, Some(&leader)) {
+        let stored = match inner.insert_as(hash, key, value.clone(), ttl, Mode::Load(&leader)) {
             Ok(Stored::Linked) => true,
             // An insert made during the load stays; followers read it.
             Ok(Stored::Kept) => true,
