@@ -10,11 +10,15 @@ use crate::clock::Clock;
 use crate::inner::{Config, Weigher};
 use crate::listener::{EvictionCause, Listener};
 
-/// Table size used when neither `max_capacity` nor `initial_capacity` says how many entries to
-/// expect (a cache bounded by weight only, or unbounded).
+/// Entries a cache is sized for when neither `max_capacity` nor `initial_capacity` says how many
+/// to expect (a cache bounded by weight only, or unbounded). The table grows past it.
 const DEFAULT_INITIAL_CAPACITY: usize = 1024;
-/// Largest table allocated from `max_capacity` alone; ask for more with `initial_capacity`.
-const MAX_IMPLIED_BUCKETS: u64 = 1 << 24;
+/// Most entries the queues are sized for from `max_capacity` alone; ask for more with
+/// `initial_capacity`. (The table starts at up to a million buckets and grows.)
+const MAX_IMPLIED_ENTRIES: u64 = 1 << 24;
+/// A weighted cache's default `max_entry_weight`: this fraction of `max_weight`, so that the
+/// weight can be split among shards.
+const DEFAULT_ENTRY_SHARE: u64 = 64;
 
 /// Builds a [`Cache`]. Start with [`Cache::builder`].
 ///
@@ -82,6 +86,10 @@ where
     S: BuildHasher,
 {
     /// Most entries the cache keeps. Without it (and without `max_weight`) nothing is evicted.
+    ///
+    /// With a [`weigher`](Self::weigher) and no [`max_weight`](Self::max_weight), this is the
+    /// bound on the total weight instead, as in moka (`max_capacity(64 << 20).weigher(len)` keeps
+    /// 64 MiB of values), and the entry count is unbounded.
     pub fn max_capacity(mut self, entries: u64) -> Self {
         self.max_capacity = Some(entries);
         self
@@ -96,14 +104,17 @@ where
 
     /// Most one entry may weigh. Heavier entries are refused with
     /// [`InsertError::TooHeavy`](crate::InsertError) by `try_insert` (and dropped, counted as a
-    /// rejection, by `insert`). Defaults to `max_weight`, since a heavier entry could never stay.
+    /// rejection, by `insert`). Defaults to a 64th of `max_weight` with a weigher (the weight is
+    /// split among up to 16 shards, each of which must hold any entry the cache admits, four
+    /// times over; a larger limit means fewer shards), and to `max_weight` without one.
     pub fn max_entry_weight(mut self, weight: u64) -> Self {
         self.max_entry_weight = Some(weight);
         self
     }
 
-    /// How much an entry weighs. Called once per insert and once when the entry leaves; it must
-    /// return the same weight for the same key and value.
+    /// How much an entry weighs. Called once per insert, before anything is stored (the entry
+    /// keeps the weight); if it panics, the panic reaches the inserting caller and nothing is
+    /// stored.
     pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
         self.weigher = Some(Box::new(weigher));
         self
@@ -129,8 +140,8 @@ where
 
     /// How many entries to size the table and the eviction queues for. Defaults to
     /// `max_capacity` (up to 16 Mi), else 1024. A cache holding many more entries than this
-    /// still keeps as many as its bounds allow (the main queue grows), but its table chains
-    /// grow longer, and its small FIFO, with a slot for each of these entries, cannot keep every
+    /// still keeps as many as its bounds allow (the table and the main queue grow), but its
+    /// small FIFO, with a slot for each of these entries, cannot keep every
     /// new entry while the cache fills, nor S3-FIFO's tenth of the capacity once the cache holds
     /// more than ten times this, which weakens scan resistance. Set it to the expected entry
     /// count for a cache bounded by weight alone.
@@ -163,15 +174,27 @@ where
 
     /// Builds the cache.
     pub fn build(self) -> Cache<K, V, S> {
-        let expected = self
-            .initial_capacity
-            .unwrap_or_else(|| match self.max_capacity {
-                Some(entries) => entries.clamp(1, MAX_IMPLIED_BUCKETS) as usize,
-                None => DEFAULT_INITIAL_CAPACITY,
-            });
-        let max_entries = self.max_capacity.unwrap_or(u64::MAX);
-        let max_weight = self.max_weight.unwrap_or(u64::MAX);
-        let entry_limit = self.max_entry_weight.unwrap_or(max_weight).min(max_weight);
+        let weighted = self.weigher.is_some();
+        // moka's convention: with a weigher, a lone `max_capacity` bounds the weight.
+        let (max_capacity, max_weight) = match (weighted, self.max_capacity, self.max_weight) {
+            (true, Some(capacity), None) => (None, Some(capacity)),
+            (_, capacity, weight) => (capacity, weight),
+        };
+        let expected = self.initial_capacity.unwrap_or_else(|| match max_capacity {
+            Some(entries) => entries.clamp(1, MAX_IMPLIED_ENTRIES) as usize,
+            None => DEFAULT_INITIAL_CAPACITY,
+        });
+        let max_entries = max_capacity.unwrap_or(u64::MAX);
+        let max_weight = max_weight.unwrap_or(u64::MAX);
+        let default_limit = if weighted {
+            (max_weight / DEFAULT_ENTRY_SHARE).max(1)
+        } else {
+            max_weight
+        };
+        let entry_limit = self
+            .max_entry_weight
+            .unwrap_or(default_limit)
+            .min(max_weight);
         Cache::from_config(Config {
             expected_entries: expected.max(1),
             max_entries,

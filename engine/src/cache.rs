@@ -63,6 +63,7 @@ impl<K, V, S> fmt::Debug for Cache<K, V, S> {
             .field("max_entries", &self.inner.max_entries)
             .field("max_weight", &self.inner.max_weight)
             .field("shards", &self.inner.shards.len())
+            .field("buckets", &self.inner.table.bucket_count())
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +96,7 @@ where
                 time_to_live: config.time_to_live,
                 ticks: Ticks::new(config.clock),
                 listener: config.listener,
+                listener_disabled: std::sync::atomic::AtomicBool::new(false),
                 stats: StatsRecorder::new(),
                 flights: Flights::new(),
             }),
@@ -110,11 +112,11 @@ where
         V: Clone,
     {
         let inner = &*self.inner;
-        let hash = inner.hasher.hash_one(key);
+        let hash = inner.hash(key);
         let guard = epoch::pin();
         let value = inner
             .read(hash, key, &guard, true)
-            .map(|node| node.value.clone());
+            .map(|node| node.value().clone());
         inner.stats.record(if value.is_some() {
             Event::Hit
         } else {
@@ -131,7 +133,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let inner = &*self.inner;
-        let hash = inner.hasher.hash_one(key);
+        let hash = inner.hash(key);
         let guard = epoch::pin();
         inner.read(hash, key, &guard, false).is_some()
     }
@@ -144,7 +146,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let inner = &*self.inner;
-        let hash = inner.hasher.hash_one(key);
+        let hash = inner.hash(key);
         let guard = epoch::pin();
         let node = inner.read(hash, key, &guard, false)?;
         let deadline = node::expire_tick(node.meta.load(Ordering::Relaxed));
@@ -165,13 +167,13 @@ where
 
     /// Like [`insert`](Self::insert), but tells why an entry was refused.
     pub fn try_insert(&self, key: K, value: V) -> Result<(), InsertError> {
-        let hash = self.inner.hasher.hash_one(&key);
+        let hash = self.inner.hash(&key);
         self.inner.insert(hash, key, value, self.inner.time_to_live)
     }
 
     /// Like [`insert_with_ttl`](Self::insert_with_ttl), but tells why an entry was refused.
     pub fn try_insert_with_ttl(&self, key: K, value: V, ttl: Duration) -> Result<(), InsertError> {
-        let hash = self.inner.hasher.hash_one(&key);
+        let hash = self.inner.hash(&key);
         self.inner.insert(hash, key, value, Some(ttl))
     }
 
@@ -183,7 +185,7 @@ where
         V: Clone,
     {
         let inner = &*self.inner;
-        let hash = inner.hasher.hash_one(key);
+        let hash = inner.hash(key);
         // Before the table: a load in flight must not put back what this removes.
         inner.flights.cancel(hash, key);
         let guard = epoch::pin();
@@ -198,7 +200,7 @@ where
         };
         inner.account_removal(node, cause);
         inner.trim_small(inner.shards.of_hash(hash), &guard);
-        (!expired).then(|| node.value.clone())
+        (!expired).then(|| node.value().clone())
     }
 
     /// Number of live entries (expired entries not yet reclaimed included). Exact when no other
@@ -230,19 +232,11 @@ where
         let inner = &*self.inner;
         // Loads in flight may be of keys this removes: none of them keeps its value.
         inner.flights.cancel_all();
-        for index in 0..inner.table.bucket_count() {
-            let guard = epoch::pin();
-            let mut removed_any = false;
-            inner.table.for_each_live(index, &guard, |node| {
-                if !keep(&node.key, &node.value) && node.mark_removed(&guard) {
-                    inner.account_removal(node, EvictionCause::Removed);
-                    removed_any = true;
-                }
-            });
-            if removed_any {
-                inner.table.purge_marked(index, &guard);
-            }
-        }
+        inner.remove_where(|node, _| {
+            (!keep(node.key(), node.value())).then_some(EvictionCause::Removed)
+        });
+        // Hand this thread's deferred drops (the removed values among them) to the collector now.
+        epoch::pin().flush();
     }
 
     /// A weakly consistent iterator over clones of the live, unexpired entries: it sees every
@@ -255,7 +249,7 @@ where
     {
         Iter {
             inner: &self.inner,
-            bucket: 0,
+            run: Some(0),
             buffer: Vec::new(),
         }
     }
@@ -266,24 +260,10 @@ where
     /// a timer or a background thread to release their memory sooner.
     pub fn run_pending_maintenance(&self) -> usize {
         let inner = &*self.inner;
-        let mut removed = 0;
-        for index in 0..inner.table.bucket_count() {
-            let guard = epoch::pin();
-            let now = inner.ticks.now();
-            let mut marked = false;
-            inner.table.for_each_live(index, &guard, |node| {
-                let deadline = node::expire_tick(node.meta.load(Ordering::Relaxed));
-                if clock::is_expired(deadline, now) && node.mark_removed(&guard) {
-                    inner.account_removal(node, EvictionCause::Expired);
-                    removed += 1;
-                    marked = true;
-                }
-            });
-            if marked {
-                inner.table.purge_marked(index, &guard);
-            }
-        }
-        removed
+        inner.remove_where(|node, now| {
+            let deadline = node::expire_tick(node.meta.load(Ordering::Relaxed));
+            clock::is_expired(deadline, now).then_some(EvictionCause::Expired)
+        })
     }
 
     /// A snapshot of the counters: hits, misses, inserts, evictions, expirations, rejections,

@@ -6,7 +6,7 @@ use std::hash::{BuildHasher, Hash};
 use crate::inner::Inner;
 use crate::listener::EvictionCause;
 use crate::main_queue::MainQueue;
-use crate::node::{self, Node, DEQUEUED, IN_MAIN};
+use crate::node::{self, Node, Owner, IN_MAIN};
 use crate::policy::{self, MainVisit, SmallExit, Victim};
 use crate::shard::Shard;
 use crate::stats::Event;
@@ -114,10 +114,10 @@ where
             // SAFETY: a pointer in the queue is one of the node's two references, so the node is
             // alive, and popping made that reference ours.
             let node = unsafe { shared.deref() };
-            self.sub_small_weight(shard, self.weigh(&node.key, &node.value));
+            self.sub_small_weight(shard, u64::from(node.weight));
             if !node.is_live(guard) {
                 // SAFETY: we popped the queue's reference and do not use `node` after this.
-                unsafe { node::release(shared, DEQUEUED, guard) };
+                unsafe { node::release(shared, Owner::Queue, 0, guard) };
                 continue;
             }
             let meta = node.meta.load(Ordering::Relaxed);
@@ -134,7 +134,7 @@ where
                 self.ghost.insert(hash);
             }
             // SAFETY: we popped the queue's reference and do not use `node` after this.
-            unsafe { node::release(shared, DEQUEUED, guard) };
+            unsafe { node::release(shared, Owner::Queue, 0, guard) };
             return true;
         }
         false
@@ -186,7 +186,9 @@ where
             {
                 if !current.is_null() {
                     // SAFETY: our CAS took the slot's reference to `current` from the queue.
-                    unsafe { node::release(Shared::from(current.cast_const()), DEQUEUED, guard) };
+                    unsafe {
+                        node::release(Shared::from(current.cast_const()), Owner::Queue, 0, guard)
+                    };
                 }
                 return;
             }
@@ -200,7 +202,7 @@ where
         let entry = unsafe { node.deref() };
         self.evict(entry, EvictionCause::Evicted, guard);
         // SAFETY: the node never entered main; we give up the caller's queue reference.
-        unsafe { node::release(node, DEQUEUED, guard) };
+        unsafe { node::release(node, Owner::Queue, 0, guard) };
     }
 
     /// Doubles `shard`'s main ring, unless it already has a slot for every entry the count
@@ -272,7 +274,9 @@ where
                     .is_ok()
                 {
                     // SAFETY: our CAS took the slot's reference.
-                    unsafe { node::release(Shared::from(current.cast_const()), DEQUEUED, guard) };
+                    unsafe {
+                        node::release(Shared::from(current.cast_const()), Owner::Queue, 0, guard)
+                    };
                 }
                 if live {
                     return true;
@@ -327,8 +331,8 @@ where
             return None;
         }
         self.account_removal(node, cause);
-        let hash = self.hasher.hash_one(&node.key);
-        self.table.purge_marked(self.table.bucket_of(hash), guard);
+        let hash = node::hash_of(node.order());
+        self.table.purge(hash, guard);
         Some(hash)
     }
 
@@ -336,14 +340,36 @@ where
     pub(crate) fn account_removal(&self, node: &Node<K, V>, cause: EvictionCause) {
         let shard = self.shards.of_meta(node.meta.load(Ordering::Relaxed));
         shard.counters.entries.fetch_sub(1, Ordering::Relaxed);
-        self.sub_weight(shard, self.weigh(&node.key, &node.value));
+        self.sub_weight(shard, u64::from(node.weight));
         match cause {
             EvictionCause::Evicted => self.stats.record(Event::Eviction),
             EvictionCause::Expired => self.stats.record(Event::Expiration),
             EvictionCause::Removed | EvictionCause::Replaced => {}
         }
-        if let Some(listener) = &self.listener {
-            listener(&node.key, &node.value, cause);
+        self.notify(node, cause);
+    }
+
+    /// Tells the listener that `node`'s entry left (the caller performed its removal). A
+    /// listener that panics is caught, counted ([`CacheStats::listener_panics`]) and never called
+    /// again, as moka does: the cache's bookkeeping around the call (queues, counters, the other
+    /// entries to evict) goes on as if it had returned.
+    ///
+    /// [`CacheStats::listener_panics`]: crate::CacheStats::listener_panics
+    pub(crate) fn notify(&self, node: &Node<K, V>, cause: EvictionCause) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        if self
+            .listener_disabled
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let call = || listener(node.key(), node.value(), cause);
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_err() {
+            self.listener_disabled
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            self.stats.record(Event::ListenerPanic);
         }
     }
 }
@@ -364,7 +390,7 @@ mod tests {
             cache.insert(0, i);
         }
         let inner = &*cache.inner;
-        let shard = inner.shards.of_hash(inner.hasher.hash_one(0u64));
+        let shard = inner.shards.of_hash(inner.hash(&0u64));
         let small = shard
             .small
             .as_ref()

@@ -11,12 +11,13 @@ use crate::ghost::Ghost;
 use crate::listener::{EvictionCause, Listener};
 use crate::loader::{Flights, Gate};
 use crate::main_queue::MainQueue;
-use crate::node::{self, Node, DEQUEUED, IN_MAIN};
+use crate::node::{self, Node, Owner, IN_MAIN};
 use crate::shard::{Shard, Shards};
 use crate::stats::{Event, StatsRecorder};
 use crate::sync::epoch::{self, Guard, Owned, Shared};
 use crate::sync::Ordering;
-use crate::table::{Inserted, Table};
+use crate::table::{self, Inserted, Table};
+
 /// Pushes a new entry into a full small queue tries this many times (popping in between) before
 /// placing the entry straight in main.
 const SMALL_PUSH_ATTEMPTS: usize = 4;
@@ -50,6 +51,9 @@ pub(crate) struct Inner<K, V, S> {
     pub(crate) time_to_live: Option<Duration>,
     pub(crate) ticks: Ticks,
     pub(crate) listener: Option<Listener<K, V>>,
+    /// Set once the listener has panicked: it is not called again (see [`Inner::notify`]).
+    /// `std`'s even under loom: a flag that synchronises nothing.
+    pub(crate) listener_disabled: std::sync::atomic::AtomicBool,
     pub(crate) stats: StatsRecorder,
     pub(crate) flights: Flights<K, V>,
 }
@@ -81,6 +85,13 @@ where
     V: Send + Sync + 'static,
     S: BuildHasher,
 {
+    /// `key`'s hash as the table and the shards use it (folded, see [`node::fold`]).
+    #[inline]
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        node::fold(self.hasher.hash_one(key))
+    }
+
+    /// Weighs an entry; called once per insert (the node keeps the weight).
     #[inline]
     pub(crate) fn weigh(&self, key: &K, value: &V) -> u64 {
         match &self.weigher {
@@ -113,7 +124,7 @@ where
         if self.is_expired(meta) {
             if node.mark_removed(guard) {
                 self.account_removal(node, EvictionCause::Expired);
-                self.table.purge_marked(self.table.bucket_of(hash), guard);
+                self.table.purge(hash, guard);
             }
             return None;
         }
@@ -155,9 +166,12 @@ where
             });
         }
         let deadline = ttl.map_or(0, |ttl| self.ticks.deadline(ttl));
+        let shard_index = self.shards.index_of_hash(hash);
         let shard = self.shards.of_hash(hash);
         let guard = epoch::pin();
-        let new = Owned::new(Node::new(key, value, hash, deadline, 0)).into_shared(&guard);
+        // `weight <= max_entry_weight`, which a `u32` weigher's result never exceeds.
+        let node = Node::new(key, value, hash, deadline, shard_index, weight as u32, 0);
+        let new = Owned::new(node).into_shared(&guard);
         let gate = match mode {
             Mode::Load(gate) => Some(gate),
             Mode::Upsert | Mode::IfAbsent => None,
@@ -188,7 +202,7 @@ where
                 drop(unsafe { new.into_owned() });
                 return Ok(Stored::Kept);
             }
-            Inserted::New => {
+            Inserted::New { walked } => {
                 // A key the ghost remembers was evicted too soon: it skips the small queue.
                 self.enqueue(shard, new, weight, self.ghost.contains(hash), &guard);
                 // Counted only once queued, with AcqRel: of two racing writers, the one that
@@ -198,11 +212,15 @@ where
                 // this). An eviction may now uncount the entry first: the counters are signed.
                 shard.counters.entries.fetch_add(1, Ordering::AcqRel);
                 self.add_weight(shard, weight);
+                // A long walk hints at an overloaded table: check, and double it if so.
+                if walked >= table::GROW_WALK {
+                    self.table.grow_if_overloaded(self.count());
+                }
             }
             Inserted::Replaced(old) => {
                 // SAFETY: returned by the table under `guard`.
                 let old = unsafe { old.deref() };
-                let old_weight = self.weigh(&old.key, &old.value);
+                let old_weight = u64::from(old.weight);
                 // An overwrite counts as a use: the new node will leave the small queue for main.
                 // SAFETY: `new` is linked and still ours to describe; nobody has read its
                 // frequency yet that this could confuse.
@@ -211,14 +229,40 @@ where
                 self.enqueue(shard, new, weight, false, &guard);
                 self.add_weight(shard, weight);
                 self.sub_weight(shard, old_weight);
-                if let Some(listener) = &self.listener {
-                    listener(&old.key, &old.value, EvictionCause::Replaced);
-                }
+                self.notify(old, EvictionCause::Replaced);
             }
         }
         self.stats.record(Event::Insert);
         self.evict_while_over(shard, &guard);
         Ok(Stored::Linked)
+    }
+
+    /// Walks the whole table, one run (the entries between two bucket sentinels) per guard, and
+    /// removes every live entry for which `judge` names a cause; returns how many it removed.
+    pub(crate) fn remove_where(
+        &self,
+        mut judge: impl FnMut(&Node<K, V>, u64) -> Option<EvictionCause>,
+    ) -> usize {
+        let mut removed = 0;
+        let mut run = Some(0);
+        while let Some(bucket) = run {
+            let guard = epoch::pin();
+            let now = self.ticks.now();
+            let mut marked = false;
+            run = self.table.for_each_live_in_run(bucket, &guard, |node| {
+                if let Some(cause) = judge(node, now) {
+                    if node.mark_removed(&guard) {
+                        self.account_removal(node, cause);
+                        removed += 1;
+                        marked = true;
+                    }
+                }
+            });
+            if marked {
+                self.table.purge_run(bucket, &guard);
+            }
+        }
+        removed
     }
 
     /// Gives a node that was just linked its queue reference in its shard: main, the small
@@ -251,15 +295,17 @@ where
             }
             (_, Some(_)) => self.promote(shard, node, may_evict(), guard),
             // SAFETY: no queue exists, so none holds the node: give up that reference.
-            _ => unsafe { node::release(node, DEQUEUED | IN_MAIN, guard) },
+            _ => unsafe { node::release(node, Owner::Queue, IN_MAIN, guard) },
         }
     }
 }
 
 impl<K, V, S> Drop for Inner<K, V, S> {
     fn drop(&mut self) {
-        // SAFETY: `&mut self`: no other thread can reach the table; the queues are drained next.
-        unsafe { self.table.free_linked() };
+        // SAFETY: `&mut self`: no other thread can reach the table or the queues. The table's
+        // walk gives up its reference to every linked node, the queues' drain theirs to every
+        // queued one; each node is found once through each reference it still has.
+        unsafe { self.table.release_linked() };
         for shard in self.shards.iter() {
             let small = shard
                 .small
@@ -267,10 +313,9 @@ impl<K, V, S> Drop for Inner<K, V, S> {
                 .flat_map(|q| std::iter::from_fn(|| q.pop()));
             let main = shard.main.iter().flat_map(MainQueue::drain);
             for ptr in small.chain(main) {
-                // SAFETY: every queued pointer is a node that the table walk skipped (it had no
-                // DEQUEUED bit) and that was never retired (the queue still held a reference);
-                // each node is in at most one queue slot.
-                drop(unsafe { Owned::from_raw(ptr) });
+                // SAFETY: as above; a queued pointer is a node not yet retired (its queue still
+                // held a reference), in one queue slot.
+                unsafe { node::release_at_drop(ptr, Owner::Queue) };
             }
         }
     }

@@ -9,7 +9,8 @@ use crate::sync::Ordering;
 /// Iterator returned by [`Cache::iter`].
 pub struct Iter<'a, K, V, S> {
     pub(crate) inner: &'a Inner<K, V, S>,
-    pub(crate) bucket: usize,
+    /// The bucket whose run comes next, `None` once the walk reached the end.
+    pub(crate) run: Option<usize>,
     pub(crate) buffer: Vec<(K, V)>,
 }
 
@@ -26,18 +27,15 @@ where
             if let Some(entry) = self.buffer.pop() {
                 return Some(entry);
             }
-            if self.bucket >= self.inner.table.bucket_count() {
-                return None;
-            }
+            let bucket = self.run?;
             let guard = epoch::pin();
             let inner = self.inner;
             let buffer = &mut self.buffer;
-            inner.table.for_each_live(self.bucket, &guard, |node| {
+            self.run = inner.table.for_each_live_in_run(bucket, &guard, |node| {
                 if !inner.is_expired(node.meta.load(Ordering::Relaxed)) {
-                    buffer.push((node.key.clone(), node.value.clone()));
+                    buffer.push((node.key().clone(), node.value().clone()));
                 }
             });
-            self.bucket += 1;
         }
     }
 }

@@ -54,7 +54,7 @@ where
         E: Send + Sync + 'static,
     {
         let inner = &*self.inner;
-        let hash = inner.hasher.hash_one(&key);
+        let hash = inner.hash(&key);
         let leader = loop {
             if let Some(value) = self.get_hashed(hash, &key) {
                 return Ok(value);
@@ -116,7 +116,7 @@ where
         E: Send + Sync + 'static,
     {
         let inner = &*self.inner;
-        let hash = inner.hasher.hash_one(&key);
+        let hash = inner.hash(&key);
         let leader = loop {
             if let Some(value) = self.get_hashed(hash, &key) {
                 return Ok(value);
@@ -201,7 +201,9 @@ where
     fn get_hashed(&self, hash: u64, key: &K) -> Option<V> {
         let inner = &*self.inner;
         let guard = epoch::pin();
-        let value = inner.read(hash, key, &guard, true).map(|n| n.value.clone());
+        let value = inner
+            .read(hash, key, &guard, true)
+            .map(|n| n.value().clone());
         inner.stats.record(if value.is_some() {
             Event::Hit
         } else {
@@ -214,7 +216,7 @@ where
         let guard = epoch::pin();
         self.inner
             .read(hash, key, &guard, false)
-            .map(|n| n.value.clone())
+            .map(|n| n.value().clone())
     }
 }
 

@@ -1,16 +1,32 @@
-//! One cache entry as it lives in the table, and the bits packed into its metadata word.
+//! One cache entry as it lives in the table, the link it shares with the table's bucket
+//! sentinels, and the bits packed into its metadata word.
 //!
-//! A node is 32 bytes for `u64 -> u64`: key, value, the chain link and one `AtomicU64` that
-//! carries everything else (expiry, eviction frequency, queue membership, ownership flags and a
-//! hash tag). Key, value and expiry never change after the node is published; only the frequency
-//! and the flags do, always through the atomic word.
+//! A node is a [`Link`] (the list pointer and the split-order key, see [`crate::table`]), one
+//! `AtomicU64` carrying everything else that changes (expiry, eviction frequency, queue
+//! membership, ownership flags, the shard), the entry's weight (measured once, at insert) and,
+//! for caches with a time to idle, its last access; then the key and the value. 48 bytes for
+//! `u64 -> u64`.
+//!
+//! # Two owners, and contents released early
+//!
+//! A node has two references: the table's (its place in the list) and its eviction queue's (a
+//! slot in the small FIFO or the main ring). Whichever is given up second retires the node
+//! ([`release`]). When the table lets go first (the entry was removed, replaced or expired while
+//! still queued, as it usually is), the key and value are not kept until the queue reaches the
+//! node: their drop is deferred to the end of the current epoch, and the node stays queued as a
+//! *shell* (link, metadata and weight) that the queue frees when it passes it. Nothing that holds
+//! a node through its queue reads its contents without first winning [`Node::mark_removed`],
+//! which the table's release always follows.
 
-use crate::sync::epoch::{Atomic, Guard, Shared};
-use crate::sync::{AtomicU64, Ordering};
+use std::cell::UnsafeCell;
+use std::mem::ManuallyDrop;
 
-/// Tag on a node's `next` pointer: the node is logically removed (removed, evicted, expired).
+use crate::sync::epoch::{self, Atomic, Guard, Shared};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+
+/// Tag on a link's `next` pointer: the node is logically removed (removed, evicted, expired).
 pub(crate) const MARK_REMOVED: usize = 1;
-/// Tag on a node's `next` pointer: the node was replaced; `next` points at its replacement,
+/// Tag on a link's `next` pointer: the node was replaced; `next` points at its replacement,
 /// which carries the same key.
 pub(crate) const MARK_REPLACED: usize = 2;
 
@@ -24,28 +40,38 @@ const FREQ_MASK: u64 = 0b11 << FREQ_SHIFT;
 pub(crate) const FREQ_MAX: u64 = 3;
 /// Bit 42: the node belongs to the main queue (it left, or never entered, the small queue).
 pub(crate) const IN_MAIN: u64 = 1 << 42;
-/// Bit 43: the node has been unlinked from its bucket chain.
+/// Bit 43: the table's reference is gone (the node was unlinked from the list).
 pub(crate) const UNLINKED: u64 = 1 << 43;
-/// Bit 44: the small queue holds no reference to the node (never pushed, or popped).
+/// Bit 44: the queue's reference is gone (popped, taken from its main slot, or never queued).
 pub(crate) const DEQUEUED: u64 = 1 << 44;
-/// Bits 45..64: a tag of the key's hash, compared before the key itself.
-const TAG_SHIFT: u32 = 45;
+/// Bit 45: the key and value were dropped early (see the module docs); the node is a shell.
+const CONTENTS_GONE: u64 = 1 << 45;
+/// Bits 46..52: the node's shard (there are at most 64).
+const SHARD_SHIFT: u32 = 46;
+const SHARD_MASK: u64 = 0x3F;
 
-/// The hash tag stored in a node for a given hash.
+/// Hash bits the cache forces on, so that a hash can be recovered from a node's split-order key
+/// (which keeps 62 of them): every hash the engine uses goes through [`fold`].
+const FOLDED: u64 = 0b11 << 62;
+
+/// A key's hash as the engine uses it: its top two bits set (see [`FOLDED`]).
 #[inline]
-pub(crate) fn hash_tag(hash: u64) -> u64 {
-    hash << TAG_SHIFT
+pub(crate) fn fold(hash: u64) -> u64 {
+    hash | FOLDED
 }
 
-/// The hash bits a node's tag keeps (the low bits of its key's hash).
+/// The split-order key of an entry whose folded hash is `hash`: the hash's bits reversed, so the
+/// low two bits are `0b11` (an entry, never a bucket sentinel; see [`crate::table`]).
 #[inline]
-pub(crate) fn tag_bits(meta: u64) -> u64 {
-    meta >> TAG_SHIFT
+pub(crate) fn entry_order(hash: u64) -> u64 {
+    debug_assert_eq!(hash & FOLDED, FOLDED);
+    hash.reverse_bits()
 }
 
+/// The folded hash of an entry with split-order key `order`.
 #[inline]
-pub(crate) fn tag_matches(meta: u64, hash: u64) -> bool {
-    (meta ^ hash_tag(hash)) >> TAG_SHIFT == 0
+pub(crate) fn hash_of(order: u64) -> u64 {
+    order.reverse_bits()
 }
 
 #[inline]
@@ -58,33 +84,113 @@ pub(crate) fn expire_tick(meta: u64) -> u64 {
     meta & EXPIRE_MASK
 }
 
-pub(crate) struct Node<K, V> {
-    pub(crate) key: K,
-    pub(crate) value: V,
-    /// The next node in the bucket chain. Its tag is this node's own state: `0` live,
-    /// [`MARK_REMOVED`] or [`MARK_REPLACED`]. Invariant: once tagged, the pointer never changes
-    /// again (a marked node is frozen, which is what makes helping unlink it safe).
-    pub(crate) next: Atomic<Node<K, V>>,
-    /// Expiry, frequency, queue and ownership bits, and the hash tag (layout above).
-    /// Invariant: the expiry and tag bits are written once, before the node is published.
-    pub(crate) meta: AtomicU64,
+#[inline]
+pub(crate) fn shard_of(meta: u64) -> usize {
+    ((meta >> SHARD_SHIFT) & SHARD_MASK) as usize
 }
 
+/// What the table's list is made of: entries' nodes and the buckets' sentinels both start with
+/// one (`#[repr(C)]`, first field), and the list links them through it.
+#[repr(C)]
+pub(crate) struct Link {
+    /// The next link in the list. For an entry, its tag is the entry's state: `0` live,
+    /// [`MARK_REMOVED`] or [`MARK_REPLACED`]; once tagged the pointer never changes again (a
+    /// marked node is frozen, which is what makes helping unlink it safe). Sentinels are never
+    /// tagged.
+    pub(crate) next: Atomic<Link>,
+    /// The split-order key and, in its low two bits, what the link is: `0b11` an entry (set
+    /// before the node is published, never changed); a sentinel's bits move from "unclaimed" to
+    /// "pending" to "ready" (see [`crate::table`]).
+    pub(crate) order: AtomicU64,
+}
+
+struct Contents<K, V> {
+    key: K,
+    value: V,
+}
+
+#[repr(C)]
+pub(crate) struct Node<K, V> {
+    /// First, so that a `&Link` of an entry is a `&Node`.
+    pub(crate) link: Link,
+    /// Expiry, frequency, queue and ownership bits, and the shard (layout above). Invariant: the
+    /// expiry and shard bits are written once, before the node is published.
+    pub(crate) meta: AtomicU64,
+    /// The entry's weight, as the weigher measured it at insert (1 without a weigher).
+    pub(crate) weight: u32,
+    /// Tick of the last read, for a cache with a time to idle (wrapping, in milliseconds).
+    pub(crate) idle: AtomicU32,
+    /// Dropped at most once: early (the module docs) with [`CONTENTS_GONE`] set, or with the
+    /// node. In a cell because the early drop writes it through a shared node.
+    contents: UnsafeCell<ManuallyDrop<Contents<K, V>>>,
+}
+
+// SAFETY: a node is shared between threads through the table and the queues. Its atomics are
+// `Sync`; `weight` never changes after publication; the contents are only read through `&`
+// (which needs `K: Sync, V: Sync`) and written once, by the early drop, after the epoch in which
+// the last reference through which they could be read was given up (see `release`), which needs
+// `K: Send, V: Send` as it may run on any thread.
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for Node<K, V> {}
+// SAFETY: moving a node moves its key and value.
+unsafe impl<K: Send, V: Send> Send for Node<K, V> {}
+
 impl<K, V> Node<K, V> {
-    pub(crate) fn new(key: K, value: V, hash: u64, expire: u64, flags: u64) -> Self {
+    /// A node for a new entry; `hash` is folded ([`fold`]).
+    pub(crate) fn new(
+        key: K,
+        value: V,
+        hash: u64,
+        expire: u64,
+        shard: usize,
+        weight: u32,
+        now: u32,
+    ) -> Self {
         debug_assert!(expire <= EXPIRE_MASK);
+        debug_assert!((shard as u64) <= SHARD_MASK);
         Node {
-            key,
-            value,
-            next: Atomic::null(),
-            meta: AtomicU64::new(hash_tag(hash) | expire | flags),
+            link: Link {
+                next: Atomic::null(),
+                order: AtomicU64::new(entry_order(hash)),
+            },
+            meta: AtomicU64::new(expire | ((shard as u64) << SHARD_SHIFT)),
+            weight,
+            idle: AtomicU32::new(now),
+            contents: UnsafeCell::new(ManuallyDrop::new(Contents { key, value })),
         }
+    }
+
+    /// The entry's key.
+    ///
+    /// Valid to call while the caller's guard protects the node and the contents cannot have
+    /// been dropped under it: the caller found the node in the table under that guard, or won
+    /// [`Node::mark_removed`] on it (both are before the table's release, whose early drop waits
+    /// for the end of the epoch). Queue walks that only hold a queue reference read the link,
+    /// the metadata and the weight, never this.
+    #[inline]
+    pub(crate) fn key(&self) -> &K {
+        // SAFETY: the contents are written once, by the early drop, which runs only after every
+        // guard pinned before the table let go of the node is gone; every caller reads them
+        // under such a guard (see above), and nothing writes them meanwhile.
+        &unsafe { &*self.contents.get() }.key
+    }
+
+    /// The entry's value (the same conditions as [`Node::key`]).
+    #[inline]
+    pub(crate) fn value(&self) -> &V {
+        // SAFETY: as in `key`.
+        &unsafe { &*self.contents.get() }.value
     }
 
     /// Whether the node is live: not marked removed or replaced.
     #[inline]
     pub(crate) fn is_live(&self, guard: &Guard) -> bool {
-        self.next.load(Ordering::Acquire, guard).tag() == 0
+        self.link.next.load(Ordering::Acquire, guard).tag() == 0
+    }
+
+    /// The entry's split-order key.
+    #[inline]
+    pub(crate) fn order(&self) -> u64 {
+        self.link.order.load(Ordering::Relaxed)
     }
 
     /// Records a hit: raises the frequency by one unless it is already at its maximum. Reads
@@ -126,12 +232,12 @@ impl<K, V> Node<K, V> {
     /// Tries to mark this node removed. Returns `true` for the one caller that performs the
     /// logical removal; `false` if it was already removed or replaced.
     pub(crate) fn mark_removed(&self, guard: &Guard) -> bool {
-        let mut next = self.next.load(Ordering::Acquire, guard);
+        let mut next = self.link.next.load(Ordering::Acquire, guard);
         loop {
             if next.tag() != 0 {
                 return false;
             }
-            match self.next.compare_exchange_weak(
+            match self.link.next.compare_exchange_weak(
                 next,
                 next.with_tag(MARK_REMOVED),
                 Ordering::AcqRel,
@@ -145,34 +251,124 @@ impl<K, V> Node<K, V> {
     }
 }
 
-/// Gives up one of the two references to `node` (the bucket chain's, with [`UNLINKED`], or the
-/// small queue's, with [`DEQUEUED`]) and retires the node if the other one is already gone.
-/// Extra bits such as [`IN_MAIN`] may ride along in `flags`.
+impl<K, V> Drop for Node<K, V> {
+    fn drop(&mut self) {
+        if self.meta.load(Ordering::Relaxed) & CONTENTS_GONE == 0 {
+            // SAFETY: `&mut self`: nobody else can reach the node; the contents were not dropped
+            // early (no CONTENTS_GONE), so they are dropped exactly once, here.
+            unsafe { ManuallyDrop::drop(self.contents.get_mut()) };
+        }
+    }
+}
+
+/// One of the two references to a node (see the module docs), given up by [`release`]: the
+/// table's, once a successful CAS unlinked the node, or its queue's, once it was popped, taken
+/// from its main slot, or never queued.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Owner {
+    Table,
+    Queue,
+}
+
+/// Gives up `owner`'s reference to `node` and retires the node if the other one is already
+/// gone. When the table lets go first, the contents' drop is deferred to the end of the epoch
+/// and the queue later retires the shell. `extra` bits (such as [`IN_MAIN`]) ride along.
 ///
 /// # Safety
-/// The caller must own the reference it gives up: it unlinked `node` from its chain with a
-/// successful CAS (for `UNLINKED`), or popped it from the small queue or never pushed it there
-/// (for `DEQUEUED`), and must not touch `node` after this call except through `guard`'s
-/// protection (which ends when the guard drops).
-pub(crate) unsafe fn release<K, V>(node: Shared<'_, Node<K, V>>, flags: u64, guard: &Guard) {
-    let owner_bit = flags & (UNLINKED | DEQUEUED);
-    debug_assert!(owner_bit == UNLINKED || owner_bit == DEQUEUED);
-    let other = (UNLINKED | DEQUEUED) ^ owner_bit;
+/// The caller must own the reference it gives up (it won the CAS that unlinked `node`, for
+/// [`Owner::Table`]; it popped it, took it from its slot, or never queued it, for
+/// [`Owner::Queue`]), and must not use it again except through `guard`'s protection (which ends
+/// when the guard drops) and never to read its contents unless the caller won
+/// [`Node::mark_removed`] on it.
+pub(crate) unsafe fn release<K, V>(
+    node: Shared<'_, Node<K, V>>,
+    owner: Owner,
+    extra: u64,
+    guard: &Guard,
+) {
+    let (mine, other) = match owner {
+        Owner::Table => (UNLINKED, DEQUEUED),
+        Owner::Queue => (DEQUEUED, UNLINKED),
+    };
+    let node = node.with_tag(0);
     // SAFETY: the caller still holds a reference, so the node has not been retired.
-    let prev = unsafe { node.deref() }
-        .meta
-        .fetch_or(flags, Ordering::AcqRel);
-    debug_assert_eq!(prev & owner_bit, 0, "reference released twice");
+    let entry = unsafe { node.deref() };
+    let prev = entry.meta.fetch_or(mine | extra, Ordering::AcqRel);
+    debug_assert_eq!(prev & mine, 0, "reference released twice");
     // The `early_retire` mutant forgets the other owner, retiring a node the queue or the table
     // still references: the loom suite in `verify/` must catch it (see `scripts/loom.sh --mutants`).
-    let last_owner = if cfg!(strata_mutant = "early_retire") {
-        true
-    } else {
-        prev & other != 0
-    };
-    if last_owner {
-        // SAFETY: both references are gone: the node is unreachable from the table and the
-        // queue, and this is the one call that saw the second bit set, so it is retired once.
-        unsafe { guard.defer_destroy(node.with_tag(0)) };
+    let other_gone = cfg!(strata_mutant = "early_retire") || prev & other != 0;
+    match (owner, other_gone) {
+        (Owner::Table, true) => {
+            // SAFETY: both references are gone: the node is unreachable from the table and the
+            // queues, and this is the one call that saw the other bit set, so it is retired once.
+            unsafe { guard.defer_destroy(node) };
+        }
+        (Owner::Table, false) => {
+            let raw = node.as_raw() as usize;
+            // SAFETY: the closure runs once, after every guard pinned now is gone: by then no
+            // reader found the node in the table (it is unlinked) and no queue holder may read the
+            // contents (it would have had to win `mark_removed` before this release, hence under
+            // such a guard). The node itself stays allocated until the queue's release sees
+            // CONTENTS_GONE below (or the closure sees DEQUEUED), whichever is second.
+            unsafe {
+                guard.defer_unchecked(move || {
+                    let node = raw as *const Node<K, V>;
+                    drop_contents_early(node);
+                })
+            };
+        }
+        (Owner::Queue, true) => {
+            // The table let go first, so the contents' drop was deferred; whichever of it and
+            // this release comes second retires the shell.
+            if prev & CONTENTS_GONE != 0 {
+                // SAFETY: the contents are gone and both references too; this is the one call
+                // that saw both CONTENTS_GONE and UNLINKED, so the shell is retired once.
+                unsafe { guard.defer_destroy(node) };
+            }
+        }
+        (Owner::Queue, false) => {}
     }
+}
+
+/// The deferred half of an early release: drops the contents, then retires the shell if its
+/// queue already let go of it.
+///
+/// # Safety
+/// `node` is a node whose table reference was released (its contents no longer readable by
+/// anyone), still allocated, and this is called once for it.
+unsafe fn drop_contents_early<K, V>(node: *const Node<K, V>) {
+    // SAFETY: the caller's obligations: no reader is left and this runs once, so we have the
+    // contents to ourselves; the cell makes writing through a shared node allowed.
+    unsafe { ManuallyDrop::drop(&mut *(*node).contents.get()) };
+    // SAFETY: still allocated (the shell is retired only after CONTENTS_GONE is set, below).
+    let prev = unsafe { &*node }
+        .meta
+        .fetch_or(CONTENTS_GONE, Ordering::AcqRel);
+    if prev & DEQUEUED != 0 {
+        let guard = epoch::pin();
+        // SAFETY: both references are gone and the queue's release saw no CONTENTS_GONE, so it
+        // left the shell to us: retired once, after threads that may still look at it through
+        // the queue (under guards pinned before its release) are done.
+        unsafe { guard.defer_destroy(Shared::from(node)) };
+    }
+}
+
+/// Frees a node at the cache's drop, through whichever reference the drop finds it by last,
+/// with no other thread left: like [`release`] with an immediate retirement.
+///
+/// # Safety
+/// Exclusive access to the cache; `owner` is the reference through which the drop found the
+/// node, and the drop finds each node once through each reference it still has.
+pub(crate) unsafe fn release_at_drop<K, V>(node: *mut Node<K, V>, owner: Owner) {
+    // SAFETY: exclusive access; the collector runs deferred functions immediately on an
+    // unprotected guard, so this is `release` with the retirement done now.
+    unsafe {
+        release(
+            Shared::from(node.cast_const()),
+            owner,
+            0,
+            epoch::unprotected(),
+        )
+    };
 }

@@ -77,11 +77,10 @@ pub(crate) const MAX_SHARDS: usize = 1;
 pub(crate) const MIN_SHARD_ENTRIES: u64 = 4096;
 
 /// How many shards a cache gets: the largest power of two up to [`MAX_SHARDS`] that leaves each
-/// shard [`MIN_SHARD_ENTRIES`] entries. Under a weight bound the entries counted are the
-/// heaviest an entry may be (`max_entry_weight`), so any entry the cache admits fits a shard
-/// many times over; a weighted cache whose entry limit is the whole capacity (the default)
-/// keeps one shard. An unbounded cache evicts nothing and takes the most shards, for its
-/// counters alone.
+/// shard [`MIN_SHARD_ENTRIES`] entries. Under a weight bound (with a weigher) it is the weight
+/// that is split: each shard keeps at least [`MIN_SHARD_ENTRIES`] units of weight and room for
+/// four of the heaviest entries the cache admits (`max_entry_weight`), so any admitted entry fits
+/// its shard. An unbounded cache evicts nothing and takes the most shards, for its counters alone.
 pub(crate) fn shard_count(
     max_entries: u64,
     max_weight: u64,
@@ -90,7 +89,9 @@ pub(crate) fn shard_count(
 ) -> usize {
     let by_weight = match (max_weight, weighted) {
         (u64::MAX, _) => u64::MAX,
-        (weight, true) => weight / max_entry_weight.max(1),
+        (weight, true) => (weight / 4 / max_entry_weight.max(1))
+            .saturating_mul(MIN_SHARD_ENTRIES)
+            .min(weight),
         (weight, false) => weight,
     };
     let room = max_entries.min(by_weight);
@@ -221,10 +222,14 @@ mod tests {
         assert_eq!(unweighted(2 * MIN_SHARD_ENTRIES), 2);
         assert_eq!(unweighted(100_000), 16);
         assert_eq!(unweighted(u64::MAX), MAX_SHARDS);
-        // The default entry limit is the whole capacity: one shard.
+        // An entry limit of the whole capacity: one shard (each shard holds four such entries).
         assert_eq!(shard_count(u64::MAX, 1 << 30, 1 << 30, true), 1);
+        // The default limit, a 64th of the capacity: 16 shards.
+        assert_eq!(shard_count(u64::MAX, 1 << 30, 1 << 24, true), 16);
         // Room for a million of the heaviest entries.
         assert_eq!(shard_count(u64::MAX, 1 << 30, 1 << 10, true), MAX_SHARDS);
+        // A small weight keeps one shard whatever the entry limit.
+        assert_eq!(shard_count(u64::MAX, 4000, 1, true), 1);
         // Without a weigher a weight bound counts entries; the tighter bound decides.
         assert_eq!(shard_count(10_000, 1 << 30, 1 << 30, false), 2);
         assert_eq!(shard_count(1 << 30, 10_000, 10_000, false), 2);

@@ -96,16 +96,22 @@ impl<T> Shards<T> {
         Shards { shards }
     }
 
+    /// The index of the shard of a key with this hash.
+    #[inline]
+    pub(crate) fn index_of_hash(&self, hash: u64) -> usize {
+        hash as usize & (self.shards.len() - 1)
+    }
+
     /// The shard of a key with this hash.
     #[inline]
     pub(crate) fn of_hash(&self, hash: u64) -> &Shard<T> {
-        &self.shards[hash as usize & (self.shards.len() - 1)]
+        &self.shards[self.index_of_hash(hash)]
     }
 
-    /// The shard of a node, from the hash tag in its metadata word.
+    /// The shard of a node, from its metadata word.
     #[inline]
     pub(crate) fn of_meta(&self, meta: u64) -> &Shard<T> {
-        &self.shards[node::tag_bits(meta) as usize & (self.shards.len() - 1)]
+        &self.shards[node::shard_of(meta)]
     }
 
     /// One counter summed over the shards, as wrapping values read as signed (see [`signed`]).

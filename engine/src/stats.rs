@@ -26,6 +26,7 @@ struct Counters {
     evictions: AtomicU64,
     expirations: AtomicU64,
     rejections: AtomicU64,
+    listener_panics: AtomicU64,
 }
 
 /// Which counter an event bumps.
@@ -37,6 +38,7 @@ pub(crate) enum Event {
     Eviction,
     Expiration,
     Rejection,
+    ListenerPanic,
 }
 
 impl Counters {
@@ -48,6 +50,7 @@ impl Counters {
             Event::Eviction => &self.evictions,
             Event::Expiration => &self.expirations,
             Event::Rejection => &self.rejections,
+            Event::ListenerPanic => &self.listener_panics,
         }
     }
 }
@@ -146,6 +149,7 @@ impl StatsRecorder {
             evictions: self.sum(Event::Eviction),
             expirations: self.sum(Event::Expiration),
             rejections: self.sum(Event::Rejection),
+            listener_panics: self.sum(Event::ListenerPanic),
             entries,
             weight,
         }
@@ -167,6 +171,9 @@ pub struct CacheStats {
     pub expirations: u64,
     /// Entries refused because they weighed more than `max_entry_weight`.
     pub rejections: u64,
+    /// Calls of the eviction listener that panicked. The first panic disables the listener, so
+    /// this is 0 or 1.
+    pub listener_panics: u64,
     /// Live entries at the time of the snapshot.
     pub entries: u64,
     /// Total weight of the live entries (equal to `entries` without a weigher).

@@ -1,33 +1,92 @@
-//! The lock-free hash table: a fixed array of buckets, each a Harris-Michael linked list.
+//! The lock-free hash table: a split-ordered list (Shalev and Shavit, "Split-Ordered Lists:
+//! Lock-Free Extensible Hash Tables", JACM 2006) that grows without moving an entry.
 //!
-//! * A node's removal is first *logical* (its `next` pointer gets a mark tag) and then
+//! * **One list.** Every entry is in one Harris-Michael linked list, sorted by its *split-order
+//!   key*: its hash with the bits reversed ([`node::entry_order`]). Bucket `b` of a table of `2^k`
+//!   buckets holds the hashes whose low `k` bits are `b`; reversed, they are exactly the keys
+//!   between bucket `b`'s *sentinel* (a [`Link`] whose key is `b` reversed, sorting before all of
+//!   them) and the next sentinel in the list. A lookup starts at its bucket's sentinel and stops at
+//!   the first key past its own.
+//! * **Growing.** Doubling the table splits every bucket `b` into `b` and `b + 2^k`; in split
+//!   order, the second half of `b`'s run already lies after the first, so nothing moves: the new
+//!   bucket only needs a sentinel inserted into the list where its run begins. Sentinels of a new
+//!   segment are inserted lazily, by the first write that needs one (after its parent's, the
+//!   bucket with the top bit cleared); until then lookups start from the nearest ready ancestor,
+//!   which lies before the bucket's run in the list. The bucket array is a set of segments (the
+//!   first plus doublings) that are never moved or freed while the table lives, so a sentinel's
+//!   address is stable, and a resumable position for iteration.
+//! * **Sentinel states** (the low two bits of its order word, masked out of comparisons):
+//!   *unclaimed* (in a segment, not in the list), *pending* (claimed by one writer, which links
+//!   it; possibly already in the list, so that other threads may pass it, but not yet a place to
+//!   start from: a search started there before it is linked could miss a node inserted before
+//!   it), *ready* (linked; published with release, read with acquire).
+//! * **Removal** of an entry is first *logical* (its `next` pointer gets a mark tag) and then
 //!   *physical* (a CAS on its predecessor unlinks it). Any traversal that updates the table helps
-//!   unlink the marked nodes it meets; readers only skip them.
-//! * New keys are appended at the tail of their chain. Two concurrent inserts of one key race for
-//!   the same null pointer, so one wins and the other finds the key on its retry: a key is never
-//!   in a chain twice, and keys need no ordering.
-//! * A replacement links the new node *through* the old one: `old.next` becomes
-//!   `new | MARK_REPLACED` with `new.next` = the old successor. From that one CAS on, every reader
-//!   that reaches the old node is led to the new one, so a replace is atomic for readers.
+//!   unlink the marked nodes it meets; readers only skip them. Sentinels are never removed.
+//! * **Replacement** links the new node *through* the old one: `old.next` becomes
+//!   `new | MARK_REPLACED` with `new.next` = the old successor (both have the same key, so the
+//!   list stays sorted). From that one CAS on, every reader that reaches the old node is led to the
+//!   new one, so a replace is atomic for readers.
+//! * **Ties.** Entries whose hashes agree on the 62 bits the order keeps sort together, in any
+//!   order; a new key joins the end of its run. Two concurrent inserts of one key race for the
+//!   same link (the one after the run), so one wins and the other finds the key on its retry: a
+//!   key is never in the list twice.
 //!
-//! Memory is reclaimed through crossbeam-epoch: every method takes a pinned [`Guard`], and a node
-//! is retired only once it is unreachable from the buckets (see [`node::release`]).
+//! Memory is reclaimed through crossbeam-epoch: every method takes a pinned [`Guard`], and an
+//! entry's node is retired only once it is unreachable from the list and its queue (see
+//! [`node::release`]).
 
 use std::borrow::Borrow;
+use std::marker::PhantomData;
 
-use crate::node::{self, Node, MARK_REMOVED, MARK_REPLACED, UNLINKED};
+use crate::node::{self, Link, Node, Owner, MARK_REMOVED, MARK_REPLACED};
 use crate::sync::epoch::{Atomic, Guard, Shared};
-use crate::sync::Ordering;
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, CachePadded, Ordering};
+
+/// Most segments: the first plus doublings, enough for any table that fits in memory.
+const SEGMENTS: usize = 40;
+
+/// A sentinel's state, in the low two bits of its order word (an entry's are `0b11`).
+const READY: u64 = 0b00;
+const PENDING: u64 = 0b10;
+const UNCLAIMED: u64 = 0b01;
+const STATE: u64 = 0b11;
+/// Order words are compared with the "pending" bit cleared: a sentinel sorts the same in every
+/// state, and every entry has it set.
+const SORT_MASK: u64 = !PENDING;
+
+/// An insert that walked past this many entries of its bucket checks whether the table is
+/// overloaded (the check sums the shards' counters, too costly for every insert).
+#[cfg(not(strata_loom))]
+pub(crate) const GROW_WALK: usize = 6;
+#[cfg(strata_loom)]
+pub(crate) const GROW_WALK: usize = 1;
+
+/// The table doubles once it holds more than this many entries per bucket.
+pub(crate) const MAX_LOAD: u64 = 2;
+
+/// Largest table allocated up front; more buckets come by growing.
+const MAX_INITIAL_BUCKETS: usize = 1 << 20;
 
 pub(crate) struct Table<K, V> {
-    /// Invariant: never empty; the length is fixed at construction.
-    buckets: Box<[Atomic<Node<K, V>>]>,
+    /// The first segment's sentinels, all ready from the start. Invariant: its length is a power
+    /// of two, at least 2.
+    first: Box<[Link]>,
+    /// Segment `k >= 1` (index `k - 1` here) holds the sentinels of buckets `first.len() << (k -
+    /// 1)` up to twice that. Null until published; the pointer is the first link of a leaked
+    /// boxed slice of that length.
+    more: Box<[AtomicPtr<Link>]>,
+    /// Buckets in use, a power of two. Invariant: every segment it covers is published before it
+    /// is raised (release store, acquire loads).
+    size: CachePadded<AtomicUsize>,
+    /// The list's entries are nodes the table owns a reference to.
+    _nodes: PhantomData<Box<Node<K, V>>>,
 }
 
 /// What an insert did.
 pub(crate) enum Inserted<'g, K, V> {
-    /// The key was absent; the new node is linked.
-    New,
+    /// The key was absent; the new node is linked. `walked`: entries passed on the way.
+    New { walked: usize },
     /// The key was present; this node was replaced (it is marked and frozen).
     Replaced(Shared<'g, Node<K, V>>),
     /// The key was present and the insert was only-if-absent: nothing was linked, and the new
@@ -35,38 +94,233 @@ pub(crate) enum Inserted<'g, K, V> {
     Kept,
 }
 
-/// A position in a chain found by [`Table::search`].
-struct Cursor<'a, 'g, K, V> {
-    /// The link that points at `curr` (a bucket head or a live node's `next`).
-    pred: &'a Atomic<Node<K, V>>,
-    /// The node found, or null at the end of the chain.
-    curr: Shared<'g, Node<K, V>>,
+/// What a search does at a live link (given its masked order word).
+enum Step {
+    /// Go on.
+    Pass,
+    /// Stop: this is the link sought.
+    Found,
+    /// Stop: the sought position is just before this link.
+    Before,
+}
+
+/// A position in the list found by [`Table::search`].
+struct Cursor<'a, 'g> {
+    /// The link that points at `curr` (a sentinel's or a live node's `next`).
+    pred: &'a Atomic<Link>,
+    /// The link found or to insert before, or null at the end of the list.
+    curr: Shared<'g, Link>,
     /// `curr`'s successor as loaded (untagged), when `curr` is non-null.
-    next: Shared<'g, Node<K, V>>,
+    next: Shared<'g, Link>,
+    /// Whether `curr` is the link sought ([`Step::Found`]).
+    found: bool,
+    /// Entries passed from the start.
+    walked: usize,
+}
+
+/// The split-order key of bucket `b`'s sentinel (ready).
+fn sentinel_order(bucket: usize) -> u64 {
+    (bucket as u64).reverse_bits()
+}
+
+/// The bucket a sentinel's order word stands for.
+fn bucket_of_sentinel(order: u64) -> usize {
+    (order & !STATE).reverse_bits() as usize
+}
+
+/// The bucket whose sentinel precedes `bucket`'s run: `bucket` with its top bit cleared.
+fn parent(bucket: usize) -> usize {
+    debug_assert!(bucket > 0);
+    bucket & !(1 << (usize::BITS - 1 - bucket.leading_zeros()))
+}
+
+/// The node a link of an entry (order bits `0b11`) belongs to.
+fn as_node<'g, K, V>(link: Shared<'g, Link>) -> Shared<'g, Node<K, V>> {
+    Shared::from(link.as_raw().cast::<Node<K, V>>())
+}
+
+/// # Safety
+/// `link` must be the link of an entry (its order word's low bit set), valid for `'g`.
+unsafe fn node_ref<'g, K, V>(link: &'g Link) -> &'g Node<K, V> {
+    // SAFETY: an entry's link is the first field of its `#[repr(C)]` node (the caller's
+    // obligation), so the pointer to it is a pointer to the node.
+    unsafe { &*(link as *const Link).cast::<Node<K, V>>() }
 }
 
 impl<K, V> Table<K, V> {
+    /// A table with room for about `buckets` entries before it first grows.
     pub(crate) fn new(buckets: usize) -> Self {
-        let buckets = buckets.clamp(1, u32::MAX as usize);
+        let size = buckets.clamp(2, MAX_INITIAL_BUCKETS).next_power_of_two();
+        let first: Box<[Link]> = (0..size)
+            .map(|bucket| Link {
+                next: Atomic::null(),
+                order: AtomicU64::new(sentinel_order(bucket)),
+            })
+            .collect();
+        // Link every sentinel of the first segment, in split order: the i-th is the bucket whose
+        // index is i with its `log2(size)` bits reversed.
+        let bits = size.trailing_zeros();
+        let nth = |i: usize| ((i as u64).reverse_bits() >> (64 - bits)) as usize;
+        for i in 0..size - 1 {
+            let next: *const Link = &first[nth(i + 1)];
+            first[nth(i)]
+                .next
+                .store(Shared::from(next), Ordering::Relaxed);
+        }
         Table {
-            buckets: (0..buckets).map(|_| Atomic::null()).collect(),
+            first,
+            more: (1..SEGMENTS)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            size: CachePadded::new(AtomicUsize::new(size)),
+            _nodes: PhantomData,
         }
     }
 
+    /// Number of buckets now.
     pub(crate) fn bucket_count(&self) -> usize {
-        self.buckets.len()
+        self.size.load(Ordering::Acquire)
     }
 
-    /// The bucket of a hash: the high half of the hash scaled to the bucket count
-    /// (multiply-shift, so any count works, not only powers of two).
+    /// The segment `k` holding bucket `bucket` (0 for the first; segment `k >= 1` covers
+    /// `[base << (k - 1), base << k)`).
     #[inline]
-    pub(crate) fn bucket_of(&self, hash: u64) -> usize {
-        (((hash >> 32) * self.buckets.len() as u64) >> 32) as usize
+    fn segment_of(&self, bucket: usize) -> usize {
+        (usize::BITS - (bucket / self.first.len()).leading_zeros()) as usize
     }
 
+    /// Bucket `bucket`'s sentinel. `bucket` must be below a size this thread loaded with acquire,
+    /// or be the bucket of a sentinel it reached through the list.
     #[inline]
-    fn head(&self, index: usize) -> &Atomic<Node<K, V>> {
-        &self.buckets[index]
+    fn sentinel(&self, bucket: usize) -> &Link {
+        let base = self.first.len();
+        if bucket < base {
+            return &self.first[bucket];
+        }
+        let k = self.segment_of(bucket);
+        let start = base << (k - 1);
+        let segment = self.more[k - 1].load(Ordering::Acquire);
+        assert!(
+            !segment.is_null(),
+            "bucket {bucket} of an unpublished segment"
+        );
+        // SAFETY: the segment is published (non-null, loaded with acquire after the caller saw a
+        // size covering it or a sentinel in it, both of which come after its publication), it is
+        // a live allocation of `start` links never freed before the table drops, and
+        // `bucket - start < start`.
+        unsafe { &*segment.add(bucket - start) }
+    }
+
+    /// Where a lookup of `hash` may start: its bucket's sentinel if ready, else that of the
+    /// nearest ready ancestor (which precedes the bucket's run). Writes nothing.
+    #[inline]
+    fn start_for_read(&self, hash: u64) -> &Link {
+        let size = self.size.load(Ordering::Acquire);
+        let mut bucket = hash as usize & (size - 1);
+        loop {
+            let sentinel = self.sentinel(bucket);
+            if bucket < self.first.len() || sentinel.order.load(Ordering::Acquire) & STATE == READY
+            {
+                return sentinel;
+            }
+            bucket = parent(bucket);
+        }
+    }
+
+    /// Where a write of `hash` starts: its bucket's sentinel, which it makes ready first if no
+    /// other thread is doing so (otherwise the nearest ready ancestor's).
+    fn start_for_write(&self, hash: u64, guard: &Guard) -> &Link {
+        let size = self.size.load(Ordering::Acquire);
+        self.ready_sentinel(hash as usize & (size - 1), guard)
+    }
+
+    /// Makes bucket `bucket`'s sentinel ready (after its parent's) and returns it; if another
+    /// thread has claimed it, returns the parent's instead of waiting.
+    fn ready_sentinel(&self, bucket: usize, guard: &Guard) -> &Link {
+        let sentinel = self.sentinel(bucket);
+        if bucket < self.first.len() {
+            return sentinel;
+        }
+        let order = sentinel.order.load(Ordering::Acquire);
+        if order & STATE == READY {
+            return sentinel;
+        }
+        let parent = self.ready_sentinel(parent(bucket), guard);
+        let key = order & !STATE;
+        if order & STATE != UNCLAIMED
+            || sentinel
+                .order
+                .compare_exchange(order, key | PENDING, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return parent;
+        }
+        let me = Shared::from(sentinel as *const Link);
+        loop {
+            let cursor = self.search(parent, guard, |order, _| {
+                if order > key {
+                    Step::Before
+                } else {
+                    Step::Pass
+                }
+            });
+            // Only the claimer writes a pending sentinel's link, before linking it.
+            sentinel.next.store(cursor.curr, Ordering::Relaxed);
+            if cursor
+                .pred
+                .compare_exchange(cursor.curr, me, Ordering::AcqRel, Ordering::Acquire, guard)
+                .is_ok()
+            {
+                break;
+            }
+        }
+        // Linked: from here a search may start at it.
+        sentinel.order.store(key | READY, Ordering::Release);
+        sentinel
+    }
+
+    /// Doubles the table if it still has `seen` buckets (publishing the new segment, whose
+    /// sentinels writers link on demand); does nothing if another thread grew it first or it
+    /// cannot grow.
+    pub(crate) fn grow(&self, seen: usize) {
+        let base = self.first.len();
+        let k = self.segment_of(seen);
+        if k == 0 || seen != base << (k - 1) || k >= SEGMENTS || seen.checked_mul(2).is_none() {
+            return;
+        }
+        let link = &self.more[k - 1];
+        if link.load(Ordering::Acquire).is_null() {
+            let fresh: Box<[Link]> = (seen..2 * seen)
+                .map(|bucket| Link {
+                    next: Atomic::null(),
+                    order: AtomicU64::new(sentinel_order(bucket) | UNCLAIMED),
+                })
+                .collect();
+            let fresh = Box::into_raw(fresh).cast::<Link>();
+            if link
+                .compare_exchange(
+                    std::ptr::null_mut(),
+                    fresh,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_err()
+            {
+                // SAFETY: our allocation of `seen` links was never published.
+                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(fresh, seen)) });
+            }
+        }
+        let _ = self
+            .size
+            .compare_exchange(seen, seen * 2, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// Grows the table if `entries` is more than it holds at its load bound.
+    pub(crate) fn grow_if_overloaded(&self, entries: u64) {
+        let size = self.size.load(Ordering::Acquire);
+        if entries > MAX_LOAD.saturating_mul(size as u64) {
+            self.grow(size);
+        }
     }
 
     /// Finds the live node for `key` without writing anything (the read path).
@@ -76,18 +330,26 @@ impl<K, V> Table<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
+        let target = node::entry_order(hash) & SORT_MASK;
         let mut curr = self
-            .head(self.bucket_of(hash))
+            .start_for_read(hash)
+            .next
             .load(Ordering::Acquire, guard);
-        // SAFETY: every pointer in a chain was loaded under `guard` and nodes reachable from a
-        // bucket are retired only after being unlinked, so they stay valid until `guard` drops.
-        while let Some(node) = unsafe { curr.as_ref() } {
-            let next = node.next.load(Ordering::Acquire, guard);
-            if next.tag() == 0
-                && node::tag_matches(node.meta.load(Ordering::Relaxed), hash)
-                && node.key.borrow() == key
-            {
-                return Some(node);
+        // SAFETY: every pointer in the list was loaded under `guard`, and nodes reachable from the
+        // list are retired only after being unlinked (sentinels never), so they stay valid until
+        // `guard` drops.
+        while let Some(link) = unsafe { curr.as_ref() } {
+            let order = link.order.load(Ordering::Relaxed) & SORT_MASK;
+            if order > target {
+                return None;
+            }
+            let next = link.next.load(Ordering::Acquire, guard);
+            if order == target && next.tag() == 0 {
+                // SAFETY: an order equal to an entry's is an entry's (its low bit is set).
+                let node = unsafe { node_ref::<K, V>(link) };
+                if node.key().borrow() == key {
+                    return Some(node);
+                }
             }
             // A removed node is skipped; a replaced one leads to its replacement.
             curr = next.with_tag(0);
@@ -95,33 +357,36 @@ impl<K, V> Table<K, V> {
         None
     }
 
-    /// Walks `index`'s chain to the first live node that `stop` accepts, unlinking every marked
-    /// node on the way (helping removals finish). Restarts from the head when a CAS loses.
+    /// Walks the list from `start` to the first live link at which `step` stops, unlinking every
+    /// marked node on the way (helping removals finish). Restarts from `start` when a CAS loses.
     fn search<'a, 'g>(
         &'a self,
-        index: usize,
+        start: &'a Link,
         guard: &'g Guard,
-        mut stop: impl FnMut(&Node<K, V>) -> bool,
-    ) -> Cursor<'a, 'g, K, V>
+        mut step: impl FnMut(u64, &'g Link) -> Step,
+    ) -> Cursor<'a, 'g>
     where
         'g: 'a,
     {
         'restart: loop {
-            let mut pred = self.head(index);
+            let mut pred = &start.next;
             let mut curr = pred.load(Ordering::Acquire, guard);
+            let mut walked = 0;
             loop {
                 // SAFETY: loaded under `guard` from a reachable link (see `find`).
-                let Some(node) = (unsafe { curr.as_ref() }) else {
+                let Some(link) = (unsafe { curr.as_ref() }) else {
                     return Cursor {
                         pred,
                         curr,
                         next: Shared::null(),
+                        found: false,
+                        walked,
                     };
                 };
-                let next = node.next.load(Ordering::Acquire, guard);
+                let next = link.next.load(Ordering::Acquire, guard);
                 if next.tag() != 0 {
-                    // `node` is marked: swing `pred` past it. For a replaced node `next` is the
-                    // replacement, so the chain keeps the key.
+                    // A marked entry: swing `pred` past it. For a replaced node `next` is the
+                    // replacement, so the list keeps the key.
                     let succ = next.with_tag(0);
                     match pred.compare_exchange(
                         curr,
@@ -131,8 +396,9 @@ impl<K, V> Table<K, V> {
                         guard,
                     ) {
                         Ok(_) => {
-                            // SAFETY: our CAS unlinked `curr`, so we own the chain's reference.
-                            unsafe { node::release(curr, UNLINKED, guard) };
+                            // SAFETY: our CAS unlinked the entry (only entries are marked), so we
+                            // own the table's reference.
+                            unsafe { node::release(as_node::<K, V>(curr), Owner::Table, 0, guard) };
                             curr = succ;
                             continue;
                         }
@@ -140,18 +406,50 @@ impl<K, V> Table<K, V> {
                         Err(_) => continue 'restart,
                     }
                 }
-                if stop(node) {
-                    return Cursor { pred, curr, next };
+                let order = link.order.load(Ordering::Relaxed) & SORT_MASK;
+                let stop = step(order, link);
+                if !matches!(stop, Step::Pass) {
+                    return Cursor {
+                        pred,
+                        curr,
+                        next,
+                        found: matches!(stop, Step::Found),
+                        walked,
+                    };
                 }
-                pred = &node.next;
+                walked += usize::from(order & 1 == 1);
+                pred = &link.next;
                 curr = next;
             }
         }
     }
 
-    /// Inserts `new` (a node not yet shared with anyone, holding `key`'s hash), replacing the
-    /// live node with the same key if there is one, unless `keep` accepts that node, which is
-    /// then left in place ([`Inserted::Kept`]).
+    /// A search for `key`'s live entry from its bucket (see [`Table::search`]).
+    fn search_key<'a, 'g, Q>(&'a self, hash: u64, key: &Q, guard: &'g Guard) -> Cursor<'a, 'g>
+    where
+        'g: 'a,
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let target = node::entry_order(hash) & SORT_MASK;
+        let start = self.start_for_write(hash, guard);
+        self.search(start, guard, |order, link| {
+            if order > target {
+                Step::Before
+            } else if order == target
+                // SAFETY: an order equal to an entry's is an entry's.
+                && unsafe { node_ref::<K, V>(link) }.key().borrow() == key
+            {
+                Step::Found
+            } else {
+                Step::Pass
+            }
+        })
+    }
+
+    /// Inserts `new` (a node not yet shared with anyone, holding `key`'s folded hash), replacing
+    /// the live node with the same key if there is one, unless `keep` accepts that node, which
+    /// is then left in place ([`Inserted::Kept`]).
     ///
     /// # Safety
     /// `new` must point to a valid node that no other thread can see, created under `guard`,
@@ -167,94 +465,88 @@ impl<K, V> Table<K, V> {
     where
         K: Eq,
     {
-        let index = self.bucket_of(hash);
         // SAFETY: the caller guarantees `new` is valid and ours alone.
         let new_ref = unsafe { new.deref() };
+        let new_link = Shared::from(&new_ref.link as *const Link);
         loop {
-            let cursor = self.search(index, guard, |node| {
-                node::tag_matches(node.meta.load(Ordering::Relaxed), hash)
-                    && node.key == new_ref.key
-            });
-            // SAFETY: `cursor.curr` was loaded under `guard` from a reachable link.
-            match unsafe { cursor.curr.as_ref() } {
-                None => {
-                    new_ref.next.store(Shared::null(), Ordering::Relaxed);
-                    if cursor
-                        .pred
-                        .compare_exchange(
-                            Shared::null(),
-                            new,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                            guard,
-                        )
-                        .is_ok()
-                    {
-                        return Inserted::New;
-                    }
-                    // The `blind_append` mutant appends at the new tail without looking at the
-                    // keys that were appended meanwhile, so two racing inserts of one key can
-                    // both land: the loom suite in `verify/` must catch it.
-                    #[cfg(strata_mutant = "blind_append")]
-                    if self.append_blindly(index, new, guard) {
-                        return Inserted::New;
-                    }
+            let cursor = self.search_key(hash, new_ref.key(), guard);
+            if !cursor.found {
+                new_ref.link.next.store(cursor.curr, Ordering::Relaxed);
+                if cursor
+                    .pred
+                    .compare_exchange(
+                        cursor.curr,
+                        new_link,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                        guard,
+                    )
+                    .is_ok()
+                {
+                    return Inserted::New {
+                        walked: cursor.walked,
+                    };
                 }
-                Some(old) if keep(old) => return Inserted::Kept,
-                Some(old) => {
-                    new_ref.next.store(cursor.next, Ordering::Relaxed);
-                    // The linearisation point of a replace: from here readers of `old` go on to
-                    // `new`.
-                    if old
-                        .next
-                        .compare_exchange(
-                            cursor.next,
-                            new.with_tag(MARK_REPLACED),
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                            guard,
-                        )
-                        .is_ok()
-                    {
-                        if cursor
+                // The `blind_append` mutant links the node at the same place again without
+                // searching for the keys inserted meanwhile, so two racing inserts of one key can
+                // both land: the loom suite in `verify/` must catch it.
+                #[cfg(strata_mutant = "blind_append")]
+                {
+                    let current = cursor.pred.load(Ordering::Acquire, guard);
+                    new_ref.link.next.store(current, Ordering::Relaxed);
+                    if current.tag() == 0
+                        && cursor
                             .pred
                             .compare_exchange(
-                                cursor.curr,
-                                new,
+                                current,
+                                new_link,
                                 Ordering::AcqRel,
                                 Ordering::Acquire,
                                 guard,
                             )
                             .is_ok()
-                        {
-                            // SAFETY: our CAS unlinked the old node.
-                            unsafe { node::release(cursor.curr, UNLINKED, guard) };
-                        }
-                        return Inserted::Replaced(cursor.curr);
+                    {
+                        return Inserted::New {
+                            walked: cursor.walked,
+                        };
                     }
                 }
+                continue;
             }
-        }
-    }
-
-    #[cfg(strata_mutant = "blind_append")]
-    fn append_blindly<'g>(
-        &self,
-        index: usize,
-        new: Shared<'g, Node<K, V>>,
-        guard: &'g Guard,
-    ) -> bool {
-        let mut link = self.head(index);
-        loop {
-            let next = link.load(Ordering::Acquire, guard);
-            // SAFETY: loaded under `guard` from a reachable link.
-            match unsafe { next.as_ref() } {
-                Some(node) => link = &node.next,
-                None => {
-                    return link
-                        .compare_exchange(next, new, Ordering::AcqRel, Ordering::Acquire, guard)
-                        .is_ok()
+            // SAFETY: the cursor found an entry's link, loaded under `guard`.
+            let old = unsafe { node_ref::<K, V>(cursor.curr.deref()) };
+            if keep(old) {
+                return Inserted::Kept;
+            }
+            new_ref.link.next.store(cursor.next, Ordering::Relaxed);
+            // The linearisation point of a replace: from here readers of `old` go on to `new`.
+            if old
+                .link
+                .next
+                .compare_exchange(
+                    cursor.next,
+                    new_link.with_tag(MARK_REPLACED),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                    guard,
+                )
+                .is_ok()
+            {
+                if cursor
+                    .pred
+                    .compare_exchange(
+                        cursor.curr,
+                        new_link,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                        guard,
+                    )
+                    .is_ok()
+                {
+                    // SAFETY: our CAS unlinked the old node.
+                    unsafe { node::release(as_node::<K, V>(cursor.curr), Owner::Table, 0, guard) };
                 }
+                return Inserted::Replaced(as_node(cursor.curr));
             }
         }
     }
@@ -272,18 +564,18 @@ impl<K, V> Table<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let index = self.bucket_of(hash);
         loop {
-            let cursor = self.search(index, guard, |node| {
-                node::tag_matches(node.meta.load(Ordering::Relaxed), hash)
-                    && node.key.borrow() == key
-            });
-            // SAFETY: loaded under `guard` from a reachable link.
-            let node = unsafe { cursor.curr.as_ref() }?;
+            let cursor = self.search_key(hash, key, guard);
+            if !cursor.found {
+                return None;
+            }
+            // SAFETY: the cursor found an entry's link, loaded under `guard`.
+            let node = unsafe { node_ref::<K, V>(cursor.curr.deref()) };
             if !filter(node) {
                 return None;
             }
             if node
+                .link
                 .next
                 .compare_exchange(
                     cursor.next,
@@ -294,77 +586,116 @@ impl<K, V> Table<K, V> {
                 )
                 .is_ok()
             {
-                self.unlink_after_mark(index, &cursor, guard);
-                return Some(cursor.curr);
+                // Unlink: the cheap CAS on its known predecessor, else a helping sweep.
+                if cursor
+                    .pred
+                    .compare_exchange(
+                        cursor.curr,
+                        cursor.next,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                        guard,
+                    )
+                    .is_ok()
+                {
+                    // SAFETY: our CAS unlinked the node.
+                    unsafe { node::release(as_node::<K, V>(cursor.curr), Owner::Table, 0, guard) };
+                } else {
+                    self.purge(hash, guard);
+                }
+                return Some(as_node(cursor.curr));
             }
         }
     }
 
-    /// Unlinks a node the caller just marked, trying the cheap CAS on its known predecessor
-    /// first and falling back to a helping sweep of the chain.
-    fn unlink_after_mark(&self, index: usize, cursor: &Cursor<'_, '_, K, V>, guard: &Guard) {
-        if cursor
-            .pred
-            .compare_exchange(
-                cursor.curr,
-                cursor.next,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-                guard,
-            )
-            .is_ok()
-        {
-            // SAFETY: our CAS unlinked the node.
-            unsafe { node::release(cursor.curr, UNLINKED, guard) };
-        } else {
-            self.purge_marked(index, guard);
-        }
+    /// Unlinks every marked node up to the run of `hash` (the marked node someone just removed
+    /// among them). A node another thread unlinks first is that thread's to release.
+    pub(crate) fn purge(&self, hash: u64, guard: &Guard) {
+        let target = node::entry_order(hash) & SORT_MASK;
+        self.search(self.start_for_read(hash), guard, |order, _| {
+            if order > target {
+                Step::Before
+            } else {
+                Step::Pass
+            }
+        });
     }
 
-    /// Unlinks every marked node of bucket `index` (the marked node someone just removed among
-    /// them). A node another thread unlinks first is that thread's to release.
-    pub(crate) fn purge_marked(&self, index: usize, guard: &Guard) {
-        self.search(index, guard, |_| false);
-    }
-
-    /// Visits the live nodes of bucket `index` in chain order, without writing. A node can be
-    /// marked concurrently right after it was visited.
-    pub(crate) fn for_each_live(
+    /// Visits the live entries from bucket `bucket`'s sentinel to the next sentinel in the list,
+    /// in list order, without writing, and returns that sentinel's bucket (where the walk goes on
+    /// from), or `None` at the end of the list. Start from bucket 0. A node can be marked
+    /// concurrently right after it was visited.
+    pub(crate) fn for_each_live_in_run(
         &self,
-        index: usize,
+        bucket: usize,
         guard: &Guard,
         mut visit: impl FnMut(&Node<K, V>),
-    ) {
-        let mut curr = self.head(index).load(Ordering::Acquire, guard);
+    ) -> Option<usize> {
+        let mut curr = self.sentinel(bucket).next.load(Ordering::Acquire, guard);
         // SAFETY: loaded under `guard` from reachable links (see `find`).
-        while let Some(node) = unsafe { curr.as_ref() } {
-            let next = node.next.load(Ordering::Acquire, guard);
+        while let Some(link) = unsafe { curr.as_ref() } {
+            let order = link.order.load(Ordering::Relaxed);
+            if order & 1 == 0 {
+                return Some(bucket_of_sentinel(order));
+            }
+            let next = link.next.load(Ordering::Acquire, guard);
             if next.tag() == 0 {
-                visit(node);
+                // SAFETY: the low bit is set: an entry's link.
+                visit(unsafe { node_ref(link) });
             }
             curr = next.with_tag(0);
         }
+        None
     }
 
-    /// Frees every node still linked, for the cache's `Drop`. Nodes the small queue still
-    /// references (no `DEQUEUED` bit) are skipped: the queue's drain frees them.
+    /// Unlinks the marked nodes of the run after bucket `bucket`'s sentinel (see
+    /// [`Table::for_each_live_in_run`]).
+    pub(crate) fn purge_run(&self, bucket: usize, guard: &Guard) {
+        self.search(self.sentinel(bucket), guard, |order, _| {
+            if order & 1 == 0 {
+                Step::Before
+            } else {
+                Step::Pass
+            }
+        });
+    }
+
+    /// Gives up the table's reference to every entry still linked, for the cache's `Drop`
+    /// (entries whose queue still holds them are freed when the queue is drained).
     ///
     /// # Safety
-    /// No other thread may access the table, and the small queue must be drained after this.
-    pub(crate) unsafe fn free_linked(&mut self) {
+    /// No other thread may access the table, and the queues must be drained after this (see
+    /// [`node::release_at_drop`]).
+    pub(crate) unsafe fn release_linked(&mut self) {
         // SAFETY: exclusive access (the caller's obligation), so no guard is needed.
         let guard = unsafe { crate::sync::epoch::unprotected() };
-        for head in self.buckets.iter() {
-            let mut curr = head.load(Ordering::Relaxed, guard);
-            while !curr.is_null() {
-                // SAFETY: a linked node is valid: it is retired only after being unlinked.
-                let node = unsafe { curr.deref() };
-                let next = node.next.load(Ordering::Relaxed, guard).with_tag(0);
-                if node.meta.load(Ordering::Relaxed) & node::DEQUEUED != 0 {
-                    // SAFETY: linked, so never retired; the queue holds no reference; freed once.
-                    drop(unsafe { curr.into_owned() });
-                }
-                curr = next;
+        let mut curr = self.first[0].next.load(Ordering::Relaxed, guard);
+        // SAFETY: a linked node is valid: it is retired only after being unlinked; sentinels live
+        // as long as the table.
+        while let Some(link) = unsafe { curr.as_ref() } {
+            let next = link.next.load(Ordering::Relaxed, guard).with_tag(0);
+            if link.order.load(Ordering::Relaxed) & 1 == 1 {
+                // SAFETY: exclusive access; an entry's link found once through the list.
+                unsafe {
+                    node::release_at_drop(as_node::<K, V>(curr).as_raw().cast_mut(), Owner::Table)
+                };
+            }
+            curr = next;
+        }
+    }
+}
+
+impl<K, V> Drop for Table<K, V> {
+    fn drop(&mut self) {
+        let base = self.first.len();
+        for (i, link) in self.more.iter().enumerate() {
+            let segment = link.load(Ordering::Relaxed);
+            if !segment.is_null() {
+                // SAFETY: published by `grow` as a leaked boxed slice of `base << i` links (the
+                // segment k = i + 1), freed only here, once.
+                drop(unsafe {
+                    Box::from_raw(std::ptr::slice_from_raw_parts_mut(segment, base << i))
+                });
             }
         }
     }

@@ -26,12 +26,19 @@ fn small_caches_keep_one_shard_and_large_ones_split() {
     assert_eq!(shards_of(&Cache::<u64, u64>::new(8191)), 1);
     assert_eq!(shards_of(&Cache::<u64, u64>::new(100_000)), 16);
     assert_eq!(shards_of(&Cache::<u64, u64>::new(10_000_000)), 64);
-    // A weighted cache whose entries may weigh as much as the whole capacity keeps one shard.
+    // A weighted cache splits its weight: 16 shards by default (each holds four entries of the
+    // default limit, a 64th of the weight), one if an entry may weigh the whole capacity.
     let weighted: Cache<u64, u64> = Cache::builder()
         .max_weight(1 << 30)
         .weigher(|_, _| 1)
         .build();
-    assert_eq!(shards_of(&weighted), 1);
+    assert_eq!(shards_of(&weighted), 16);
+    let whole: Cache<u64, u64> = Cache::builder()
+        .max_weight(1 << 30)
+        .max_entry_weight(1 << 30)
+        .weigher(|_, _| 1)
+        .build();
+    assert_eq!(shards_of(&whole), 1);
 }
 
 #[test]
@@ -103,8 +110,9 @@ fn a_weighted_cache_splits_by_its_entry_limit_and_keeps_its_bound() {
         .max_entry_weight(64)
         .weigher(|_, value| *value as u32)
         .build();
-    // Room for 16,384 entries of the heaviest kind: four shards of 4,096.
-    assert_eq!(shards_of(&cache), 4);
+    // Each shard must keep 4,096 units of weight (and four of the heaviest entries): 64 shards
+    // would leave 16,384 each.
+    assert_eq!(shards_of(&cache), 64);
     let mut state = 3u64;
     for _ in 0..200_000u64 {
         let key = xorshift(&mut state);
@@ -116,7 +124,7 @@ fn a_weighted_cache_splits_by_its_entry_limit_and_keeps_its_bound() {
         );
     }
     assert!(
-        cache.weighted_size() >= (1 << 20) - 4 * 64 * 64,
+        cache.weighted_size() >= (1 << 20) - 64 * 64 * 2,
         "weight {} in {} entries",
         cache.weighted_size(),
         cache.len()
