@@ -41,6 +41,7 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     max_entry_weight: Option<u64>,
     weigher: Option<Weigher<K, V>>,
     time_to_live: Option<Duration>,
+    time_to_idle: Option<Duration>,
     listener: Option<Listener<K, V>>,
     initial_capacity: Option<usize>,
     clock: Clock,
@@ -56,6 +57,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
             max_entry_weight: None,
             weigher: None,
             time_to_live: None,
+            time_to_idle: None,
             listener: None,
             initial_capacity: None,
             clock: Clock::default(),
@@ -73,6 +75,7 @@ impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
             .field("max_entry_weight", &self.max_entry_weight)
             .field("weigher", &self.weigher.is_some())
             .field("time_to_live", &self.time_to_live)
+            .field("time_to_idle", &self.time_to_idle)
             .field("eviction_listener", &self.listener.is_some())
             .field("initial_capacity", &self.initial_capacity)
             .finish_non_exhaustive()
@@ -127,6 +130,16 @@ where
         self
     }
 
+    /// Time to idle: an entry not read (by `get` or a loader's hit; `peek` and `contains_key` do
+    /// not count) for this long expires, whatever its time to live; whichever of the two ends
+    /// first ends the entry. Its resolution is 4 ms: an entry may idle out up to 8 ms early,
+    /// never late; at most about 99 days. Each read then writes the entry's last-read time when
+    /// it moved by a unit, which costs hot keys a shared write every 4 ms.
+    pub fn time_to_idle(mut self, tti: Duration) -> Self {
+        self.time_to_idle = Some(tti);
+        self
+    }
+
     /// Called with every entry that leaves the cache other than by the cache being dropped, on
     /// the thread that removed it, right after the removal. It must not call back into the cache
     /// for the same key from that thread with a loader (it would wait on itself).
@@ -164,6 +177,7 @@ where
             max_entry_weight: self.max_entry_weight,
             weigher: self.weigher,
             time_to_live: self.time_to_live,
+            time_to_idle: self.time_to_idle,
             listener: self.listener,
             initial_capacity: self.initial_capacity,
             clock: self.clock,
@@ -202,6 +216,7 @@ where
             max_entry_weight: entry_limit,
             weigher: self.weigher,
             time_to_live: self.time_to_live,
+            time_to_idle: self.time_to_idle,
             listener: self.listener,
             clock: self.clock,
             hasher: self.hasher,

@@ -94,6 +94,7 @@ where
                 max_entry_weight: config.max_entry_weight,
                 weigher: config.weigher,
                 time_to_live: config.time_to_live,
+                idle_units: config.time_to_idle.map(clock::idle_units),
                 ticks: Ticks::new(config.clock),
                 listener: config.listener,
                 listener_disabled: std::sync::atomic::AtomicBool::new(false),
@@ -138,8 +139,9 @@ where
         inner.read(hash, key, &guard, false).is_some()
     }
 
-    /// The time left before `key`'s entry expires: `Some(None)` for an entry without a TTL,
-    /// `None` when there is no live entry.
+    /// The time left before `key`'s entry expires, by its time to live or, if it is not read
+    /// again, its time to idle (whichever ends first): `Some(None)` for an entry with neither,
+    /// `None` when there is no live entry. Does not count as a read.
     pub fn time_to_live_of<Q>(&self, key: &Q) -> Option<Option<Duration>>
     where
         K: Borrow<Q>,
@@ -150,7 +152,16 @@ where
         let guard = epoch::pin();
         let node = inner.read(hash, key, &guard, false)?;
         let deadline = node::expire_tick(node.meta.load(Ordering::Relaxed));
-        Some((deadline != 0).then(|| inner.ticks.remaining(deadline)))
+        let by_ttl = (deadline != 0).then(|| inner.ticks.remaining(deadline));
+        let by_idle = inner.idle_units.map(|limit| {
+            let idle =
+                clock::idle_unit(inner.ticks.now()).wrapping_sub(node.idle.load(Ordering::Relaxed));
+            clock::idle_duration(limit.saturating_sub(idle))
+        });
+        Some(match (by_ttl, by_idle) {
+            (Some(ttl), Some(idle)) => Some(ttl.min(idle)),
+            (ttl, idle) => ttl.or(idle),
+        })
     }
 
     /// Inserts or replaces `key`'s value, with the cache's default time to live. An entry
@@ -192,7 +203,7 @@ where
         let removed = inner.table.remove(hash, key, &guard, |_| true)?;
         // SAFETY: returned by the table under `guard`, so valid until it drops.
         let node = unsafe { removed.deref() };
-        let expired = inner.is_expired(node.meta.load(Ordering::Relaxed));
+        let expired = inner.is_expired(node);
         let cause = if expired {
             EvictionCause::Expired
         } else {
@@ -261,8 +272,9 @@ where
     pub fn run_pending_maintenance(&self) -> usize {
         let inner = &*self.inner;
         inner.remove_where(|node, now| {
-            let deadline = node::expire_tick(node.meta.load(Ordering::Relaxed));
-            clock::is_expired(deadline, now).then_some(EvictionCause::Expired)
+            inner
+                .is_expired_at(node, now)
+                .then_some(EvictionCause::Expired)
         })
     }
 

@@ -126,6 +126,31 @@ fn to_tick(tick: u128) -> u64 {
     tick.min(EXPIRE_MASK as u128) as u64
 }
 
+/// Milliseconds per unit of the time to idle: a node keeps the unit of its last read in 32 bits,
+/// which wrap after about 198 days.
+const MILLIS_PER_IDLE_UNIT: u64 = 4;
+
+/// Longest time to idle, in units: half the wrap, so that a unit difference is unambiguous.
+const MAX_IDLE_UNITS: u32 = u32::MAX / 2;
+
+/// The idle unit of tick `now` (wrapping).
+#[inline]
+pub(crate) fn idle_unit(now: u64) -> u32 {
+    (now / MILLIS_PER_IDLE_UNIT) as u32
+}
+
+/// A time to idle in idle units, rounded down (an entry idles out up to two units, 8 ms, early,
+/// never late), at least one and at most [`MAX_IDLE_UNITS`] (about 99 days).
+pub(crate) fn idle_units(tti: Duration) -> u32 {
+    let units = tti.as_millis() / u128::from(MILLIS_PER_IDLE_UNIT);
+    units.clamp(1, u128::from(MAX_IDLE_UNITS)) as u32
+}
+
+/// The length of `units` idle units.
+pub(crate) fn idle_duration(units: u32) -> Duration {
+    Duration::from_millis(u64::from(units) * MILLIS_PER_IDLE_UNIT)
+}
+
 /// Whether an entry with metadata deadline `deadline` is expired at tick `now`.
 #[inline]
 pub(crate) fn is_expired(deadline: u64, now: u64) -> bool {

@@ -121,7 +121,7 @@ where
                 continue;
             }
             let meta = node.meta.load(Ordering::Relaxed);
-            if self.is_expired(meta) {
+            if self.is_expired(node) {
                 self.evict(node, EvictionCause::Expired, guard);
             } else if !forced
                 && policy::small_exit(meta, self.over_capacity(shard)) == SmallExit::Promote
@@ -302,7 +302,7 @@ where
             return true;
         }
         let meta = occupant.meta.load(Ordering::Relaxed);
-        if self.is_expired(meta) {
+        if self.is_expired(occupant) {
             self.evict(occupant, EvictionCause::Expired, guard);
             return true;
         }

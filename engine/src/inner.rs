@@ -32,6 +32,7 @@ pub(crate) struct Config<K, V, S> {
     pub(crate) max_entry_weight: u64,
     pub(crate) weigher: Option<Weigher<K, V>>,
     pub(crate) time_to_live: Option<Duration>,
+    pub(crate) time_to_idle: Option<Duration>,
     pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) clock: Clock,
     pub(crate) hasher: S,
@@ -49,6 +50,8 @@ pub(crate) struct Inner<K, V, S> {
     pub(crate) max_entry_weight: u64,
     pub(crate) weigher: Option<Weigher<K, V>>,
     pub(crate) time_to_live: Option<Duration>,
+    /// The time to idle in [`clock::idle_unit`]s (`None`: entries do not idle out).
+    pub(crate) idle_units: Option<u32>,
     pub(crate) ticks: Ticks,
     pub(crate) listener: Option<Listener<K, V>>,
     /// Set once the listener has panicked: it is not called again (see [`Inner::notify`]).
@@ -64,6 +67,7 @@ pub(crate) enum Mode<'a> {
     /// Replaces it.
     Upsert,
     /// Keeps it and inserts nothing.
+    #[allow(dead_code, reason = "used by insert_if_absent, on its way in")]
     IfAbsent,
     /// A load's insert: keeps it, and goes through the load's gate (see [`Gate`]).
     Load(&'a dyn Gate),
@@ -100,10 +104,35 @@ where
         }
     }
 
+    /// Whether `node`'s entry has expired: its time to live ran out, or, with a time to idle,
+    /// it was not read for that long.
     #[inline]
-    pub(crate) fn is_expired(&self, meta: u64) -> bool {
-        let deadline = node::expire_tick(meta);
-        deadline != 0 && clock::is_expired(deadline, self.ticks.now())
+    pub(crate) fn is_expired(&self, node: &Node<K, V>) -> bool {
+        let deadline = node::expire_tick(node.meta.load(Ordering::Relaxed));
+        if deadline == 0 && self.idle_units.is_none() {
+            return false;
+        }
+        self.is_expired_at(node, self.ticks.now())
+    }
+
+    /// [`Inner::is_expired`] at tick `now`.
+    pub(crate) fn is_expired_at(&self, node: &Node<K, V>, now: u64) -> bool {
+        let deadline = node::expire_tick(node.meta.load(Ordering::Relaxed));
+        clock::is_expired(deadline, now)
+            || self.idle_units.is_some_and(|limit| {
+                clock::idle_unit(now).wrapping_sub(node.idle.load(Ordering::Relaxed)) >= limit
+            })
+    }
+
+    /// Records a read of `node` for the time to idle (a store only when its unit changed).
+    #[inline]
+    fn refresh_idle(&self, node: &Node<K, V>) {
+        if self.idle_units.is_some() {
+            let unit = clock::idle_unit(self.ticks.now());
+            if node.idle.load(Ordering::Relaxed) != unit {
+                node.idle.store(unit, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Finds `key`'s live node; an expired one is removed on the way and reads as absent.
@@ -120,8 +149,7 @@ where
         Q: Eq + ?Sized,
     {
         let node = self.table.find(hash, key, guard)?;
-        let meta = node.meta.load(Ordering::Relaxed);
-        if self.is_expired(meta) {
+        if self.is_expired(node) {
             if node.mark_removed(guard) {
                 self.account_removal(node, EvictionCause::Expired);
                 self.table.purge(hash, guard);
@@ -130,6 +158,7 @@ where
         }
         if touch {
             node.touch();
+            self.refresh_idle(node);
         }
         Some(node)
     }
@@ -170,7 +199,10 @@ where
         let shard = self.shards.of_hash(hash);
         let guard = epoch::pin();
         // `weight <= max_entry_weight`, which a `u32` weigher's result never exceeds.
-        let node = Node::new(key, value, hash, deadline, shard_index, weight as u32, 0);
+        let idle = self
+            .idle_units
+            .map_or(0, |_| clock::idle_unit(self.ticks.now()));
+        let node = Node::new(key, value, hash, deadline, shard_index, weight as u32, idle);
         let new = Owned::new(node).into_shared(&guard);
         let gate = match mode {
             Mode::Load(gate) => Some(gate),
@@ -189,8 +221,7 @@ where
         };
         // A load or an insert-if-absent keeps a live entry in place (for a load: an insert made
         // during it), not an expired one.
-        let keep =
-            |old: &Node<K, V>| keep_live && !self.is_expired(old.meta.load(Ordering::Relaxed));
+        let keep = |old: &Node<K, V>| keep_live && !self.is_expired(old);
         // SAFETY: `new` was just allocated under `guard` and nobody else has seen it; its key
         // hashes to `hash`.
         let inserted = unsafe { self.table.insert(hash, new, keep, &guard) };

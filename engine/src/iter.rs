@@ -4,7 +4,6 @@ use std::hash::{BuildHasher, Hash};
 
 use crate::inner::Inner;
 use crate::sync::epoch::{self};
-use crate::sync::Ordering;
 
 /// Iterator returned by [`Cache::iter`].
 pub struct Iter<'a, K, V, S> {
@@ -32,7 +31,7 @@ where
             let inner = self.inner;
             let buffer = &mut self.buffer;
             self.run = inner.table.for_each_live_in_run(bucket, &guard, |node| {
-                if !inner.is_expired(node.meta.load(Ordering::Relaxed)) {
+                if !inner.is_expired(node) {
                     buffer.push((node.key().clone(), node.value().clone()));
                 }
             });

@@ -141,7 +141,7 @@ fn as_node<'g, K, V>(link: Shared<'g, Link>) -> Shared<'g, Node<K, V>> {
 
 /// # Safety
 /// `link` must be the link of an entry (its order word's low bit set), valid for `'g`.
-unsafe fn node_ref<'g, K, V>(link: &'g Link) -> &'g Node<K, V> {
+unsafe fn node_ref<K, V>(link: &Link) -> &Node<K, V> {
     // SAFETY: an entry's link is the first field of its `#[repr(C)]` node (the caller's
     // obligation), so the pointer to it is a pointer to the node.
     unsafe { &*(link as *const Link).cast::<Node<K, V>>() }
