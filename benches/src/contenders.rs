@@ -75,6 +75,40 @@ impl Contender for Strata {
     }
 }
 
+/// Strata's L1 engine bounded by weight (every entry weighs 1) instead of by count, built as a
+/// moka user would (`max_capacity` with a weigher): the table is not sized from an entry count
+/// and must grow as the cache fills.
+pub struct StrataWeighted(strata_engine::Cache<u64, u64>);
+
+impl Lookup for StrataWeighted {
+    const NAME: &'static str = "strata (weight-bounded)";
+
+    #[inline]
+    fn get(&self, key: u64) -> Option<u64> {
+        self.0.get(&key)
+    }
+}
+
+impl Contender for StrataWeighted {
+    fn with_capacity(capacity: usize) -> Self {
+        Self(
+            strata_engine::Cache::builder()
+                .max_capacity(capacity as _)
+                .weigher(|_, _| 1)
+                .build(),
+        )
+    }
+
+    #[inline]
+    fn insert(&self, key: u64, value: u64) {
+        self.0.insert(key, value);
+    }
+
+    fn resident(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// `moka::sync::Cache` (TinyLFU admission, LRU eviction, maintenance run on the callers' threads).
 pub struct Moka(moka::sync::Cache<u64, u64>);
 

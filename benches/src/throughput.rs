@@ -18,13 +18,17 @@ use std::hint::black_box;
 use anyhow::ensure;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::contenders::{Contender, Hashbrown, Lookup, Moka, QuickCache, Strata};
+use crate::contenders::{Contender, Hashbrown, Lookup, Moka, QuickCache, Strata, StrataWeighted};
 use crate::report::{thousands, Section, Table};
 use crate::timed::{timed, Rate};
 use crate::zipf::{key_of, uniform_stream, zipf_stream, Zipf};
 
 /// Keys in each thread's precomputed stream (16 MiB of `u64`).
 pub const STREAM_LEN: usize = 1 << 21;
+
+/// Caches measured in every run (hashbrown aside): strata bounded by count and by weight,
+/// quick_cache and moka.
+const CONTENDERS: usize = 4;
 
 /// Exponent of the Zipf key distribution.
 const ZIPF_EXPONENT: f64 = 0.99;
@@ -140,7 +144,8 @@ pub fn run(args: &ThroughputArgs) -> anyhow::Result<Vec<Section>> {
     let churn_warmup = uniform_stream(2 * Workload::InsertChurn.capacity(args.keys), 0xDEAD_BEEF);
 
     // Hashbrown joins the 1-thread read-only runs, which also give the hit cost.
-    let per_run = Workload::ALL.len() * threads.len() * 3 + usize::from(threads.contains(&1));
+    let per_run =
+        Workload::ALL.len() * threads.len() * CONTENDERS + usize::from(threads.contains(&1));
     let progress = ProgressBar::new((per_run * args.runs) as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -179,11 +184,12 @@ pub fn run(args: &ThroughputArgs) -> anyhow::Result<Vec<Section>> {
                     churn_warmup: &churn_warmup,
                 };
                 // Rotate the order from run to run, so that no cache always goes first or last.
-                for position in 0..3 {
-                    match (run + position) % 3 {
+                for position in 0..CONTENDERS {
+                    match (run + position) % CONTENDERS {
                         0 => measure(Strata::NAME, ctx.measure::<Strata>()),
                         1 => measure(QuickCache::NAME, ctx.measure::<QuickCache>()),
-                        _ => measure(Moka::NAME, ctx.measure::<Moka>()),
+                        2 => measure(Moka::NAME, ctx.measure::<Moka>()),
+                        _ => measure(StrataWeighted::NAME, ctx.measure::<StrataWeighted>()),
                     }
                 }
                 if workload == Workload::ReadOnly && t == 1 {
@@ -323,7 +329,13 @@ fn sections(args: &ThroughputArgs, threads: &[usize], all: &[Series]) -> Vec<Sec
     let ns_per_op = |cache: &str| find(Workload::ReadOnly, 1, cache).map(|s| 1e9 / s.median_ops());
     let mut hit_cost = Table::new(["cache", "ns/op (median)", "x hashbrown"]);
     if let Some(baseline) = ns_per_op(Hashbrown::NAME) {
-        for cache in [Strata::NAME, QuickCache::NAME, Moka::NAME, Hashbrown::NAME] {
+        for cache in [
+            Strata::NAME,
+            StrataWeighted::NAME,
+            QuickCache::NAME,
+            Moka::NAME,
+            Hashbrown::NAME,
+        ] {
             if let Some(ns) = ns_per_op(cache) {
                 hit_cost.row([
                     cache.to_owned(),
@@ -355,6 +367,15 @@ fn sections(args: &ThroughputArgs, threads: &[usize], all: &[Series]) -> Vec<Sec
             "hit cost, strata / hashbrown (1 thread)".to_owned(),
             format!("{:.2}x", strata / base),
             "<= 1.2x".to_owned(),
+        ]);
+    }
+    if let (Some(weighted), Some(counted)) =
+        (ns_per_op(StrataWeighted::NAME), ns_per_op(Strata::NAME))
+    {
+        ratios.row([
+            "hit cost, strata weight-bounded / count-bounded (1 thread)".to_owned(),
+            format!("{:.2}x", weighted / counted),
+            "~1x".to_owned(),
         ]);
     }
     for (workload, peer, goal) in [

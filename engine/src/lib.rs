@@ -19,11 +19,14 @@
 //!
 //! # Design
 //!
-//! * **Table.** A fixed array of buckets, each a Harris-Michael lock-free list; inserts,
-//!   replacements and removals are CASes, reads take no lock and write nothing but an entry's
-//!   frequency counter (and that only while it is below its maximum of 3). The table is sized at
-//!   build time from `max_capacity` (or `initial_capacity`) and does not grow: more entries than
-//!   buckets only lengthen chains.
+//! * **Table.** A split-ordered list (Shalev and Shavit): one Harris-Michael lock-free list of
+//!   every entry, sorted by the bit-reversed hash, with a sentinel per bucket as a shortcut
+//!   into it. Inserts, replacements and removals are CASes; reads take no lock and write nothing
+//!   but an entry's frequency counter (and that only while it is below its maximum of 3). The
+//!   table starts with a bucket per expected entry (`max_capacity` or `initial_capacity`, up to a
+//!   million) and doubles once it holds more than two entries per bucket, whatever bounds the
+//!   cache, without moving an entry: a new bucket's sentinel is linked into the list by the first
+//!   write that needs it.
 //! * **Reclamation.** Unlinked nodes are freed through crossbeam-epoch once no thread can still
 //!   read them. We chose it over seize by measurement: with one guard per lookup, as a cache's
 //!   `get` needs, a 1M-key Zipf lookup cost the same under either (43-47 ns against 45-48 ns,
@@ -50,21 +53,22 @@
 //!   the bounds, so that concurrent writers of different keys rarely write the same cache line:
 //!   one shared set of queue ends and counters made two writing threads slower together than
 //!   one alone. Lookups touch no shard. A cache gets as many shards (a power of two) as leave
-//!   each at least 4,096 entries, or, under a weight bound, 4,096 entries of `max_entry_weight`;
-//!   smaller caches and weighted caches with the default entry limit keep one shard. The count
+//!   each at least 4,096 entries or, under a weight bound, 4,096 units of weight and room for
+//!   four entries of `max_entry_weight` (which defaults to a 64th of the weight, so a weighted
+//!   cache gets up to 16 shards); smaller caches keep one shard. The count
 //!   is a function of the bounds only, not of the machine, so a cache evicts the same way
 //!   everywhere.
-//! * **Memory.** A `u64 -> u64` entry costs a 32-byte node (key, value, link, one metadata word
-//!   packing expiry, frequency, flags and a hash tag), an 8-byte bucket, an 8-byte main-queue
-//!   slot, an 8-byte small-queue slot (a pointer with the queue's stamp in its low bits) and
-//!   about 2 bytes of ghost fingerprints. An entry replaced or removed keeps its node (and
-//!   value) until its queue lets go of it, when the small FIFO's head or main's hand reaches it:
-//!   a ring cannot drop an item from its middle. While a shard fills, a key overwritten many
-//!   times can so hold up to a ring's worth of dead nodes (the shard's expected entry count).
-//!   Once the shard has been full, a replacement or removal also takes one step of the small
-//!   FIFO when it is past twice its share, which keeps them down: in a test, 20,000 random
-//!   overwrites of a full 4,000-entry cache leave about 4,800 values held, against 7,999 without
-//!   those steps. No single step releases more than 128 dead nodes.
+//! * **Memory.** A `u64 -> u64` entry costs a 48-byte node (key, value, the list link and its
+//!   split-order key, one metadata word packing expiry, frequency, flags and the shard, the
+//!   weight, and the last-read time for a time to idle), 8 to 16 bytes of bucket sentinel (16
+//!   bytes per bucket, one to two entries per bucket), an 8-byte main-queue slot, an 8-byte
+//!   small-queue slot (a pointer with the queue's stamp in its low bits) and about 2 bytes of
+//!   ghost fingerprints. An entry replaced or removed leaves the table at once, and its key and
+//!   value are dropped one epoch later (once no reader can still hold them); its node stays in
+//!   its queue as a 48-byte shell until the queue reaches it (a ring cannot drop an item from its
+//!   middle). Once the shard has been full, a replacement or removal also takes one step of the
+//!   small FIFO when it is past twice its share, which keeps the shells down. No single step
+//!   releases more than 128 of them.
 //!
 //! # Consistency
 //!
@@ -74,36 +78,51 @@
 //!   since removed, evicted or expired. It never returns a value that was never inserted, nor one
 //!   that was overwritten or removed by an operation that completed before the `get` began. A
 //!   replacement is atomic for readers: a concurrent `get` sees the old value or the new one,
-//!   never a gap. Two concurrent inserts of one key leave exactly one of the two values.
+//!   never a gap. Two concurrent inserts of one key leave exactly one of the two values. The
+//!   table growing changes none of this: no entry moves.
+//! * **Reads write a little.** A `get` raises the entry's frequency counter (below its maximum)
+//!   and, with a time to idle, its last-read time. A read that meets an expired entry removes it:
+//!   the removal is counted as an expiration and reported to the listener, on the reading thread,
+//!   as any other removal is. `peek`-like reads (`contains_key`, `time_to_live_of`) touch neither
+//!   counter but also remove an expired entry they meet.
 //! * **Eviction.** The cache may evict any entry at any time, so a miss is always a legal answer
 //!   while a bound is set. Bounds are checked after each write: while writes run concurrently the
 //!   entry count or weight can exceed its bound by about one entry per writing thread, and once
 //!   every write has returned it is back within the bound. A sharded cache enforces the bounds
 //!   shard by shard, so it may start evicting a little before the whole cache is full (at one
 //!   million entries in 64 shards, about 0.3% before). An entry heavier than `max_entry_weight`
-//!   is never stored.
-//! * **TTL.** An entry whose time to live has passed is never returned by `get`, `contains_key`
-//!   or `iter`. Expiry has a resolution of one millisecond and rounds toward earlier: an entry may
-//!   expire up to 1 ms before its TTL, never after. Expired entries are reclaimed lazily (when a
-//!   read meets them or the eviction hand passes) or by [`Cache::run_pending_maintenance`].
+//!   is never stored. The weigher runs once per insert, before anything is stored.
+//! * **TTL and TTI.** An entry whose time to live has passed, or that has not been read for its
+//!   time to idle, is never returned by `get`, `contains_key` or `iter`. Expiry has a resolution
+//!   of one millisecond (4 ms for the time to idle) and rounds toward earlier: an entry may expire
+//!   up to 1 ms (8 ms) early, never late. Expired entries are reclaimed lazily (when a read meets
+//!   them or the eviction hand passes) or by [`Cache::run_pending_maintenance`].
 //! * **Iteration.** [`Cache::iter`], [`Cache::retain`] and [`Cache::clear`] are weakly
-//!   consistent: they visit every entry present for their whole run exactly once and may or may
-//!   not see concurrent changes. `clear` racing with inserts may leave some of those inserts.
+//!   consistent: they visit every entry present for their whole run exactly once, also while the
+//!   table grows, and may or may not see concurrent changes. A key removed and inserted again
+//!   during the walk is a new entry and may be visited twice (once per entry). `clear` racing with
+//!   inserts may leave some of those inserts.
 //! * **Counters.** [`Cache::len`], [`Cache::weighted_size`] and [`Cache::stats`] are exact when
-//!   the cache is quiescent and approximate while other threads write.
+//!   the cache is quiescent and approximate while other threads write. `len` counts expired
+//!   entries that were not reclaimed yet.
+//! * **Memory.** A removed, replaced, evicted or expired entry's key and value are dropped once
+//!   no thread can still be reading them (the end of the current epoch), not when the queues
+//!   reach the entry; `clear` and `retain` hand their garbage to the collector before returning.
 //! * **Listener.** The eviction listener runs on the thread that removed the entry, right after
 //!   the removal took effect, once per entry that leaves (never when the cache itself is dropped).
+//!   If it panics, the panic is caught, counted in [`CacheStats::listener_panics`], and the
+//!   listener is never called again (as moka does); the cache's own bookkeeping is unaffected.
 //! * **Loaders.** [`Cache::get_or_insert_with`] and its fallible and async forms are
 //!   single-flight per key: concurrent callers that miss run one loader between them, and all
-//!   get its outcome. A loader's error reaches every caller that waited on it (as an `Arc`, the
-//!   same error); nothing is cached and the next call loads again. A value too heavy to store
-//!   is still returned to every caller. If the loader panics or its future is dropped, the
-//!   waiting callers retry and one of them loads. The loaded value is inserted only where the
-//!   key is absent, so an `insert` made during the load is kept; a `remove`, `clear` or
-//!   `retain` made during the load wins (the load's value is returned to its callers but not
-//!   cached), and callers that arrive after such a removal start a new load. One gap remains:
-//!   if an entry inserted during a load is evicted or expires before the load ends, the
-//!   loaded value may take its place.
+//!   get its outcome, value or error. A loader's error reaches every caller that waited on it (as
+//!   an `Arc`, the same error); nothing is cached and the next call loads again. A value too heavy
+//!   to store is still returned to every caller. If the loader panics or its future is dropped,
+//!   the waiting callers retry and one of them loads (one load per panic, not one per caller).
+//!   The loaded value is inserted only where the key is absent, so an `insert` made during the
+//!   load is kept; a `remove`, `clear` or `retain` made during the load wins (the load's value is
+//!   returned to its callers but not cached), and callers that arrive after such a removal start
+//!   a new load. One gap remains: if an entry inserted during a load is evicted or expires before
+//!   the load ends, the loaded value may take its place.
 //!
 //! # Feature flags and cfgs
 //!

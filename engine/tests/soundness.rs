@@ -332,3 +332,28 @@ impl PeekOrNone for Cache<u64, u64> {
         self.contains_key(key).then_some(*key)
     }
 }
+
+#[test]
+fn a_read_that_meets_an_expired_entry_removes_and_reports_it_and_len_counts_it_until_then() {
+    use std::time::Duration;
+    let (clock, mock) = strata_engine::Clock::mock();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(100)
+        .time_to_live(Duration::from_millis(10))
+        .eviction_listener(move |key, _, cause| log.lock().unwrap().push((*key, cause)))
+        .clock(clock)
+        .build();
+    cache.insert(1, 1);
+    cache.insert(2, 2);
+    mock.advance(Duration::from_millis(20));
+    assert_eq!(cache.len(), 2, "expired but not reclaimed: still counted");
+    assert_eq!(cache.get(&1), None);
+    assert_eq!(*seen.lock().unwrap(), vec![(1, EvictionCause::Expired)]);
+    assert_eq!(cache.len(), 1, "the read removed it");
+    assert!(!cache.contains_key(&2));
+    assert_eq!(cache.len(), 0, "contains_key removes what it meets too");
+    assert_eq!(cache.stats().expirations, 2);
+    assert_eq!(cache.stats().hits, 0);
+}

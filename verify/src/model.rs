@@ -210,6 +210,8 @@ impl Model {
         if let Some(weight) = setup.max_weight {
             builder = builder
                 .max_weight(weight)
+                // The model's rule: an entry may weigh up to the whole bound.
+                .max_entry_weight(weight)
                 .weigher(|_, value: &u32| weight_of(*value) as u32);
         }
         if let Some(ms) = setup.time_to_live_ms {
