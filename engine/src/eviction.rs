@@ -6,7 +6,7 @@ use std::hash::{BuildHasher, Hash};
 use crate::inner::Inner;
 use crate::listener::EvictionCause;
 use crate::main_queue::MainQueue;
-use crate::node::{self, Node, Owner, IN_MAIN};
+use crate::node::{self, Node, QueueRef, IN_MAIN};
 use crate::policy::{self, MainVisit, SmallExit, Victim};
 use crate::shard::Shard;
 use crate::stats::Event;
@@ -103,21 +103,21 @@ where
     /// [`policy::DEAD_PER_STEP`] entries and returns `false` if none of them was live (the caller
     /// then turns to main).
     pub(crate) fn pop_small(&self, shard: &Shard<Node<K, V>>, guard: &Guard, forced: bool) -> bool {
-        let Some(small) = &shard.small else {
+        let Some(queues) = &shard.queues else {
             return false;
         };
         for _ in 0..policy::DEAD_PER_STEP {
-            let Some(ptr) = small.pop() else {
+            let Some(ptr) = queues.small.pop() else {
                 return false;
             };
-            let shared = Shared::from(ptr.cast_const());
             // SAFETY: a pointer in the queue is one of the node's two references, so the node is
-            // alive, and popping made that reference ours.
-            let node = unsafe { shared.deref() };
+            // alive, and popping made that reference ours; it was pushed under some guard and is
+            // retired only after being released, which is after `guard` was pinned.
+            let token = unsafe { QueueRef::new(Shared::from(ptr.cast_const()), guard) };
+            let node = token.node();
             self.sub_small_weight(shard, u64::from(node.weight));
             if !node.is_live(guard) {
-                // SAFETY: we popped the queue's reference and do not use `node` after this.
-                unsafe { node::release(shared, Owner::Queue, 0, guard) };
+                // Dead while queued: the token's drop gives the reference up.
                 continue;
             }
             let meta = node.meta.load(Ordering::Relaxed);
@@ -128,41 +128,37 @@ where
             {
                 // Main judges the entry afresh: it must be read again there to be spared.
                 while node.cool() > 0 {}
-                self.promote(shard, shared, self.over_capacity(shard), guard);
+                self.promote(shard, token, self.over_capacity(shard));
                 return true;
             } else if let Some(hash) = self.evict(node, EvictionCause::Evicted, guard) {
                 self.ghost.insert(hash);
             }
-            // SAFETY: we popped the queue's reference and do not use `node` after this.
-            unsafe { node::release(shared, Owner::Queue, 0, guard) };
             return true;
         }
         false
     }
 
-    /// Places `node`, whose queue reference the caller holds, in the main CLOCK: in a free slot
-    /// or, if `may_evict` (the cache is, or is about to be, over a bound), the slot of a cold
-    /// victim the hand evicts. If the ring is full of live entries while the cache has room, the
-    /// ring grows. Past a bounded number of steps it evicts whatever it meets.
+    /// Places the node of `token` in the main CLOCK: in a free slot or, if `may_evict` (the
+    /// cache is, or is about to be, over a bound), the slot of a cold victim the hand evicts. If
+    /// the ring is full of live entries while the cache has room, the ring grows. Past a bounded
+    /// number of steps it evicts whatever it meets.
     pub(crate) fn promote(
         &self,
         shard: &Shard<Node<K, V>>,
-        node: Shared<'_, Node<K, V>>,
+        token: QueueRef<'_, K, V>,
         may_evict: bool,
-        guard: &Guard,
     ) {
-        let Some(main) = &shard.main else { return };
-        // SAFETY: the caller holds a queue reference, so the node is alive.
-        unsafe { node.deref() }
-            .meta
-            .fetch_or(IN_MAIN, Ordering::Relaxed);
+        let Some(queues) = &shard.queues else { return };
+        let main = &queues.main;
+        let guard = token.guard();
+        token.node().meta.fetch_or(IN_MAIN, Ordering::Relaxed);
         let mut grown = false;
         for step in 0..policy::PROMOTE_STEPS {
             if step == policy::PROMOTE_STEPS / 2 && !may_evict {
                 // Half the steps passed only live entries the cache has room for: the ring is
                 // full, so it grows (if its count bound allows), and the hand looks on.
-                match Self::grow_main(shard, main, node) {
-                    Growth::Placed => return,
+                match Self::grow_main(shard, main, &token) {
+                    Growth::Placed => return token.placed(),
                     Growth::Grown => grown = true,
                     Growth::Full => {}
                 }
@@ -176,42 +172,34 @@ where
                 || self.visit_main(unsafe { &*current }, may_evict, forced, guard);
             if vacated
                 && slot
-                    .compare_exchange(
-                        current,
-                        node.as_raw().cast_mut(),
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
+                    .compare_exchange(current, token.as_ptr(), Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
             {
+                token.placed();
                 if !current.is_null() {
-                    // SAFETY: our CAS took the slot's reference to `current` from the queue.
-                    unsafe {
-                        node::release(Shared::from(current.cast_const()), Owner::Queue, 0, guard)
-                    };
+                    // SAFETY: our CAS took the slot's reference to `current` from the queue; the
+                    // token gives it up as it drops.
+                    drop(unsafe { QueueRef::new(Shared::from(current.cast_const()), guard) });
                 }
                 return;
             }
         }
         // Other hands kept winning the slots. A cache with room grows its ring once more rather
-        // than lose the entry; otherwise the entry cannot be placed, so it is evicted.
-        if !may_evict && matches!(Self::grow_main(shard, main, node), Growth::Placed) {
-            return;
+        // than lose the entry; otherwise the entry cannot be placed, so it is evicted (and the
+        // token's drop gives up the reference of a node that never entered main).
+        if !may_evict && matches!(Self::grow_main(shard, main, &token), Growth::Placed) {
+            return token.placed();
         }
-        // SAFETY: the caller's reference keeps the node alive.
-        let entry = unsafe { node.deref() };
-        self.evict(entry, EvictionCause::Evicted, guard);
-        // SAFETY: the node never entered main; we give up the caller's queue reference.
-        unsafe { node::release(node, Owner::Queue, 0, guard) };
+        self.evict(token.node(), EvictionCause::Evicted, guard);
     }
 
     /// Doubles `shard`'s main ring, unless it already has a slot for every entry the count
-    /// bound admits, and places `node` (whose queue reference the caller holds) in one of the
-    /// first new slots that no other hand has filled yet.
+    /// bound admits, and places the node of `token` in one of the first new slots that no other
+    /// hand has filled yet ([`Growth::Placed`]: the caller then marks the token placed).
     pub(crate) fn grow_main(
         shard: &Shard<Node<K, V>>,
         main: &MainQueue<Node<K, V>>,
-        node: Shared<'_, Node<K, V>>,
+        token: &QueueRef<'_, K, V>,
     ) -> Growth {
         let len = main.len();
         if len as u64 >= shard.max_entries {
@@ -221,7 +209,7 @@ where
             let placed = slots.iter().take(GROWN_SLOTS_TRIED).any(|slot| {
                 slot.compare_exchange(
                     std::ptr::null_mut(),
-                    node.as_raw().cast_mut(),
+                    token.as_ptr(),
                     Ordering::AcqRel,
                     Ordering::Acquire,
                 )
@@ -245,9 +233,10 @@ where
     /// ring sized for more entries than a weight bound admits is mostly free, and a forced step
     /// must still reach an entry. Returns `false` if it met no live entry.
     pub(crate) fn main_step(&self, shard: &Shard<Node<K, V>>, guard: &Guard, forced: bool) -> bool {
-        let Some(main) = &shard.main else {
+        let Some(queues) = &shard.queues else {
             return false;
         };
+        let main = &queues.main;
         let limit = if forced {
             main.len()
         } else {
@@ -273,10 +262,8 @@ where
                     )
                     .is_ok()
                 {
-                    // SAFETY: our CAS took the slot's reference.
-                    unsafe {
-                        node::release(Shared::from(current.cast_const()), Owner::Queue, 0, guard)
-                    };
+                    // SAFETY: our CAS took the slot's reference; the token gives it up as it drops.
+                    drop(unsafe { QueueRef::new(Shared::from(current.cast_const()), guard) });
                 }
                 if live {
                     return true;
@@ -391,10 +378,11 @@ mod tests {
         }
         let inner = &*cache.inner;
         let shard = inner.shards.of_hash(inner.hash(&0u64));
-        let small = shard
-            .small
+        let small = &shard
+            .queues
             .as_ref()
-            .expect("a bounded cache has a small queue");
+            .expect("a bounded cache has queues")
+            .small;
         // Every overwrite left its predecessor queued; the live entry is the newest.
         assert_eq!(small.len(), overwrites + 1);
 

@@ -10,8 +10,7 @@ use crate::error::InsertError;
 use crate::ghost::Ghost;
 use crate::listener::{EvictionCause, Listener};
 use crate::loader::{Flights, Gate};
-use crate::main_queue::MainQueue;
-use crate::node::{self, Node, Owner, IN_MAIN};
+use crate::node::{self, Node, Owner, QueueRef, IN_MAIN};
 use crate::shard::{Shard, Shards};
 use crate::stats::{Event, StatsRecorder};
 use crate::sync::epoch::{self, Guard, Owned, Shared};
@@ -235,7 +234,10 @@ where
             }
             Inserted::New { walked } => {
                 // A key the ghost remembers was evicted too soon: it skips the small queue.
-                self.enqueue(shard, new, weight, self.ghost.contains(hash), &guard);
+                // SAFETY: just linked, the node has never been queued: its queue reference is
+                // ours.
+                let token = unsafe { QueueRef::new(new, &guard) };
+                self.enqueue(shard, token, weight, self.ghost.contains(hash));
                 // Counted only once queued, with AcqRel: of two racing writers, the one that
                 // counts last sees the full total and, through the acquire, the other's entry
                 // ready in its queue, so it always finds something to evict and the bound holds
@@ -257,7 +259,9 @@ where
                 // frequency yet that this could confuse.
                 unsafe { new.deref() }.touch();
                 self.trim_small(shard, &guard);
-                self.enqueue(shard, new, weight, false, &guard);
+                // SAFETY: as for a new entry.
+                let token = unsafe { QueueRef::new(new, &guard) };
+                self.enqueue(shard, token, weight, false);
                 self.add_weight(shard, weight);
                 self.sub_weight(shard, old_weight);
                 self.notify(old, EvictionCause::Replaced);
@@ -296,38 +300,37 @@ where
         removed
     }
 
-    /// Gives a node that was just linked its queue reference in its shard: main, the small
-    /// queue, or none at all in an unbounded cache (which never evicts).
+    /// Places a node that was just linked in its shard's queues, giving it their reference:
+    /// main, the small queue, or none at all in an unbounded cache (which never evicts).
     pub(crate) fn enqueue(
         &self,
         shard: &Shard<Node<K, V>>,
-        node: Shared<'_, Node<K, V>>,
+        token: QueueRef<'_, K, V>,
         weight: u64,
         to_main: bool,
-        guard: &Guard,
     ) {
         // The entry is counted after this: judge the bounds as they will be then.
         let may_evict = || {
             Self::shard_count(shard) + 1 > shard.max_entries
                 || self.shard_weight(shard) + weight > shard.max_weight
         };
-        match (&shard.small, &shard.main) {
-            (Some(small), Some(_)) if !to_main => {
-                self.add_small_weight(shard, weight);
-                for _ in 0..SMALL_PUSH_ATTEMPTS {
-                    if small.push(node.as_raw().cast_mut()).is_ok() {
-                        return;
-                    }
-                    self.pop_small(shard, guard, false);
+        let Some(queues) = &shard.queues else {
+            token.release_with(IN_MAIN);
+            return;
+        };
+        if !to_main {
+            self.add_small_weight(shard, weight);
+            for _ in 0..SMALL_PUSH_ATTEMPTS {
+                if queues.small.push(token.as_ptr()).is_ok() {
+                    token.placed();
+                    return;
                 }
-                // Other writers keep the ring full: place the entry in main instead.
-                self.sub_small_weight(shard, weight);
-                self.promote(shard, node, may_evict(), guard);
+                self.pop_small(shard, token.guard(), false);
             }
-            (_, Some(_)) => self.promote(shard, node, may_evict(), guard),
-            // SAFETY: no queue exists, so none holds the node: give up that reference.
-            _ => unsafe { node::release(node, Owner::Queue, IN_MAIN, guard) },
+            // Other writers keep the ring full: place the entry in main instead.
+            self.sub_small_weight(shard, weight);
         }
+        self.promote(shard, token, may_evict());
     }
 }
 
@@ -338,12 +341,11 @@ impl<K, V, S> Drop for Inner<K, V, S> {
         // queued one; each node is found once through each reference it still has.
         unsafe { self.table.release_linked() };
         for shard in self.shards.iter() {
-            let small = shard
-                .small
-                .iter()
-                .flat_map(|q| std::iter::from_fn(|| q.pop()));
-            let main = shard.main.iter().flat_map(MainQueue::drain);
-            for ptr in small.chain(main) {
+            let Some(queues) = &shard.queues else {
+                continue;
+            };
+            let small = std::iter::from_fn(|| queues.small.pop());
+            for ptr in small.chain(queues.main.drain()) {
                 // SAFETY: as above; a queued pointer is a node not yet retired (its queue still
                 // held a reference), in one queue slot.
                 unsafe { node::release_at_drop(ptr, Owner::Queue) };

@@ -46,6 +46,9 @@ pub(crate) const UNLINKED: u64 = 1 << 43;
 pub(crate) const DEQUEUED: u64 = 1 << 44;
 /// Bit 45: the key and value were dropped early (see the module docs); the node is a shell.
 const CONTENTS_GONE: u64 = 1 << 45;
+/// Bit 52: the queue let go of a node whose contents were dropped early, and the grace period
+/// after that has passed: the shell may be freed once the contents are gone too.
+const SHELL_UNUSED: u64 = 1 << 52;
 /// Bits 46..52: the node's shard (there are at most 64).
 const SHARD_SHIFT: u32 = 46;
 const SHARD_MASK: u64 = 0x3F;
@@ -306,51 +309,115 @@ pub(crate) unsafe fn release<K, V>(
         }
         (Owner::Table, false) => {
             let raw = node.as_raw() as usize;
-            // SAFETY: the closure runs once, after every guard pinned now is gone: by then no
-            // reader found the node in the table (it is unlinked) and no queue holder may read the
-            // contents (it would have had to win `mark_removed` before this release, hence under
-            // such a guard). The node itself stays allocated until the queue's release sees
-            // CONTENTS_GONE below (or the closure sees DEQUEUED), whichever is second.
-            unsafe {
-                guard.defer_unchecked(move || {
-                    let node = raw as *const Node<K, V>;
-                    drop_contents_early(node);
-                })
-            };
+            // SAFETY: runs once, after every guard pinned now is gone: by then no reader found
+            // the node in the table (it is unlinked) and no queue holder may read the contents
+            // (it would have had to win `mark_removed` before this release, hence under such a
+            // guard). The node stays allocated until both this and the queue's closure have run.
+            unsafe { guard.defer_unchecked(move || drop_contents_early::<K, V>(raw as *mut _)) };
         }
         (Owner::Queue, true) => {
-            // The table let go first, so the contents' drop was deferred; whichever of it and
-            // this release comes second retires the shell.
-            if prev & CONTENTS_GONE != 0 {
-                // SAFETY: the contents are gone and both references too; this is the one call
-                // that saw both CONTENTS_GONE and UNLINKED, so the shell is retired once.
-                unsafe { guard.defer_destroy(node) };
-            }
+            // The table let go first, so its closure drops the contents; the shell is freed by
+            // whichever of the two closures runs second, each after its own grace period (so no
+            // thread can still reach the shell through the table or a queue slot).
+            let raw = node.as_raw() as usize;
+            // SAFETY: runs once, after every guard pinned now is gone; see `shell_unused`.
+            unsafe { guard.defer_unchecked(move || shell_unused::<K, V>(raw as *mut _)) };
         }
         (Owner::Queue, false) => {}
     }
 }
 
-/// The deferred half of an early release: drops the contents, then retires the shell if its
-/// queue already let go of it.
+/// The table's closure of an early release: drops the contents, then frees the shell if the
+/// queue's closure has already run.
 ///
 /// # Safety
 /// `node` is a node whose table reference was released (its contents no longer readable by
 /// anyone), still allocated, and this is called once for it.
-unsafe fn drop_contents_early<K, V>(node: *const Node<K, V>) {
+unsafe fn drop_contents_early<K, V>(node: *mut Node<K, V>) {
     // SAFETY: the caller's obligations: no reader is left and this runs once, so we have the
     // contents to ourselves; the cell makes writing through a shared node allowed.
     unsafe { ManuallyDrop::drop(&mut *(*node).contents.get()) };
-    // SAFETY: still allocated (the shell is retired only after CONTENTS_GONE is set, below).
+    // SAFETY: still allocated: it is freed by the second of the two closures, below or in
+    // `shell_unused`.
     let prev = unsafe { &*node }
         .meta
         .fetch_or(CONTENTS_GONE, Ordering::AcqRel);
-    if prev & DEQUEUED != 0 {
-        let guard = epoch::pin();
-        // SAFETY: both references are gone and the queue's release saw no CONTENTS_GONE, so it
-        // left the shell to us: retired once, after threads that may still look at it through
-        // the queue (under guards pinned before its release) are done.
-        unsafe { guard.defer_destroy(Shared::from(node)) };
+    if prev & SHELL_UNUSED != 0 {
+        // SAFETY: both closures have run (this one second), so both grace periods have passed:
+        // nothing can reach the node; freed once; its drop skips the contents (CONTENTS_GONE).
+        drop(unsafe { Box::from_raw(node) });
+    }
+}
+
+/// The queue's closure for a node whose contents are dropped early: frees the shell if the
+/// table's closure has already run.
+///
+/// # Safety
+/// `node` is a node both references of which were released, the table's first; called once.
+unsafe fn shell_unused<K, V>(node: *mut Node<K, V>) {
+    // SAFETY: still allocated (see `drop_contents_early`).
+    let prev = unsafe { &*node }
+        .meta
+        .fetch_or(SHELL_UNUSED, Ordering::AcqRel);
+    if prev & CONTENTS_GONE != 0 {
+        // SAFETY: as in `drop_contents_early`, with the roles swapped.
+        drop(unsafe { Box::from_raw(node) });
+    }
+}
+
+/// A queue's reference to a node, held by the thread that took it from its queue (popped it,
+/// or won the CAS that emptied its slot), or that linked the node and has not queued it yet. It
+/// must end in a queue slot ([`QueueRef::placed`]) or be given up; dropping the token gives it
+/// up (through [`release`]), so an early return or an unwinding panic cannot leak the node.
+#[must_use = "dropping a queue reference gives it up"]
+pub(crate) struct QueueRef<'g, K, V> {
+    node: Shared<'g, Node<K, V>>,
+    guard: &'g Guard,
+}
+
+impl<'g, K, V> QueueRef<'g, K, V> {
+    /// # Safety
+    /// The caller owns a queue reference to `node` (as [`release`] requires for
+    /// [`Owner::Queue`]) and hands it to the token; `node` was loaded under `guard`.
+    pub(crate) unsafe fn new(node: Shared<'g, Node<K, V>>, guard: &'g Guard) -> Self {
+        QueueRef { node, guard }
+    }
+
+    /// The node (valid while `guard` is pinned: the token keeps it alive, and giving the
+    /// reference up defers its retirement past the guard).
+    pub(crate) fn node(&self) -> &'g Node<K, V> {
+        // SAFETY: as above.
+        unsafe { self.node.deref() }
+    }
+
+    /// The guard the token lives under.
+    pub(crate) fn guard(&self) -> &'g Guard {
+        self.guard
+    }
+
+    /// The pointer a queue slot stores.
+    pub(crate) fn as_ptr(&self) -> *mut Node<K, V> {
+        self.node.as_raw().cast_mut()
+    }
+
+    /// The reference now lives in a queue slot holding [`QueueRef::as_ptr`].
+    pub(crate) fn placed(self) {
+        std::mem::forget(self);
+    }
+
+    /// Gives the reference up with `extra` flags (such as [`IN_MAIN`]) set alongside.
+    pub(crate) fn release_with(self, extra: u64) {
+        // SAFETY: the token owns the queue reference (its constructor's contract) and is
+        // consumed here, so it is given up once.
+        unsafe { release(self.node, Owner::Queue, extra, self.guard) };
+        std::mem::forget(self);
+    }
+}
+
+impl<K, V> Drop for QueueRef<'_, K, V> {
+    fn drop(&mut self) {
+        // SAFETY: as in `release_with`; a token that is dropped was neither placed nor released.
+        unsafe { release(self.node, Owner::Queue, 0, self.guard) };
     }
 }
 

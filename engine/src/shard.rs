@@ -33,11 +33,17 @@ pub(crate) struct Counters {
     pub(crate) filled: std::sync::atomic::AtomicBool,
 }
 
+/// A shard's S3-FIFO queues.
+pub(crate) struct Queues<T> {
+    /// New entries waiting to prove themselves.
+    pub(crate) small: SmallQueue<T>,
+    /// The entries that proved themselves.
+    pub(crate) main: MainQueue<T>,
+}
+
 pub(crate) struct Shard<T> {
-    /// New entries waiting to prove themselves (absent when the cache is unbounded).
-    pub(crate) small: Option<SmallQueue<T>>,
-    /// The entries that proved themselves (absent when the cache is unbounded).
-    pub(crate) main: Option<MainQueue<T>>,
+    /// The two queues, absent when the cache is unbounded (it never evicts).
+    pub(crate) queues: Option<Queues<T>>,
     /// This shard's part of the cache's bounds.
     pub(crate) max_entries: u64,
     pub(crate) max_weight: u64,
@@ -84,8 +90,10 @@ impl<T> Shards<T> {
                 let small_slots =
                     (expected as u64 * policy::SMALL_RING_PERCENT / 100).max(4) as usize;
                 Shard {
-                    small: bounded.then(|| SmallQueue::new(small_slots)),
-                    main: bounded.then(|| MainQueue::new(expected)),
+                    queues: bounded.then(|| Queues {
+                        small: SmallQueue::new(small_slots),
+                        main: MainQueue::new(expected),
+                    }),
                     max_entries,
                     max_weight,
                     small_target: policy::small_target(policy_capacity),

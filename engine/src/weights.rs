@@ -54,9 +54,9 @@ impl<K, V, S> Inner<K, V, S> {
     }
 
     pub(crate) fn small_queue_weight(&self, shard: &Shard<Node<K, V>>) -> u64 {
-        match (&self.weigher, &shard.small) {
+        match (&self.weigher, &shard.queues) {
             (Some(_), _) => shard.counters.small_weight.load(Ordering::Relaxed),
-            (None, Some(small)) => small.len() as u64,
+            (None, Some(queues)) => queues.small.len() as u64,
             (None, None) => 0,
         }
     }
