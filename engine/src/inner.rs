@@ -13,7 +13,7 @@ use crate::loader::{Flights, Gate};
 use crate::node::{self, Node, Owner, QueueRef, IN_MAIN};
 use crate::shard::{Shard, Shards};
 use crate::stats::{Event, StatsRecorder};
-use crate::sync::epoch::{self, Guard, Owned, Shared};
+use crate::sync::epoch::{self, Guard, Owned};
 use crate::sync::Ordering;
 use crate::table::{self, Inserted, Table};
 
