@@ -10,8 +10,8 @@ use crate::builder::CacheBuilder;
 use crate::clock::{self, Ticks};
 use crate::error::InsertError;
 use crate::ghost::Ghost;
-use crate::inner::{Config, Inner};
-use crate::iter::Iter;
+use crate::inner::{Config, Inner, Mode, Stored};
+use crate::iter::{Iter, Keys};
 use crate::listener::EvictionCause;
 use crate::loader::Flights;
 use crate::node::{self};
@@ -126,6 +126,32 @@ where
         value
     }
 
+    /// The value for `key`, if present and not expired, without marking the entry as used (so
+    /// a peek does not keep it from eviction) and without counting a hit or a miss in
+    /// [`stats`](Self::stats); [`get`](Self::get) does both.
+    ///
+    /// ```
+    /// # use strata_engine::Cache;
+    /// let cache = Cache::<u64, u64>::new(100);
+    /// cache.insert(1, 10);
+    /// assert_eq!(cache.peek(&1), Some(10));
+    /// assert_eq!(cache.peek(&2), None);
+    /// assert_eq!((cache.stats().hits, cache.stats().misses), (0, 0));
+    /// ```
+    pub fn peek<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let inner = &*self.inner;
+        let hash = inner.hash(key);
+        let guard = epoch::pin();
+        inner
+            .read(hash, key, &guard, false)
+            .map(|node| node.value().clone())
+    }
+
     /// Whether `key` has a live, unexpired entry. Counts neither a hit nor a miss and does not
     /// mark the entry as used.
     pub fn contains_key<Q>(&self, key: &Q) -> bool
@@ -188,12 +214,68 @@ where
         self.inner.insert(hash, key, value, Some(ttl))
     }
 
+    /// Inserts `key`'s value only if the key has no live entry, with the cache's default time to
+    /// live; returns whether it inserted. A live entry is kept as it is; an expired one is
+    /// replaced. An entry heavier than `max_entry_weight` is not stored (`false`, counted in
+    /// [`CacheStats::rejections`]). It takes no part in single flight: it neither waits for a
+    /// load of the key nor is undone by one (a load in the air keeps what this inserted).
+    ///
+    /// ```
+    /// # use strata_engine::Cache;
+    /// let cache = Cache::<u64, u64>::new(100);
+    /// assert!(cache.insert_if_absent(1, 10));
+    /// assert!(!cache.insert_if_absent(1, 11));
+    /// assert_eq!(cache.get(&1), Some(10));
+    /// ```
+    pub fn insert_if_absent(&self, key: K, value: V) -> bool {
+        self.try_insert_if_absent(key, value).unwrap_or(false)
+    }
+
+    /// Like [`insert_if_absent`](Self::insert_if_absent), but tells why an entry was refused:
+    /// `Ok(true)` inserted, `Ok(false)` a live entry was kept.
+    pub fn try_insert_if_absent(&self, key: K, value: V) -> Result<bool, InsertError> {
+        let inner = &*self.inner;
+        let hash = inner.hash(&key);
+        let ttl = inner.time_to_live;
+        match inner.insert_as(hash, key, value, ttl, Mode::IfAbsent)? {
+            Stored::Linked => Ok(true),
+            Stored::Kept | Stored::Cancelled => Ok(false),
+        }
+    }
+
     /// Removes `key`'s entry and returns its value (`None` if absent or already expired).
     pub fn remove<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
         V: Clone,
+    {
+        self.remove_with(key, V::clone)
+    }
+
+    /// Removes `key`'s entry, without returning its value (moka's name; see
+    /// [`remove`](Self::remove)).
+    ///
+    /// ```
+    /// # use strata_engine::Cache;
+    /// let cache = Cache::<u64, u64>::new(100);
+    /// cache.insert(1, 10);
+    /// cache.invalidate(&1);
+    /// assert_eq!(cache.get(&1), None);
+    /// ```
+    pub fn invalidate<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.remove_with(key, |_| ());
+    }
+
+    /// Removes `key`'s entry; `read` of its value if it was live.
+    fn remove_with<Q, R>(&self, key: &Q, read: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
     {
         let inner = &*self.inner;
         let hash = inner.hash(key);
@@ -211,13 +293,18 @@ where
         };
         inner.account_removal(node, cause);
         inner.trim_small(inner.shards.of_hash(hash), &guard);
-        (!expired).then(|| node.value().clone())
+        (!expired).then(|| read(node.value()))
     }
 
     /// Number of live entries (expired entries not yet reclaimed included). Exact when no other
     /// thread is writing.
     pub fn len(&self) -> usize {
         self.inner.count() as usize
+    }
+
+    /// [`len`](Self::len) as moka names it.
+    pub fn entry_count(&self) -> u64 {
+        self.inner.count()
     }
 
     /// Whether [`len`](Self::len) is zero.
@@ -235,6 +322,11 @@ where
     pub fn clear(&self) {
         self.retain(|_, _| false);
         self.inner.ghost.clear();
+    }
+
+    /// [`clear`](Self::clear) as moka names it.
+    pub fn invalidate_all(&self) {
+        self.clear();
     }
 
     /// Keeps only the entries for which `keep` returns `true`; the others are removed (cause
@@ -258,11 +350,26 @@ where
         K: Clone,
         V: Clone,
     {
-        Iter {
-            inner: &self.inner,
-            run: Some(0),
-            buffer: Vec::new(),
-        }
+        Iter::new(&self.inner)
+    }
+
+    /// A weakly consistent iterator over clones of the live, unexpired entries' keys, with the
+    /// guarantees of [`iter`](Self::iter).
+    ///
+    /// ```
+    /// # use strata_engine::Cache;
+    /// let cache = Cache::<u64, u64>::new(100);
+    /// cache.insert(1, 10);
+    /// cache.insert(2, 20);
+    /// let mut keys: Vec<u64> = cache.keys().collect();
+    /// keys.sort_unstable();
+    /// assert_eq!(keys, [1, 2]);
+    /// ```
+    pub fn keys(&self) -> Keys<'_, K, V, S>
+    where
+        K: Clone,
+    {
+        Keys::new(&self.inner)
     }
 
     /// Removes expired entries from the whole table now, telling the listener
@@ -276,6 +383,17 @@ where
                 .is_expired_at(node, now)
                 .then_some(EvictionCause::Expired)
         })
+    }
+
+    /// moka's name for this engine's pending work: [`run_pending_maintenance`]
+    /// (expired entries removed now) and then a flush of this thread's share of the epoch
+    /// collector, so that memory the cache retired on this thread is freed sooner (once no thread
+    /// can still read it; other threads' retired memory waits for their own activity).
+    ///
+    /// [`run_pending_maintenance`]: Self::run_pending_maintenance
+    pub fn run_pending_tasks(&self) {
+        self.run_pending_maintenance();
+        epoch::pin().flush();
     }
 
     /// A snapshot of the counters: hits, misses, inserts, evictions, expirations, rejections,

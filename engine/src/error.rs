@@ -4,6 +4,7 @@ use thiserror::Error;
 
 /// Why an entry was not inserted.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum InsertError {
     /// The entry weighs more than the cache's `max_entry_weight` (or its whole capacity), so it
     /// could never be kept. Nothing was written, and an older value under the key is untouched.

@@ -66,7 +66,6 @@ pub(crate) enum Mode<'a> {
     /// Replaces it.
     Upsert,
     /// Keeps it and inserts nothing.
-    #[allow(dead_code, reason = "used by insert_if_absent, on its way in")]
     IfAbsent,
     /// A load's insert: keeps it, and goes through the load's gate (see [`Gate`]).
     Load(&'a dyn Gate),

@@ -17,6 +17,16 @@
 //! assert_eq!(two, "two");
 //! ```
 //!
+//! Besides `get`, `insert` and `remove`, a cache offers what users of moka and quick_cache
+//! reach for: [`peek`](Cache::peek) (a read that counts nothing and protects nothing),
+//! [`insert_if_absent`](Cache::insert_if_absent), loaders by borrowed key that do not allocate
+//! on a hit ([`get_or_insert_with_by_ref`](Cache::get_or_insert_with_by_ref)), loaders that may
+//! decline to cache ([`optionally_get_or_insert_with`](Cache::optionally_get_or_insert_with)),
+//! an entry API ([`entry`](Cache::entry)), a placeholder guard
+//! ([`get_value_or_guard`](Cache::get_value_or_guard)), [`keys`](Cache::keys), and moka's names
+//! [`invalidate`](Cache::invalidate), [`invalidate_all`](Cache::invalidate_all),
+//! [`entry_count`](Cache::entry_count) and [`run_pending_tasks`](Cache::run_pending_tasks).
+//!
 //! # Design
 //!
 //! * **Table.** A split-ordered list (Shalev and Shavit): one Harris-Michael lock-free list of
@@ -123,6 +133,19 @@
 //!   returned to its callers but not cached), and callers that arrive after such a removal start
 //!   a new load. One gap remains: if an entry inserted during a load is evicted or expires before
 //!   the load ends, the loaded value may take its place.
+//!   The other single-flight entry points go through the same leader/follower core and follow
+//!   the same rules: the by-reference loaders, the entry API ([`Cache::entry`]), and
+//!   [`Cache::get_value_or_guard`], whose caller that misses leads the key's load and settles
+//!   it through its [`PlaceholderGuard`] (an insert is the load's value; dropping the guard
+//!   unused is like a loader that panicked). The `optionally_` loaders' `None` reaches the
+//!   `optionally_` callers waiting on that load the way an error does, and nothing is cached;
+//!   a waiting caller that cannot answer `None` (any other loader, or a guard) retries instead.
+//! * **Insert-if-absent.** [`Cache::insert_if_absent`] is one atomic step on its key: of
+//!   concurrent calls for an absent key exactly one inserts, and the others keep its value. An
+//!   expired entry counts as absent. It takes no part in single flight (see its docs).
+//! * **Peek.** [`Cache::peek`] answers like `get` but leaves no trace: no hit or miss is
+//!   counted, and the entry is not marked as used, so reading it by `peek` alone does not keep
+//!   it from eviction.
 //!
 //! # Feature flags and cfgs
 //!
@@ -136,16 +159,19 @@
 mod builder;
 mod cache;
 mod clock;
+mod entry;
 mod error;
 mod eviction;
 mod ghost;
 mod inner;
 mod iter;
 mod listener;
+mod load_core;
 mod loader;
 mod loading;
 mod main_queue;
 mod node;
+mod placeholder;
 mod policy;
 mod shard;
 mod small_queue;
@@ -157,7 +183,9 @@ mod weights;
 pub use builder::CacheBuilder;
 pub use cache::Cache;
 pub use clock::{Clock, MockClock};
+pub use entry::{Entry, OwnedKeyEntrySelector, RefKeyEntrySelector};
 pub use error::InsertError;
-pub use iter::Iter;
+pub use iter::{Iter, Keys};
 pub use listener::EvictionCause;
+pub use placeholder::PlaceholderGuard;
 pub use stats::CacheStats;

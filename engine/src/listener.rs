@@ -2,6 +2,7 @@
 
 /// Why an entry left the cache, as told to the eviction listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum EvictionCause {
     /// Evicted by the policy to make room.
     Evicted,

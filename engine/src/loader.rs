@@ -15,8 +15,16 @@
 //! - **An error.** Every follower gets the leader's error (shared behind an `Arc`), so N callers
 //!   against a dead backend wait for one failure, not N in turn. A follower whose error type
 //!   differs from the leader's (two call sites racing on one key) retries instead.
-//! - **Abandoned.** The leader panicked or its future was dropped: followers wake and retry,
-//!   and one of them becomes the next leader.
+//! - **Declined.** The leader's loader chose not to produce a value (the `optionally_` loaders):
+//!   nothing is cached, and every follower that can answer "nothing" gets `None`; the others
+//!   (a plain `get_or_insert_with` cannot) retry, and one of them becomes the next leader.
+//! - **Abandoned.** The leader panicked, its future was dropped, or its
+//!   [`PlaceholderGuard`](crate::PlaceholderGuard) was dropped without a value: followers wake
+//!   and retry, and one of them becomes the next leader.
+//!
+//! Followers wait either by blocking their thread or as a future woken by the leader
+//! ([`Waiting`]); everything else about a flight is the same for both, and the one loop that
+//! leads or follows lives in [`crate::load_core`].
 //!
 //! **Cancellation.** A `remove`, `clear` or `retain` that runs while a load of its key is in
 //! flight *cancels* the flight: it marks it and takes it out of the map, so callers arriving
@@ -52,7 +60,9 @@ pub(crate) enum Outcome<V> {
     Value { value: V, stored: bool },
     /// The leader's error.
     Failed(SharedError),
-    /// The leader gave up (panic, cancelled future): retry.
+    /// The leader's loader produced nothing: nothing cached.
+    Declined,
+    /// The leader gave up (panic, cancelled future, dropped placeholder guard): retry.
     Abandoned,
 }
 
@@ -64,6 +74,7 @@ impl<V: Clone> Clone for Outcome<V> {
                 stored: *stored,
             },
             Outcome::Failed(error) => Outcome::Failed(std::sync::Arc::clone(error)),
+            Outcome::Declined => Outcome::Declined,
             Outcome::Abandoned => Outcome::Abandoned,
         }
     }
@@ -144,16 +155,30 @@ impl<V: Clone> Flight<V> {
     }
 }
 
-/// A future that resolves when a flight settles (see [`Flight::wait`]).
+/// How a follower waits for its flight to settle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Waiting {
+    /// Blocks the calling thread (the synchronous loaders): the future below is then ready on
+    /// its first poll.
+    Block,
+    /// Returns `Pending` and is woken by the leader (the async loaders).
+    Wake,
+}
+
+/// A future that resolves when a flight settles, waiting as [`Waiting`] says.
 pub(crate) struct FlightWait<V> {
     pub(crate) flight: Arc<Flight<V>>,
+    pub(crate) waiting: Waiting,
 }
 
 impl<V: Clone> Future for FlightWait<V> {
     type Output = Outcome<V>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome<V>> {
-        self.flight.poll_settled(cx)
+        match self.waiting {
+            Waiting::Block => Poll::Ready(self.flight.wait()),
+            Waiting::Wake => self.flight.poll_settled(cx),
+        }
     }
 }
 
@@ -176,7 +201,7 @@ pub(crate) struct Flights<K, V> {
 
 /// What a caller that missed must do.
 pub(crate) enum Role<'a, K: Hash + Eq, V: Clone> {
-    /// Run the loader, then [`Leader::store`] or [`Leader::fail`].
+    /// Run the loader, then [`Leader::complete`], [`Leader::fail`] or [`Leader::decline`].
     Leader(Leader<'a, K, V>),
     /// Wait for this flight; `true` if it joined after the leader published its value (see
     /// [`Leader::publish`]).
@@ -252,8 +277,9 @@ impl<K: Hash + Eq, V> Flights<K, V> {
     }
 }
 
-/// The caller that runs the loader for a key. Dropping it without settling (a panic, a
-/// cancelled future) abandons the flight and wakes the followers.
+/// The caller that runs the loader for a key (or holds its placeholder guard). Dropping it
+/// without settling (a panic, a cancelled future, a guard dropped unused) abandons the flight
+/// and wakes the followers.
 pub(crate) struct Leader<'a, K: Hash + Eq, V: Clone> {
     flights: &'a Flights<K, V>,
     shard: &'a Shard<K, V>,
@@ -305,6 +331,11 @@ impl<K: Hash + Eq, V: Clone> Leader<'_, K, V> {
     /// Hands the loader's error to every follower.
     pub(crate) fn fail(mut self, error: SharedError) {
         self.settle(Outcome::Failed(error));
+    }
+
+    /// Tells every follower that the loader produced nothing.
+    pub(crate) fn decline(mut self) {
+        self.settle(Outcome::Declined);
     }
 
     fn settle(&mut self, outcome: Outcome<V>) {

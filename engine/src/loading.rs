@@ -1,6 +1,9 @@
 //! Single-flight loading: the `get_or_insert_with` family, one leader per key and its
-//! followers sharing the leader's outcome (the flights themselves live in [`crate::loader`]).
+//! followers sharing the leader's outcome. Every method here is a thin adapter over the one
+//! leader/follower core in [`crate::load_core`]; the flights themselves live in
+//! [`crate::loader`].
 
+use std::borrow::{Borrow, Cow};
 use std::convert::Infallible;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
@@ -8,10 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::Cache;
-use crate::inner::{Mode, Stored};
-use crate::loader::{FlightWait, Leader, Outcome, Role, SharedError};
-use crate::stats::Event;
-use crate::sync::epoch::{self};
+use crate::load_core::{certain, fallible, optional};
+use crate::loader::Waiting;
 
 /// Loading (single-flight): concurrent callers that miss the same key run one loader between
 /// them, and the others wait for its outcome (see the crate docs' *Consistency* section).
@@ -34,17 +35,31 @@ where
     ///
     /// `init` must not itself load the same key from this cache: the call would wait for its
     /// own flight forever (as with moka's and quick_cache's loaders).
+    ///
+    /// ```
+    /// # use strata_engine::Cache;
+    /// let cache = Cache::<u64, String>::new(100);
+    /// assert_eq!(cache.get_or_insert_with(1, || "one".to_string()), "one");
+    /// assert_eq!(cache.get_or_insert_with(1, || unreachable!("a hit")), "one");
+    /// ```
     pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
-        match self.try_get_or_insert_with(key, || Ok::<V, Infallible>(init())) {
-            Ok(value) => value,
-            Err(never) => match *never {},
-        }
+        let hash = self.inner.hash(&key);
+        let load = || Ok::<_, Infallible>(Some((init(), None)));
+        certain(self.load_blocking(hash, Cow::Owned(key), false, load)).value
     }
 
     /// Like [`get_or_insert_with`](Self::get_or_insert_with) with a fallible `init`: an error is
     /// returned to its caller and to every caller waiting on the same load (shared behind an
     /// `Arc`, as moka's `try_get_with` does), and nothing is cached; the next call loads again.
     /// A waiting caller whose error type differs from the loader's runs its own load instead.
+    ///
+    /// ```
+    /// # use strata_engine::Cache;
+    /// # use std::sync::Arc;
+    /// let cache = Cache::<u64, u64>::new(100);
+    /// assert_eq!(cache.try_get_or_insert_with(1, || Err("down")), Err(Arc::new("down")));
+    /// assert_eq!(cache.try_get_or_insert_with(1, || Ok::<_, &str>(10)), Ok(10));
+    /// ```
     pub fn try_get_or_insert_with<E>(
         &self,
         key: K,
@@ -53,47 +68,81 @@ where
     where
         E: Send + Sync + 'static,
     {
-        let inner = &*self.inner;
-        let hash = inner.hash(&key);
-        let leader = loop {
-            if let Some(value) = self.get_hashed(hash, &key) {
-                return Ok(value);
-            }
-            match inner.flights.join(hash, &key) {
-                Role::Leader(leader) => break leader,
-                Role::Follower(flight, late) => {
-                    if let Some(result) = self.follow(hash, &key, flight.wait(), late) {
-                        return result;
-                    }
-                }
-            }
-        };
-        // A value may have landed between our miss and our joining.
-        if let Some(value) = self.peek_hashed(hash, &key) {
-            leader.publish();
-            leader.complete(value.clone(), true);
-            return Ok(value);
-        }
-        match init() {
-            Ok(value) => Ok(self.store_loaded(hash, key, value, inner.time_to_live, leader)),
-            Err(error) => Err(fail(leader, error)),
-        }
+        let hash = self.inner.hash(&key);
+        let load = || init().map(|value| Some((value, None)));
+        fallible(self.load_blocking(hash, Cow::Owned(key), false, load)).map(|got| got.value)
+    }
+
+    /// Like [`get_or_insert_with`](Self::get_or_insert_with) with an `init` that may decline to
+    /// produce a value (moka's `optionally_get_with`): `None` is returned to its caller and to
+    /// every caller of this method waiting on the same load, nothing is cached, and the next call
+    /// loads again. Callers of the other loaders waiting on it retry instead (one of them loads).
+    ///
+    /// ```
+    /// # use strata_engine::Cache;
+    /// let cache = Cache::<u64, u64>::new(100);
+    /// assert_eq!(cache.optionally_get_or_insert_with(1, || None), None);
+    /// assert!(!cache.contains_key(&1), "nothing cached");
+    /// assert_eq!(cache.optionally_get_or_insert_with(1, || Some(10)), Some(10));
+    /// assert_eq!(cache.get(&1), Some(10));
+    /// ```
+    pub fn optionally_get_or_insert_with(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Option<V>,
+    ) -> Option<V> {
+        let hash = self.inner.hash(&key);
+        let load = || Ok::<_, Infallible>(init().map(|value| (value, None)));
+        optional(self.load_blocking(hash, Cow::Owned(key), true, load)).map(|got| got.value)
+    }
+
+    /// Like [`get_or_insert_with`](Self::get_or_insert_with), looking the key up by reference:
+    /// a hit neither clones nor allocates the key; only a miss makes the owned key
+    /// (`to_owned`) and loads as `get_or_insert_with` does.
+    ///
+    /// ```
+    /// # use strata_engine::Cache;
+    /// let cache = Cache::<String, usize>::new(100);
+    /// assert_eq!(cache.get_or_insert_with_by_ref("alpha", || 5), 5); // a miss makes the String
+    /// assert_eq!(cache.get_or_insert_with_by_ref("alpha", || unreachable!()), 5); // a hit: none
+    /// ```
+    pub fn get_or_insert_with_by_ref<Q>(&self, key: &Q, init: impl FnOnce() -> V) -> V
+    where
+        K: Borrow<Q>,
+        Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
+    {
+        let load = || Ok::<_, Infallible>(Some((init(), None)));
+        certain(self.load_by_ref_blocking(key, false, load)).value
+    }
+
+    /// The fallible form of [`get_or_insert_with_by_ref`](Self::get_or_insert_with_by_ref),
+    /// sharing errors as [`try_get_or_insert_with`](Self::try_get_or_insert_with) does.
+    pub fn try_get_or_insert_with_by_ref<Q, E>(
+        &self,
+        key: &Q,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Borrow<Q>,
+        Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
+        E: Send + Sync + 'static,
+    {
+        let load = || init().map(|value| Some((value, None)));
+        fallible(self.load_by_ref_blocking(key, false, load)).map(|got| got.value)
     }
 
     /// The async form of [`get_or_insert_with`](Self::get_or_insert_with), for any executor.
     /// Waiting callers are woken through their task's waker; if the loading future is dropped
-    /// before it finishes, one of the waiting callers takes over.
+    /// before it finishes, one of the waiting callers takes over. Sync and async callers of one
+    /// key share flights: either kind may wait for the other.
     pub async fn get_or_insert_with_async<F>(&self, key: K, init: F) -> V
     where
         F: Future<Output = V>,
     {
-        let result = self
-            .try_get_or_insert_with_async(key, async { Ok::<V, Infallible>(init.await) })
-            .await;
-        match result {
-            Ok(value) => value,
-            Err(never) => match *never {},
-        }
+        let hash = self.inner.hash(&key);
+        let load = || async { Ok::<_, Infallible>(Some((init.await, None))) };
+        let loaded = self.load(hash, Cow::Owned(key), Waiting::Wake, false, load);
+        certain(loaded.await).value
     }
 
     /// The async form of [`try_get_or_insert_with`](Self::try_get_or_insert_with).
@@ -115,118 +164,40 @@ where
         F: Future<Output = Result<(V, Option<Duration>), E>>,
         E: Send + Sync + 'static,
     {
-        let inner = &*self.inner;
-        let hash = inner.hash(&key);
-        let leader = loop {
-            if let Some(value) = self.get_hashed(hash, &key) {
-                return Ok(value);
-            }
-            let (flight, late) = match inner.flights.join(hash, &key) {
-                Role::Leader(leader) => break leader,
-                Role::Follower(flight, late) => (flight, late),
-            };
-            let outcome = (FlightWait { flight }).await;
-            if let Some(result) = self.follow(hash, &key, outcome, late) {
-                return result;
-            }
-        };
-        if let Some(value) = self.peek_hashed(hash, &key) {
-            leader.publish();
-            leader.complete(value.clone(), true);
-            return Ok(value);
-        }
-        match init.await {
-            Ok((value, ttl)) => {
-                let ttl = ttl.or(inner.time_to_live);
-                Ok(self.store_loaded(hash, key, value, ttl, leader))
-            }
-            Err(error) => Err(fail(leader, error)),
-        }
+        let hash = self.inner.hash(&key);
+        let load = || async { init.await.map(Some) };
+        let loaded = self.load(hash, Cow::Owned(key), Waiting::Wake, false, load);
+        fallible(loaded.await).map(|got| got.value)
     }
 
-    /// What a follower returns for its flight's outcome; `None` to try again. `late`: it
-    /// joined after the leader published (see `loader`'s module docs).
-    fn follow<E>(
-        &self,
-        hash: u64,
-        key: &K,
-        outcome: Outcome<V>,
-        late: bool,
-    ) -> Option<Result<V, Arc<E>>>
+    /// The async form of
+    /// [`optionally_get_or_insert_with`](Self::optionally_get_or_insert_with): `None` is shared
+    /// with the callers of the `optionally_` loaders waiting on the same load, and not cached.
+    pub async fn optionally_get_or_insert_with_async<F>(&self, key: K, init: F) -> Option<V>
     where
+        F: Future<Output = Option<V>>,
+    {
+        let hash = self.inner.hash(&key);
+        let load = || async { Ok::<_, Infallible>(init.await.map(|value| (value, None))) };
+        let loaded = self.load(hash, Cow::Owned(key), Waiting::Wake, true, load);
+        optional(loaded.await).map(|got| got.value)
+    }
+
+    /// The async form of [`try_get_or_insert_with_by_ref`](Self::try_get_or_insert_with_by_ref):
+    /// a hit neither clones nor allocates the key.
+    pub async fn try_get_or_insert_with_by_ref_async<Q, F, E>(
+        &self,
+        key: &Q,
+        init: F,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Borrow<Q>,
+        Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
+        F: Future<Output = Result<V, E>>,
         E: Send + Sync + 'static,
     {
-        match outcome {
-            // Joined after the value went in: only what the cache holds now is safe.
-            Outcome::Value { .. } if late => self.peek_hashed(hash, key).map(Ok),
-            // Joined before: the loaded value was current at some point during this call;
-            // what the cache holds now may be newer.
-            Outcome::Value {
-                value,
-                stored: true,
-            } => Some(Ok(self.peek_hashed(hash, key).unwrap_or(value))),
-            Outcome::Value {
-                value,
-                stored: false,
-            } => Some(Ok(value)),
-            Outcome::Failed(error) => error.downcast::<E>().ok().map(Err),
-            Outcome::Abandoned => None,
-        }
+        let load = || async { init.await.map(|value| Some((value, None))) };
+        let loaded = self.load_by_ref(key, false, load);
+        fallible(loaded.await).map(|got| got.value)
     }
-
-    /// The leader's insert of a loaded value: only where the key is absent, and taken back
-    /// out if a removal cancelled the flight meanwhile (see `loader`'s module docs).
-    fn store_loaded(
-        &self,
-        hash: u64,
-        key: K,
-        value: V,
-        ttl: Option<Duration>,
-        leader: Leader<'_, K, V>,
-    ) -> V {
-        let inner = &*self.inner;
-        leader.publish();
-        let stored = match inner.insert_as(hash, key, value.clone(), ttl, Mode::Load(&leader)) {
-            Ok(Stored::Linked) => true,
-            // An insert made during the load stays; followers read it.
-            Ok(Stored::Kept) => true,
-            // A removal during the load wins; too heavy to store. Every caller still gets the
-            // value.
-            Ok(Stored::Cancelled) | Err(_) => false,
-        };
-        leader.complete(value.clone(), stored);
-        value
-    }
-
-    fn get_hashed(&self, hash: u64, key: &K) -> Option<V> {
-        let inner = &*self.inner;
-        let guard = epoch::pin();
-        let value = inner
-            .read(hash, key, &guard, true)
-            .map(|n| n.value().clone());
-        inner.stats.record(if value.is_some() {
-            Event::Hit
-        } else {
-            Event::Miss
-        });
-        value
-    }
-
-    fn peek_hashed(&self, hash: u64, key: &K) -> Option<V> {
-        let guard = epoch::pin();
-        self.inner
-            .read(hash, key, &guard, false)
-            .map(|n| n.value().clone())
-    }
-}
-
-/// Shares a loader's error with the flight's followers and returns it to the leader's caller.
-fn fail<K: Hash + Eq, V: Clone, E: Send + Sync + 'static>(
-    leader: Leader<'_, K, V>,
-    error: E,
-) -> Arc<E> {
-    let error = Arc::new(error);
-    let shared: SharedError = error.clone();
-    leader.fail(shared);
-    error
 }

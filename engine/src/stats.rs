@@ -157,7 +157,11 @@ impl StatsRecorder {
 }
 
 /// A snapshot of a cache's counters, from [`Cache::stats`](crate::Cache::stats).
+///
+/// More counters may be added: the struct is `#[non_exhaustive]`, so build one with
+/// `CacheStats::default()` and its fields, not a struct literal.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheStats {
     /// Reads that found a live entry.
     pub hits: u64,

@@ -4,7 +4,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use strata_engine::{Cache, EvictionCause, InsertError};
+use strata_engine::{Cache, CacheStats, Clock, EvictionCause, InsertError};
+
+// The tests of issue 13's additions live beside this file, in `api/`.
+#[path = "api/guard.rs"]
+mod guard;
+#[path = "api/loads.rs"]
+mod loads;
+#[path = "api/support.rs"]
+mod support;
+
+#[global_allocator]
+static ALLOCATOR: support::CountingAlloc = support::CountingAlloc;
 
 #[test]
 fn insert_get_replace_remove() {
@@ -255,4 +266,201 @@ fn loaders_fill_misses_and_keep_hits() {
     assert_eq!(light.get_or_insert_with(3, || 50), 50);
     assert_eq!(light.get(&3), None);
     assert_eq!(cache.get(&2), Some(20));
+}
+
+/// `peek` reads like `get` but leaves no trace: no hit or miss counted, and the entry is not
+/// marked as used, so it is evicted as if never read (S3-FIFO evicts an unread new entry when
+/// the small queue's head reaches it, and keeps a read one).
+#[test]
+fn peek_counts_nothing_and_does_not_keep_an_entry_from_eviction() {
+    for read_with_get in [false, true] {
+        // A small-queue ring with room to spare, so that no entry leaves it before the cache is
+        // full (a full ring passes its head on to main, read or not).
+        let cache: Cache<u64, u64> = Cache::builder()
+            .max_capacity(100)
+            .initial_capacity(1000)
+            .build();
+        cache.insert(0, 0);
+        for _ in 0..3 {
+            let value = if read_with_get {
+                cache.get(&0)
+            } else {
+                cache.peek(&0)
+            };
+            assert_eq!(value, Some(0));
+        }
+        for k in 1..=200 {
+            cache.insert(k, k);
+        }
+        assert_eq!(
+            cache.contains_key(&0),
+            read_with_get,
+            "read with get: {read_with_get}"
+        );
+    }
+    let cache = Cache::<u64, u64>::new(10);
+    cache.insert(1, 1);
+    assert_eq!(cache.peek(&1), Some(1));
+    assert_eq!(cache.peek(&2), None);
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses), (0, 0), "peek counted a read");
+}
+
+#[test]
+fn peek_does_not_return_an_expired_entry() {
+    let (clock, mock) = Clock::mock();
+    let cache: Cache<u64, u64> = Cache::builder().max_capacity(10).clock(clock).build();
+    cache.insert_with_ttl(1, 1, Duration::from_millis(10));
+    assert_eq!(cache.peek(&1), Some(1));
+    mock.advance(Duration::from_millis(20));
+    assert_eq!(cache.peek(&1), None);
+}
+
+#[test]
+fn insert_if_absent_keeps_a_live_entry_and_replaces_an_expired_one() {
+    let (clock, mock) = Clock::mock();
+    let cache: Cache<u64, u64> = Cache::builder().max_capacity(10).clock(clock).build();
+    assert!(cache.insert_if_absent(1, 10), "inserts into an empty key");
+    assert!(!cache.insert_if_absent(1, 11), "reports a kept entry");
+    assert_eq!(cache.get(&1), Some(10), "kept the live value");
+    assert_eq!(cache.try_insert_if_absent(1, 12), Ok(false));
+    assert_eq!(cache.get(&1), Some(10));
+
+    cache.insert_with_ttl(2, 20, Duration::from_millis(10));
+    mock.advance(Duration::from_millis(20));
+    assert!(
+        cache.insert_if_absent(2, 21),
+        "an expired entry counts as absent"
+    );
+    assert_eq!(cache.get(&2), Some(21));
+    assert_eq!(cache.len(), 2);
+    assert_eq!(cache.stats().inserts, 3, "a kept entry is not an insert");
+
+    let light = Cache::<u64, u64>::builder()
+        .max_weight(100)
+        .weigher(|_, v: &u64| *v as u32)
+        .max_entry_weight(10)
+        .build();
+    assert_eq!(
+        light.try_insert_if_absent(1, 50),
+        Err(InsertError::TooHeavy {
+            weight: 50,
+            limit: 10
+        })
+    );
+    assert!(!light.insert_if_absent(1, 50));
+    assert_eq!(light.get(&1), None);
+}
+
+#[test]
+fn keys_yields_each_live_key_once() {
+    let (clock, mock) = Clock::mock();
+    let cache: Cache<String, Vec<u8>> = Cache::builder()
+        .max_capacity(1000)
+        .initial_capacity(8) // several keys per bucket
+        .clock(clock)
+        .build();
+    for k in 0..50 {
+        cache.insert(format!("k{k}"), vec![0; 4]);
+    }
+    cache.insert_with_ttl("short".to_string(), Vec::new(), Duration::from_millis(5));
+    cache.remove("k7");
+    mock.advance(Duration::from_millis(10));
+    let mut keys: Vec<String> = cache.keys().collect();
+    keys.sort();
+    let mut expected: Vec<String> = (0..50)
+        .filter(|k| *k != 7)
+        .map(|k| format!("k{k}"))
+        .collect();
+    expected.sort();
+    assert_eq!(keys, expected, "no removed or expired key, none twice");
+}
+
+#[test]
+fn moka_aliases_do_what_their_originals_do() {
+    let (clock, mock) = Clock::mock();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&heard);
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(100)
+        .clock(clock)
+        .eviction_listener(move |k, _, cause| sink.lock().unwrap().push((*k, cause)))
+        .build();
+    for k in 0..10 {
+        cache.insert(k, k);
+    }
+    assert_eq!(cache.entry_count(), 10);
+    cache.invalidate(&3);
+    cache.invalidate(&3); // absent: nothing happens
+    assert_eq!(cache.get(&3), None);
+    assert_eq!(cache.entry_count(), 9);
+    assert_eq!(
+        heard.lock().unwrap().as_slice(),
+        &[(3, EvictionCause::Removed)]
+    );
+
+    cache.insert_with_ttl(20, 20, Duration::from_millis(5));
+    mock.advance(Duration::from_millis(10));
+    assert_eq!(
+        cache.entry_count(),
+        10,
+        "the expired entry is not reclaimed yet"
+    );
+    cache.run_pending_tasks();
+    assert_eq!(
+        cache.entry_count(),
+        9,
+        "run_pending_tasks reclaims expired entries"
+    );
+    assert_eq!(
+        heard.lock().unwrap().last(),
+        Some(&(20, EvictionCause::Expired))
+    );
+
+    cache.invalidate_all();
+    assert_eq!(cache.entry_count(), 0);
+    assert!(cache.is_empty());
+}
+
+/// `CacheStats` is `#[non_exhaustive]`: built from `default()` and its public fields.
+#[test]
+fn cache_stats_build_from_default() {
+    let mut stats = CacheStats::default();
+    stats.hits = 3;
+    stats.misses = 1;
+    assert!((stats.hit_ratio() - 0.75).abs() < 1e-9);
+}
+
+/// Of concurrent `insert_if_absent` calls for one absent key, exactly one inserts, and the key
+/// ends with that call's value.
+#[test]
+fn concurrent_insert_if_absent_inserts_exactly_once() {
+    const THREADS: u64 = 4;
+    const KEYS: u64 = 2_000;
+    let cache = Cache::<u64, u64>::new(10 * KEYS);
+    let barrier = std::sync::Barrier::new(THREADS as usize);
+    let won: Vec<Vec<u64>> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..THREADS)
+            .map(|id| {
+                let (cache, barrier) = (&cache, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    (0..KEYS)
+                        .filter(|&k| cache.insert_if_absent(k, id))
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let mut winners = vec![Vec::new(); KEYS as usize];
+    for (id, keys) in won.iter().enumerate() {
+        for &k in keys {
+            winners[k as usize].push(id as u64);
+        }
+    }
+    for (k, ids) in winners.iter().enumerate() {
+        assert_eq!(ids.len(), 1, "key {k} inserted by {ids:?}");
+        assert_eq!(cache.get(&(k as u64)), Some(ids[0]), "key {k}");
+    }
 }

@@ -466,7 +466,9 @@ impl Model {
             match cause {
                 EvictionCause::Evicted => self.expected.evictions += 1,
                 EvictionCause::Expired => self.expected.expirations += 1,
-                EvictionCause::Removed | EvictionCause::Replaced => {}
+                // Removed, Replaced, and any cause added later (each was checked above): no
+                // counter.
+                _ => {}
             }
             reported.insert(value, cause);
         }
