@@ -173,6 +173,7 @@ mod main_queue;
 mod node;
 mod placeholder;
 mod policy;
+mod sentinels;
 mod shard;
 mod small_queue;
 mod stats;

@@ -40,20 +40,9 @@ use std::borrow::Borrow;
 use std::marker::PhantomData;
 
 use crate::node::{self, Link, Node, Owner, MARK_REMOVED, MARK_REPLACED};
+use crate::sentinels::{self, Sentinels, PENDING, READY, SORT_MASK, STATE, UNCLAIMED};
 use crate::sync::epoch::{Atomic, Guard, Shared};
-use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, CachePadded, Ordering};
-
-/// Most segments: the first plus doublings, enough for any table that fits in memory.
-const SEGMENTS: usize = 40;
-
-/// A sentinel's state, in the low two bits of its order word (an entry's are `0b11`).
-const READY: u64 = 0b00;
-const PENDING: u64 = 0b10;
-const UNCLAIMED: u64 = 0b01;
-const STATE: u64 = 0b11;
-/// Order words are compared with the "pending" bit cleared: a sentinel sorts the same in every
-/// state, and every entry has it set.
-const SORT_MASK: u64 = !PENDING;
+use crate::sync::Ordering;
 
 /// An insert that walked past this many entries of its bucket checks whether the table is
 /// overloaded (the check sums the shards' counters, too costly for every insert).
@@ -65,20 +54,9 @@ pub(crate) const GROW_WALK: usize = 1;
 /// The table doubles once it holds more than this many entries per bucket.
 pub(crate) const MAX_LOAD: u64 = 2;
 
-/// Largest table allocated up front; more buckets come by growing.
-const MAX_INITIAL_BUCKETS: usize = 1 << 20;
-
 pub(crate) struct Table<K, V> {
-    /// The first segment's sentinels, all ready from the start. Invariant: its length is a power
-    /// of two, at least 2.
-    first: Box<[Link]>,
-    /// Segment `k >= 1` (index `k - 1` here) holds the sentinels of buckets `first.len() << (k -
-    /// 1)` up to twice that. Null until published; the pointer is the first link of a leaked
-    /// boxed slice of that length.
-    more: Box<[AtomicPtr<Link>]>,
-    /// Buckets in use, a power of two. Invariant: every segment it covers is published before it
-    /// is raised (release store, acquire loads).
-    size: CachePadded<AtomicUsize>,
+    /// The buckets' sentinels.
+    sentinels: Sentinels,
     /// The list's entries are nodes the table owns a reference to.
     _nodes: PhantomData<Box<Node<K, V>>>,
 }
@@ -118,22 +96,6 @@ struct Cursor<'a, 'g> {
     walked: usize,
 }
 
-/// The split-order key of bucket `b`'s sentinel (ready).
-fn sentinel_order(bucket: usize) -> u64 {
-    (bucket as u64).reverse_bits()
-}
-
-/// The bucket a sentinel's order word stands for.
-fn bucket_of_sentinel(order: u64) -> usize {
-    (order & !STATE).reverse_bits() as usize
-}
-
-/// The bucket whose sentinel precedes `bucket`'s run: `bucket` with its top bit cleared.
-fn parent(bucket: usize) -> usize {
-    debug_assert!(bucket > 0);
-    bucket & !(1 << (usize::BITS - 1 - bucket.leading_zeros()))
-}
-
 /// The node a link of an entry (order bits `0b11`) belongs to.
 fn as_node<'g, K, V>(link: Shared<'g, Link>) -> Shared<'g, Node<K, V>> {
     Shared::from(link.as_raw().cast::<Node<K, V>>())
@@ -150,102 +112,53 @@ unsafe fn node_ref<K, V>(link: &Link) -> &Node<K, V> {
 impl<K, V> Table<K, V> {
     /// A table with room for about `buckets` entries before it first grows.
     pub(crate) fn new(buckets: usize) -> Self {
-        let size = buckets.clamp(2, MAX_INITIAL_BUCKETS).next_power_of_two();
-        let first: Box<[Link]> = (0..size)
-            .map(|bucket| Link {
-                next: Atomic::null(),
-                order: AtomicU64::new(sentinel_order(bucket)),
-            })
-            .collect();
-        // Link every sentinel of the first segment, in split order: the i-th is the bucket whose
-        // index is i with its `log2(size)` bits reversed.
-        let bits = size.trailing_zeros();
-        let nth = |i: usize| ((i as u64).reverse_bits() >> (64 - bits)) as usize;
-        for i in 0..size - 1 {
-            let next: *const Link = &first[nth(i + 1)];
-            first[nth(i)]
-                .next
-                .store(Shared::from(next), Ordering::Relaxed);
-        }
         Table {
-            first,
-            more: (1..SEGMENTS)
-                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-                .collect(),
-            size: CachePadded::new(AtomicUsize::new(size)),
+            sentinels: Sentinels::new(buckets),
             _nodes: PhantomData,
         }
     }
 
     /// Number of buckets now.
     pub(crate) fn bucket_count(&self) -> usize {
-        self.size.load(Ordering::Acquire)
-    }
-
-    /// The segment `k` holding bucket `bucket` (0 for the first; segment `k >= 1` covers
-    /// `[base << (k - 1), base << k)`).
-    #[inline]
-    fn segment_of(&self, bucket: usize) -> usize {
-        (usize::BITS - (bucket / self.first.len()).leading_zeros()) as usize
-    }
-
-    /// Bucket `bucket`'s sentinel. `bucket` must be below a size this thread loaded with acquire,
-    /// or be the bucket of a sentinel it reached through the list.
-    #[inline]
-    fn sentinel(&self, bucket: usize) -> &Link {
-        let base = self.first.len();
-        if bucket < base {
-            return &self.first[bucket];
-        }
-        let k = self.segment_of(bucket);
-        let start = base << (k - 1);
-        let segment = self.more[k - 1].load(Ordering::Acquire);
-        assert!(
-            !segment.is_null(),
-            "bucket {bucket} of an unpublished segment"
-        );
-        // SAFETY: the segment is published (non-null, loaded with acquire after the caller saw a
-        // size covering it or a sentinel in it, both of which come after its publication), it is
-        // a live allocation of `start` links never freed before the table drops, and
-        // `bucket - start < start`.
-        unsafe { &*segment.add(bucket - start) }
+        self.sentinels.len()
     }
 
     /// Where a lookup of `hash` may start: its bucket's sentinel if ready, else that of the
     /// nearest ready ancestor (which precedes the bucket's run). Writes nothing.
     #[inline]
     fn start_for_read(&self, hash: u64) -> &Link {
-        let size = self.size.load(Ordering::Acquire);
+        let size = self.sentinels.len();
         let mut bucket = hash as usize & (size - 1);
         loop {
-            let sentinel = self.sentinel(bucket);
-            if bucket < self.first.len() || sentinel.order.load(Ordering::Acquire) & STATE == READY
+            let sentinel = self.sentinels.get(bucket);
+            if self.sentinels.is_first_segment(bucket)
+                || sentinel.order.load(Ordering::Acquire) & STATE == READY
             {
                 return sentinel;
             }
-            bucket = parent(bucket);
+            bucket = sentinels::parent(bucket);
         }
     }
 
     /// Where a write of `hash` starts: its bucket's sentinel, which it makes ready first if no
     /// other thread is doing so (otherwise the nearest ready ancestor's).
     fn start_for_write(&self, hash: u64, guard: &Guard) -> &Link {
-        let size = self.size.load(Ordering::Acquire);
+        let size = self.sentinels.len();
         self.ready_sentinel(hash as usize & (size - 1), guard)
     }
 
     /// Makes bucket `bucket`'s sentinel ready (after its parent's) and returns it; if another
     /// thread has claimed it, returns the parent's instead of waiting.
     fn ready_sentinel(&self, bucket: usize, guard: &Guard) -> &Link {
-        let sentinel = self.sentinel(bucket);
-        if bucket < self.first.len() {
+        let sentinel = self.sentinels.get(bucket);
+        if self.sentinels.is_first_segment(bucket) {
             return sentinel;
         }
         let order = sentinel.order.load(Ordering::Acquire);
         if order & STATE == READY {
             return sentinel;
         }
-        let parent = self.ready_sentinel(parent(bucket), guard);
+        let parent = self.ready_sentinel(sentinels::parent(bucket), guard);
         let key = order & !STATE;
         if order & STATE != UNCLAIMED
             || sentinel
@@ -279,47 +192,11 @@ impl<K, V> Table<K, V> {
         sentinel
     }
 
-    /// Doubles the table if it still has `seen` buckets (publishing the new segment, whose
-    /// sentinels writers link on demand); does nothing if another thread grew it first or it
-    /// cannot grow.
-    pub(crate) fn grow(&self, seen: usize) {
-        let base = self.first.len();
-        let k = self.segment_of(seen);
-        if k == 0 || seen != base << (k - 1) || k >= SEGMENTS || seen.checked_mul(2).is_none() {
-            return;
-        }
-        let link = &self.more[k - 1];
-        if link.load(Ordering::Acquire).is_null() {
-            let fresh: Box<[Link]> = (seen..2 * seen)
-                .map(|bucket| Link {
-                    next: Atomic::null(),
-                    order: AtomicU64::new(sentinel_order(bucket) | UNCLAIMED),
-                })
-                .collect();
-            let fresh = Box::into_raw(fresh).cast::<Link>();
-            if link
-                .compare_exchange(
-                    std::ptr::null_mut(),
-                    fresh,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_err()
-            {
-                // SAFETY: our allocation of `seen` links was never published.
-                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(fresh, seen)) });
-            }
-        }
-        let _ = self
-            .size
-            .compare_exchange(seen, seen * 2, Ordering::AcqRel, Ordering::Relaxed);
-    }
-
     /// Grows the table if `entries` is more than it holds at its load bound.
     pub(crate) fn grow_if_overloaded(&self, entries: u64) {
-        let size = self.size.load(Ordering::Acquire);
+        let size = self.sentinels.len();
         if entries > MAX_LOAD.saturating_mul(size as u64) {
-            self.grow(size);
+            self.sentinels.grow(size);
         }
     }
 
@@ -631,12 +508,16 @@ impl<K, V> Table<K, V> {
         guard: &Guard,
         mut visit: impl FnMut(&Node<K, V>),
     ) -> Option<usize> {
-        let mut curr = self.sentinel(bucket).next.load(Ordering::Acquire, guard);
+        let mut curr = self
+            .sentinels
+            .get(bucket)
+            .next
+            .load(Ordering::Acquire, guard);
         // SAFETY: loaded under `guard` from reachable links (see `find`).
         while let Some(link) = unsafe { curr.as_ref() } {
             let order = link.order.load(Ordering::Relaxed);
             if order & 1 == 0 {
-                return Some(bucket_of_sentinel(order));
+                return Some(sentinels::bucket_of(order));
             }
             let next = link.next.load(Ordering::Acquire, guard);
             if next.tag() == 0 {
@@ -651,7 +532,7 @@ impl<K, V> Table<K, V> {
     /// Unlinks the marked nodes of the run after bucket `bucket`'s sentinel (see
     /// [`Table::for_each_live_in_run`]).
     pub(crate) fn purge_run(&self, bucket: usize, guard: &Guard) {
-        self.search(self.sentinel(bucket), guard, |order, _| {
+        self.search(self.sentinels.get(bucket), guard, |order, _| {
             if order & 1 == 0 {
                 Step::Before
             } else {
@@ -669,7 +550,7 @@ impl<K, V> Table<K, V> {
     pub(crate) unsafe fn release_linked(&mut self) {
         // SAFETY: exclusive access (the caller's obligation), so no guard is needed.
         let guard = unsafe { crate::sync::epoch::unprotected() };
-        let mut curr = self.first[0].next.load(Ordering::Relaxed, guard);
+        let mut curr = self.sentinels.get(0).next.load(Ordering::Relaxed, guard);
         // SAFETY: a linked node is valid: it is retired only after being unlinked; sentinels live
         // as long as the table.
         while let Some(link) = unsafe { curr.as_ref() } {
@@ -681,22 +562,6 @@ impl<K, V> Table<K, V> {
                 };
             }
             curr = next;
-        }
-    }
-}
-
-impl<K, V> Drop for Table<K, V> {
-    fn drop(&mut self) {
-        let base = self.first.len();
-        for (i, link) in self.more.iter().enumerate() {
-            let segment = link.load(Ordering::Relaxed);
-            if !segment.is_null() {
-                // SAFETY: published by `grow` as a leaked boxed slice of `base << i` links (the
-                // segment k = i + 1), freed only here, once.
-                drop(unsafe {
-                    Box::from_raw(std::ptr::slice_from_raw_parts_mut(segment, base << i))
-                });
-            }
         }
     }
 }
