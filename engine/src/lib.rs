@@ -136,3 +136,11 @@ pub use clock::{Clock, MockClock};
 pub use error::InsertError;
 pub use listener::EvictionCause;
 pub use stats::CacheStats;
+
+/// Internals exposed to the loom models of `verify/` only (`--cfg strata_loom`), so they can
+/// model-check a component on its own; not part of the API.
+#[cfg(strata_loom)]
+#[doc(hidden)]
+pub mod __loom {
+    pub use crate::small_queue::SmallQueue;
+}
