@@ -5,9 +5,11 @@
 #   bash scripts/loom.sh --each      each model in its own process, one after another, each cut
 #                                    off after STRATA_LOOM_TIMEOUT seconds if that is set (for
 #                                    exhaustive runs: says which models finished and which not)
-#   bash scripts/loom.sh --mutants   build each engine mutant and require the models to fail
+#   bash scripts/loom.sh --mutants   build each engine mutant and require the model named for it
+#                                    to fail (see the table at the end)
 # The bounded, exhaustive and --each runs end with the number of models and the total number of
 # interleavings (executions) loom explored, summed from each model's own count.
+# Every loom build has debug assertions on (the engine's own checks, in release-optimised code).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,10 +19,18 @@ if [ "${STRATA_LOOM_EXHAUSTIVE:-0}" = 1 ]; then
 else
     export LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-2}
 fi
-base="--cfg strata_loom --cfg crossbeam_loom"
+base="--cfg strata_loom --cfg crossbeam_loom -C debug-assertions=on"
 
 run_models() {
     RUSTFLAGS="$base $1" cargo test --release -p strata-verify --test loom_engine -- "${@:2}"
+}
+
+# Builds the loom test binary with the extra RUSTFLAGS $1, its cargo output in the file $2, and
+# prints the binary's path; fails if the build does.
+build_models() {
+    RUSTFLAGS="$base $1" cargo test --release -p strata-verify --test loom_engine --no-run \
+        >"$2" 2>&1 || return 1
+    sed -n 's/.*Executable tests\/loom_engine.rs (\(.*\))$/\1/p' "$2"
 }
 
 # Sums the lines `loom model <name>: <n> interleavings, ...` that the models appended to $1.
@@ -43,12 +53,14 @@ case "${1:-}" in
 --each)
     # Build once, then run the test binary once per model (a timeout then stops exactly the model
     # it limits).
-    bin=$(RUSTFLAGS="$base" cargo test --release -p strata-verify --test loom_engine --no-run 2>&1 |
-        sed -n 's/.*Executable tests\/loom_engine.rs (\(.*\))$/\1/p')
+    build_log=$(mktemp /tmp/strata-loom-build.XXXXXX)
+    bin=$(build_models "" "$build_log") || true
     if [ ! -x "$bin" ]; then
+        cat "$build_log" >&2
         echo "could not build the loom test binary" >&2
         exit 1
     fi
+    rm -f "$build_log"
     status=0
     unfinished=()
     partial=0
@@ -89,20 +101,65 @@ case "${1:-}" in
     ;;
 esac
 
-# Each mutant breaks one invariant on purpose; the suite must fail on it, or it has lost its teeth.
-# The ring-growth model (the longest bounded one) breaks neither invariant and is skipped here.
+# Each mutant breaks one invariant on purpose, and the model named for it must catch it, or the
+# suite has lost its teeth. A mutant must first compile: a build that fails is reported as such
+# (it proves nothing). Then that one model runs alone and must fail:
+#   panic   with a panic (an assertion of the model, or one of loom's own checks);
+#   signal  with a panic, or killed by a signal: `early_retire` frees nodes twice, and the second
+#           drop of a node reads its freed value (the canary's `Arc`) and crashes the process
+#           (SIGSEGV, or SIGABRT from the allocator's double-free check) before any assertion can
+#           run, in every model that catches it.
+# A model that runs out of STRATA_MUTANT_TIMEOUT seconds (default 600) has not caught its mutant.
+# Each entry: the mutant (a value of `--cfg strata_mutant`), the model, the failure required.
+# `relaxed_ring` has one model for each side of the ring (a stalled popper, a stalled pusher).
+mutants=(
+    "blind_append racing_inserts_of_one_key_leave_one_entry panic"
+    "early_retire racing_evictions_free_each_node_once signal"
+    "relaxed_ring stalled_popper_takes_each_ring_item_once panic"
+    "relaxed_ring stalled_pusher_overwrites_no_ring_item panic"
+)
 unset STRATA_LOOM_COUNTS
 status=0
-for mutant in blind_append early_retire; do
-    echo "== mutant $mutant: the loom models must fail =="
-    if RUSTFLAGS="$base --cfg strata_mutant=\"$mutant\"" CARGO_TARGET_DIR="$CARGO_TARGET_DIR-mutant" \
-        cargo test --release -p strata-verify --test loom_engine -- \
-        --skip racing_writers_grow_the_main_ring >"/tmp/strata-mutant-$mutant.log" 2>&1; then
-        echo "!! mutant $mutant survived: the loom suite did not catch it"
+for entry in "${mutants[@]}"; do
+    read -r mutant model expect <<<"$entry"
+    echo "== mutant $mutant: $model must fail ($expect) =="
+    build_log=/tmp/strata-mutant-$mutant.build.log
+    log=/tmp/strata-mutant-$mutant.log
+    bin=$(CARGO_TARGET_DIR="$CARGO_TARGET_DIR-mutant" build_models \
+        "--cfg strata_mutant=\"$mutant\"" "$build_log") || bin=
+    if [ ! -x "$bin" ]; then
+        tail -20 "$build_log"
+        echo "!! mutant $mutant does not build (log: $build_log): not judged, the gate fails"
         status=1
+        continue
+    fi
+    models=$("$bin" --list 2>/dev/null || true)
+    if ! grep -qxF "$model: test" <<<"$models"; then
+        echo "!! no loom model named $model: the gate fails"
+        status=1
+        continue
+    fi
+    set +e
+    timeout "${STRATA_MUTANT_TIMEOUT:-600}" "$bin" --exact "$model" >"$log" 2>&1
+    rc=$?
+    set -e
+    panic=$(grep -m1 -A1 "panicked at" "$log" || true)
+    if [ "$rc" = 0 ]; then
+        echo "!! mutant $mutant survived: $model passed (log: $log)"
+        status=1
+    elif [ "$rc" = 124 ]; then
+        echo "!! mutant $mutant survived: $model did not finish within ${STRATA_MUTANT_TIMEOUT:-600} s"
+        status=1
+    elif [ -n "$panic" ]; then
+        echo "$panic"
+        echo "ok: mutant $mutant caught by $model (panic, exit $rc)"
+    elif [ "$expect" = signal ] && [ "$rc" -gt 128 ]; then
+        grep -m1 -iE "double free|corrupt" "$log" || true
+        echo "ok: mutant $mutant caught by $model (killed by signal $((rc - 128)))"
     else
-        grep -E "panicked at|FAILED|signal:" "/tmp/strata-mutant-$mutant.log" | head -3 || true
-        echo "ok: mutant $mutant caught"
+        tail -5 "$log"
+        echo "!! mutant $mutant: $model failed without the expected $expect (exit $rc, log: $log)"
+        status=1
     fi
 done
 exit $status

@@ -190,3 +190,11 @@ pub use iter::{Iter, Keys};
 pub use listener::EvictionCause;
 pub use placeholder::PlaceholderGuard;
 pub use stats::CacheStats;
+
+/// Internals exposed to the loom models of `verify/` only (`--cfg strata_loom`), so they can
+/// model-check a component on its own; not part of the API.
+#[cfg(strata_loom)]
+#[doc(hidden)]
+pub mod __loom {
+    pub use crate::small_queue::SmallQueue;
+}

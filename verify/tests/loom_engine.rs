@@ -20,6 +20,7 @@ use std::time::Instant;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
+use strata_engine::__loom::SmallQueue;
 use strata_engine::Cache;
 
 /// loom replays executions and needs each to take the same path: a fixed hasher.
@@ -549,6 +550,127 @@ fn racing_writers_grow_the_main_ring_without_losing_entries() {
             }
             drop(cache);
             flush();
+        },
+    );
+}
+
+/// The small FIFO's ring on its own (issue 13, item 3): a popper that reads `head == t` must
+/// happen-after the pop of ticket `t - len`, or its load of slot `t % len` may read the full word
+/// of two laps ago (same lap parity, an item already popped) and its CAS of `head` still succeeds:
+/// the item comes out twice (a node's queue reference released twice in the engine) and the one
+/// pushed in its place is lost. In a ring of two slots one thread goes round it twice and pushes
+/// once more, while another thread, started first, pops once whenever the schedule lets it: every
+/// item pushed comes out exactly once, across the two threads' pops and a final drain. With the
+/// ring's old `Relaxed` counters (the `relaxed_ring` mutant) this model fails. The push side of
+/// the race has its own model, `stalled_pusher_overwrites_no_ring_item`.
+#[test]
+fn stalled_popper_takes_each_ring_item_once() {
+    explore(
+        "stalled_popper_takes_each_ring_item_once",
+        loom::model::Builder::new(),
+        || {
+            // Aligned fake addresses: the ring never dereferences them.
+            let item = |i: usize| (i * 8) as *mut u64;
+            let ring = Arc::new(SmallQueue::<u64>::new(2));
+            let stalled = Arc::clone(&ring);
+            // Raw pointers are not `Send`: the popper hands back the address.
+            let t = thread::spawn(move || stalled.pop().map(|p| p as usize));
+            let mut pushed = Vec::new();
+            let mut popped = Vec::new();
+            let mut push = |i: usize| {
+                // A push may find the ring full while the other thread is mid-pop: then the
+                // item never entered it.
+                if ring.push(item(i)).is_ok() {
+                    pushed.push(item(i) as usize);
+                }
+            };
+            // Two laps: tickets 0-3, each slot filled and emptied twice.
+            push(1);
+            push(2);
+            popped.extend(ring.pop().map(|p| p as usize));
+            popped.extend(ring.pop().map(|p| p as usize));
+            push(3);
+            push(4);
+            popped.extend(ring.pop().map(|p| p as usize));
+            popped.extend(ring.pop().map(|p| p as usize));
+            // Ticket 4: slot 0 again, in a lap of the same parity as item 1's.
+            push(5);
+            popped.extend(t.join().unwrap());
+            while let Some(p) = ring.pop() {
+                popped.push(p as usize);
+            }
+            pushed.sort_unstable();
+            popped.sort_unstable();
+            let mut once = popped.clone();
+            once.dedup();
+            assert_eq!(
+                once.len(),
+                popped.len(),
+                "an item was popped twice: {popped:x?}"
+            );
+            assert_eq!(popped, pushed, "popped items are not the pushed ones");
+        },
+    );
+}
+
+/// The same race on the push side: a pusher that reads `tail == t` must happen-after the push of
+/// ticket `t - len`, or its load of slot `t % len` may read the empty word of two laps ago (same
+/// lap parity) while the slot holds the previous lap's item, not yet popped, and its CAS of `tail`
+/// still succeeds: it overwrites that item, which is lost. In a ring of two slots one thread
+/// fills and empties both slots, refills them, pops one and pushes once more, so that the ring is
+/// full with an item of lap 1 in slot 1 when the next ticket (lap 2, same parity as slot 1's
+/// initial empty word) comes up; another thread, started first, pushes once whenever the schedule
+/// lets it. Every item whose push succeeded comes out exactly once, across the pops and a final
+/// drain. With `Relaxed` on `tail` (the `relaxed_ring` mutant) this model fails.
+#[test]
+fn stalled_pusher_overwrites_no_ring_item() {
+    explore(
+        "stalled_pusher_overwrites_no_ring_item",
+        loom::model::Builder::new(),
+        || {
+            // Aligned fake addresses: the ring never dereferences them.
+            let item = |i: usize| (i * 8) as *mut u64;
+            let ring = Arc::new(SmallQueue::<u64>::new(2));
+            let stalled = Arc::clone(&ring);
+            // Raw pointers are not `Send`: the pusher hands back whether its item went in.
+            let t = thread::spawn(move || stalled.push(item(9)).is_ok());
+            let mut pushed = Vec::new();
+            let mut popped = Vec::new();
+            let mut push = |i: usize| {
+                // A push finds the ring full whenever the other thread's item took a slot.
+                if ring.push(item(i)).is_ok() {
+                    pushed.push(item(i) as usize);
+                }
+            };
+            // Lap 0 (tickets 0-1), then lap 1 (tickets 2-3), of which one item is popped.
+            push(1);
+            push(2);
+            popped.extend(ring.pop().map(|p| p as usize));
+            popped.extend(ring.pop().map(|p| p as usize));
+            push(3);
+            push(4);
+            popped.extend(ring.pop().map(|p| p as usize));
+            // Ticket 4 (slot 0, lap 2): the ring is full again, slot 1 holding lap 1's item.
+            push(5);
+            if t.join().unwrap() {
+                pushed.push(item(9) as usize);
+            }
+            while let Some(p) = ring.pop() {
+                popped.push(p as usize);
+            }
+            pushed.sort_unstable();
+            popped.sort_unstable();
+            let mut once = popped.clone();
+            once.dedup();
+            assert_eq!(
+                once.len(),
+                popped.len(),
+                "an item was popped twice: {popped:x?}"
+            );
+            assert_eq!(
+                popped, pushed,
+                "an item pushed was lost (or one never pushed popped)"
+            );
         },
     );
 }
