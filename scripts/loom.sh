@@ -117,6 +117,7 @@ mutants=(
     "early_retire racing_evictions_free_each_node_once signal"
     "relaxed_ring stalled_popper_takes_each_ring_item_once panic"
     "relaxed_ring stalled_pusher_overwrites_no_ring_item panic"
+    "early_sentinel readers_during_table_growth_miss_nothing panic"
 )
 unset STRATA_LOOM_COUNTS
 status=0

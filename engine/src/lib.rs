@@ -34,7 +34,7 @@
 //!   into it. Inserts, replacements and removals are CASes; reads take no lock and write nothing
 //!   but an entry's frequency counter (and that only while it is below its maximum of 3). The
 //!   table starts with a bucket per expected entry (`max_capacity` or `initial_capacity`, up to a
-//!   million) and doubles once it holds more than two entries per bucket, whatever bounds the
+//!   million) and doubles once it holds more than one entry per bucket, whatever bounds the
 //!   cache, without moving an entry: a new bucket's sentinel is linked into the list by the first
 //!   write that needs it.
 //! * **Reclamation.** Unlinked nodes are freed through crossbeam-epoch once no thread can still
@@ -70,8 +70,8 @@
 //!   everywhere.
 //! * **Memory.** A `u64 -> u64` entry costs a 48-byte node (key, value, the list link and its
 //!   split-order key, one metadata word packing expiry, frequency, flags and the shard, the
-//!   weight, and the last-read time for a time to idle), 8 to 16 bytes of bucket sentinel (16
-//!   bytes per bucket, one to two entries per bucket), an 8-byte main-queue slot, an 8-byte
+//!   weight, and the last-read time for a time to idle), 16 to 32 bytes of bucket sentinel (16
+//!   bytes per bucket, half an entry to one per bucket), an 8-byte main-queue slot, an 8-byte
 //!   small-queue slot (a pointer with the queue's stamp in its low bits) and about 2 bytes of
 //!   ghost fingerprints. An entry replaced or removed leaves the table at once, and its key and
 //!   value are dropped one epoch later (once no reader can still hold them); its node stays in

@@ -60,8 +60,8 @@ fn a_weight_bounded_table_grows_with_its_entries() {
         cache.insert(key, key);
     }
     assert_eq!(cache.len(), 200_000);
-    // Before: 1,024 buckets for good, chains of ~200 entries. Now at most two entries per bucket
-    // on average (the load bound), give or take the growth that the last inserts trigger.
+    // Before: 1,024 buckets for good, chains of ~200 entries. Now about one entry per bucket
+    // (the load bound), give or take the growth that the last inserts trigger.
     let buckets = buckets_of(&cache);
     assert!(
         buckets >= 200_000 / 4,

@@ -236,6 +236,49 @@ fn replace_is_atomic_for_a_racing_reader() {
     );
 }
 
+/// Table growth: inserts that find the table overloaded double it, and the next writes to a new
+/// bucket link its sentinel into the list while a reader walks past. The reader never misses an
+/// entry that was there all along (a search may start only from a sentinel that is linked), sees
+/// a key being inserted whole or not at all, and nothing is lost or duplicated.
+#[test]
+fn readers_during_table_growth_miss_nothing() {
+    let mut builder = loom::model::Builder::new();
+    one_preemption_when_bounded(&mut builder);
+    explore("readers_during_table_growth_miss_nothing", builder, || {
+        let cache: Cache<u64, u64, Fixed> = Cache::builder()
+            .initial_capacity(2)
+            .hasher(Fixed::default())
+            .build();
+        // Two buckets, two entries each at most before the next insert doubles the table.
+        for k in 1..=4 {
+            cache.insert(k, k);
+        }
+        let writer = cache.clone();
+        let t = thread::spawn(move || {
+            for k in 5..=7 {
+                writer.insert(k, k);
+            }
+        });
+        for k in 1..=4 {
+            assert_eq!(
+                cache.get(&k),
+                Some(k),
+                "a reader missed key {k} during growth"
+            );
+        }
+        let seen = cache.get(&6);
+        assert!(seen.is_none() || seen == Some(6), "{seen:?}");
+        t.join().unwrap();
+        for k in 1..=7 {
+            assert_eq!(cache.get(&k), Some(k));
+        }
+        assert_eq!(cache.len(), 7);
+        assert_eq!(cache.iter().count(), 7, "each key in the list once");
+        let debug = format!("{cache:?}");
+        assert!(!debug.contains("buckets: 2,"), "the table grew: {debug}");
+    });
+}
+
 /// get during eviction: with room for one entry, inserting a second evicts the first while a
 /// reader holds it. The reader gets the value or a miss; the evicted node is not freed under it;
 /// the bound holds afterwards.
