@@ -236,47 +236,81 @@ fn replace_is_atomic_for_a_racing_reader() {
     );
 }
 
-/// Table growth: inserts that find the table overloaded double it, and the next writes to a new
-/// bucket link its sentinel into the list while a reader walks past. The reader never misses an
-/// entry that was there all along (a search may start only from a sentinel that is linked), sees
-/// a key being inserted whole or not at all, and nothing is lost or duplicated.
+/// Keys for the table-growth model, found from the fixed hasher (as the engine hashes them: the
+/// top two bits set, buckets by the low bits, split order by the reversed bits): three keys of
+/// one bucket of a 2-bucket table, the last of them sorting after the other two (so that its
+/// insert walks past them and, as the third entry, doubles the table to 4 buckets), the first of
+/// which lands in a bucket of the new half; and a new key of that same new bucket.
+fn growth_keys() -> ([u64; 3], u64) {
+    use std::hash::BuildHasher as _;
+    let hash = |k: u64| Fixed::default().hash_one(k) | (0b11 << 62);
+    let order = |k: u64| hash(k).reverse_bits();
+    for parity in 0..2u64 {
+        let new_bucket = parity + 2;
+        let olds: Vec<u64> = (0..64u64)
+            .filter(|&k| hash(k) & 3 == new_bucket)
+            .take(1)
+            .collect();
+        let others: Vec<u64> = (0..256u64)
+            .filter(|&k| hash(k) & 1 == parity && !olds.contains(&k))
+            .collect();
+        let Some(&old) = olds.first() else { continue };
+        // Two more keys of the same 2-bucket run, the last sorting after both others.
+        for &a in &others {
+            for &c in &others {
+                if a != c && order(c) > order(old) && order(c) > order(a) {
+                    let fresh = (256..1024u64)
+                        .find(|&k| hash(k) & 3 == new_bucket)
+                        .expect("a key of the new bucket");
+                    return ([old, a, c], fresh);
+                }
+            }
+        }
+    }
+    panic!("no keys for the growth model under this hasher");
+}
+
+/// Table growth: the third insert into a 2-bucket table doubles it; then a writer inserting a
+/// key of a new bucket links that bucket's sentinel into the list while a reader looks up an
+/// entry of the same bucket that was there all along. The reader must find it (a search may
+/// start only from a sentinel that is linked: the `early_sentinel` mutant, which lets searches
+/// start from it as soon as it is claimed, fails here), and nothing is lost or duplicated.
 #[test]
 fn readers_during_table_growth_miss_nothing() {
-    let mut builder = loom::model::Builder::new();
-    one_preemption_when_bounded(&mut builder);
-    explore("readers_during_table_growth_miss_nothing", builder, || {
-        let cache: Cache<u64, u64, Fixed> = Cache::builder()
-            .initial_capacity(2)
-            .hasher(Fixed::default())
-            .build();
-        // Two buckets, two entries each at most before the next insert doubles the table.
-        for k in 1..=4 {
-            cache.insert(k, k);
-        }
-        let writer = cache.clone();
-        let t = thread::spawn(move || {
-            for k in 5..=7 {
-                writer.insert(k, k);
+    let ([old, second, third], fresh) = growth_keys();
+    explore(
+        "readers_during_table_growth_miss_nothing",
+        loom::model::Builder::new(),
+        move || {
+            let cache: Cache<u64, u64, Fixed> = Cache::builder()
+                .initial_capacity(2)
+                .hasher(Fixed::default())
+                .build();
+            for k in [old, second, third] {
+                cache.insert(k, k);
             }
-        });
-        for k in 1..=4 {
-            assert_eq!(
-                cache.get(&k),
-                Some(k),
-                "a reader missed key {k} during growth"
+            let debug = format!("{cache:?}");
+            assert!(
+                debug.contains("buckets: 4,"),
+                "the third insert doubles: {debug}"
             );
-        }
-        let seen = cache.get(&6);
-        assert!(seen.is_none() || seen == Some(6), "{seen:?}");
-        t.join().unwrap();
-        for k in 1..=7 {
-            assert_eq!(cache.get(&k), Some(k));
-        }
-        assert_eq!(cache.len(), 7);
-        assert_eq!(cache.iter().count(), 7, "each key in the list once");
-        let debug = format!("{cache:?}");
-        assert!(!debug.contains("buckets: 2,"), "the table grew: {debug}");
-    });
+            let writer = cache.clone();
+            let t = thread::spawn(move || writer.insert(fresh, fresh));
+            assert_eq!(
+                cache.get(&old),
+                Some(old),
+                "a reader missed key {old} during growth"
+            );
+            let seen = cache.get(&fresh);
+            assert!(seen.is_none() || seen == Some(fresh), "{seen:?}");
+            t.join().unwrap();
+            for k in [old, second, third, fresh] {
+                assert_eq!(cache.get(&k), Some(k));
+            }
+            assert_eq!(cache.len(), 4);
+            assert_eq!(cache.iter().count(), 4, "each key in the list once");
+        },
+    );
 }
 
 /// get during eviction: with room for one entry, inserting a second evicts the first while a

@@ -35,8 +35,17 @@ fn check(setup: Setup, steps: &[Step]) -> Result<(), TestCaseError> {
     run(setup, steps).map_err(|e| TestCaseError::fail(e.0))
 }
 
+/// Cases per property: 2,048 in the test suite, more for long runs (`STRATA_MODEL_CASES`, which
+/// `scripts/long.sh` sets).
+fn model_cases() -> u32 {
+    std::env::var("STRATA_MODEL_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(2048)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2048))]
+    #![proptest_config(ProptestConfig::with_cases(model_cases()))]
 
     /// Capacity above the key space: nothing may be evicted, every answer must equal the model's.
     #[test]
