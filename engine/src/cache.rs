@@ -21,6 +21,7 @@ use crate::stats::{CacheStats, Event, StatsRecorder};
 use crate::sync::epoch::{self};
 use crate::sync::Ordering;
 use crate::table::Table;
+use crate::weights::Weights;
 
 /// A concurrent in-memory cache: lock-free reads and writes, S3-FIFO eviction, per-entry TTL,
 /// bounds by entry count and/or weight, and single-flight loading.
@@ -58,8 +59,8 @@ impl<K, V, S> Clone for Cache<K, V, S> {
 impl<K, V, S> fmt::Debug for Cache<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
-            .field("entries", &self.inner.count())
-            .field("weight", &self.inner.total_weight())
+            .field("entries", &Weights::total_count(&self.inner.shards))
+            .field("weight", &self.inner.weights.total(&self.inner.shards))
             .field("max_entries", &self.inner.max_entries)
             .field("max_weight", &self.inner.max_weight)
             .field("shards", &self.inner.shards.len())
@@ -92,6 +93,7 @@ where
                 max_entries: config.max_entries,
                 max_weight: config.max_weight,
                 max_entry_weight: config.max_entry_weight,
+                weights: Weights::new(config.weigher.is_some()),
                 weigher: config.weigher,
                 time_to_live: config.time_to_live,
                 idle_units: config.time_to_idle.map(clock::idle_units),
@@ -299,12 +301,12 @@ where
     /// Number of live entries (expired entries not yet reclaimed included). Exact when no other
     /// thread is writing.
     pub fn len(&self) -> usize {
-        self.inner.count() as usize
+        Weights::total_count(&self.inner.shards) as usize
     }
 
     /// [`len`](Self::len) as moka names it.
     pub fn entry_count(&self) -> u64 {
-        self.inner.count()
+        Weights::total_count(&self.inner.shards)
     }
 
     /// Whether [`len`](Self::len) is zero.
@@ -314,7 +316,7 @@ where
 
     /// Total weight of the live entries (their count, without a weigher).
     pub fn weighted_size(&self) -> u64 {
-        self.inner.total_weight()
+        self.inner.weights.total(&self.inner.shards)
     }
 
     /// Removes every entry, telling the listener with [`EvictionCause::Removed`], and forgets
@@ -400,6 +402,9 @@ where
     /// entries and weight.
     pub fn stats(&self) -> CacheStats {
         let inner = &*self.inner;
-        inner.stats.snapshot(inner.count(), inner.total_weight())
+        inner.stats.snapshot(
+            Weights::total_count(&inner.shards),
+            inner.weights.total(&inner.shards),
+        )
     }
 }

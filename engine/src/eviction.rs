@@ -43,8 +43,7 @@ where
     /// cache is within its bounds here, so nothing is evicted for it.
     pub(crate) fn trim_small(&self, shard: &Shard<Node<K, V>>, guard: &Guard) {
         if shard.counters.filled.load(Ordering::Relaxed)
-            && self.small_queue_weight(shard)
-                >= policy::SMALL_SLACK.saturating_mul(shard.small_target)
+            && self.weights.small(shard) >= policy::SMALL_SLACK.saturating_mul(shard.small_target)
         {
             self.pop_small(shard, guard, false);
         }
@@ -58,7 +57,7 @@ where
     /// still linking: those writers evict for themselves once they count them). A queue with
     /// nothing ready hands the step to the other one.
     pub(crate) fn evict_while_over(&self, shard: &Shard<Node<K, V>>, guard: &Guard) {
-        if !self.over_capacity(shard) {
+        if !self.weights.over_capacity(shard) {
             return;
         }
         if !shard.counters.filled.load(Ordering::Relaxed) {
@@ -66,12 +65,12 @@ where
         }
         for _ in 0..policy::EVICTION_BUDGET {
             self.eviction_step(shard, guard, false);
-            if !self.over_capacity(shard) {
+            if !self.weights.over_capacity(shard) {
                 return;
             }
         }
         let mut idle = 0;
-        while idle < policy::EVICTION_BUDGET && self.over_capacity(shard) {
+        while idle < policy::EVICTION_BUDGET && self.weights.over_capacity(shard) {
             if !self.eviction_step(shard, guard, true) {
                 idle += 1;
             }
@@ -86,7 +85,7 @@ where
         guard: &Guard,
         forced: bool,
     ) -> bool {
-        match policy::next_victim(self.small_queue_weight(shard), shard.small_target) {
+        match policy::next_victim(self.weights.small(shard), shard.small_target) {
             Victim::Small => {
                 self.pop_small(shard, guard, forced) || self.main_step(shard, guard, forced)
             }
@@ -115,7 +114,7 @@ where
             // retired only after being released, which is after `guard` was pinned.
             let token = unsafe { QueueRef::new(Shared::from(ptr.cast_const()), guard) };
             let node = token.node();
-            self.sub_small_weight(shard, u64::from(node.weight));
+            self.weights.sub_small(shard, u64::from(node.weight));
             if !node.is_live(guard) {
                 // Dead while queued: the token's drop gives the reference up.
                 continue;
@@ -124,11 +123,11 @@ where
             if self.is_expired(node) {
                 self.evict(node, EvictionCause::Expired, guard);
             } else if !forced
-                && policy::small_exit(meta, self.over_capacity(shard)) == SmallExit::Promote
+                && policy::small_exit(meta, self.weights.over_capacity(shard)) == SmallExit::Promote
             {
                 // Main judges the entry afresh: it must be read again there to be spared.
                 while node.cool() > 0 {}
-                self.promote(shard, token, self.over_capacity(shard));
+                self.promote(shard, token, self.weights.over_capacity(shard));
                 return true;
             } else if let Some(hash) = self.evict(node, EvictionCause::Evicted, guard) {
                 self.ghost.insert(hash);
@@ -327,7 +326,7 @@ where
     pub(crate) fn account_removal(&self, node: &Node<K, V>, cause: EvictionCause) {
         let shard = self.shards.of_meta(node.meta.load(Ordering::Relaxed));
         shard.counters.entries.fetch_sub(1, Ordering::Relaxed);
-        self.sub_weight(shard, u64::from(node.weight));
+        self.weights.sub(shard, u64::from(node.weight));
         match cause {
             EvictionCause::Evicted => self.stats.record(Event::Eviction),
             EvictionCause::Expired => self.stats.record(Event::Expiration),

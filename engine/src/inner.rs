@@ -16,6 +16,7 @@ use crate::stats::{Event, StatsRecorder};
 use crate::sync::epoch::{self, Guard, Owned};
 use crate::sync::Ordering;
 use crate::table::{self, Inserted, Table};
+use crate::weights::Weights;
 
 /// Pushes a new entry into a full small queue tries this many times (popping in between) before
 /// placing the entry straight in main.
@@ -48,6 +49,8 @@ pub(crate) struct Inner<K, V, S> {
     pub(crate) max_weight: u64,
     pub(crate) max_entry_weight: u64,
     pub(crate) weigher: Option<Weigher<K, V>>,
+    /// How the counters move with or without the weigher.
+    pub(crate) weights: Weights,
     pub(crate) time_to_live: Option<Duration>,
     /// The time to idle in [`clock::idle_unit`]s (`None`: entries do not idle out).
     pub(crate) idle_units: Option<u32>,
@@ -243,10 +246,11 @@ where
                 // once writers stop (a loom model found the Relaxed, count-first order losing
                 // this). An eviction may now uncount the entry first: the counters are signed.
                 shard.counters.entries.fetch_add(1, Ordering::AcqRel);
-                self.add_weight(shard, weight);
+                self.weights.add(shard, weight);
                 // A long walk hints at an overloaded table: check, and double it if so.
                 if walked >= table::GROW_WALK {
-                    self.table.grow_if_overloaded(self.count());
+                    self.table
+                        .grow_if_overloaded(Weights::total_count(&self.shards));
                 }
             }
             Inserted::Replaced(old) => {
@@ -261,8 +265,8 @@ where
                 // SAFETY: as for a new entry.
                 let token = unsafe { QueueRef::new(new, &guard) };
                 self.enqueue(shard, token, weight, false);
-                self.add_weight(shard, weight);
-                self.sub_weight(shard, old_weight);
+                self.weights.add(shard, weight);
+                self.weights.sub(shard, old_weight);
                 self.notify(old, EvictionCause::Replaced);
             }
         }
@@ -310,15 +314,15 @@ where
     ) {
         // The entry is counted after this: judge the bounds as they will be then.
         let may_evict = || {
-            Self::shard_count(shard) + 1 > shard.max_entries
-                || self.shard_weight(shard) + weight > shard.max_weight
+            Weights::count(shard) + 1 > shard.max_entries
+                || self.weights.weight(shard) + weight > shard.max_weight
         };
         let Some(queues) = &shard.queues else {
             token.release_with(IN_MAIN);
             return;
         };
         if !to_main {
-            self.add_small_weight(shard, weight);
+            self.weights.add_small(shard, weight);
             for _ in 0..SMALL_PUSH_ATTEMPTS {
                 if queues.small.push(token.as_ptr()).is_ok() {
                     token.placed();
@@ -327,7 +331,7 @@ where
                 self.pop_small(shard, token.guard(), false);
             }
             // Other writers keep the ring full: place the entry in main instead.
-            self.sub_small_weight(shard, weight);
+            self.weights.sub_small(shard, weight);
         }
         self.promote(shard, token, may_evict());
     }
