@@ -91,7 +91,8 @@
 //!   never a gap. Two concurrent inserts of one key leave exactly one of the two values. The
 //!   table growing changes none of this: no entry moves.
 //! * **Reads write a little.** A `get` raises the entry's frequency counter (below its maximum)
-//!   and, with a time to idle, its last-read time. A read that meets an expired entry removes it:
+//!   and, with a time to idle, its last-read time; the first read of a bucket after the table
+//!   grew links that bucket's sentinel into the list (a CAS, no wait). A read that meets an expired entry removes it:
 //!   the removal is counted as an expiration and reported to the listener, on the reading thread,
 //!   as any other removal is. `peek`-like reads (`contains_key`, `time_to_live_of`) touch neither
 //!   counter but also remove an expired entry they meet.
