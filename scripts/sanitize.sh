@@ -41,12 +41,15 @@ nightly_with_src() {
         [ -d "$(rustc +nightly --print sysroot)/lib/rustlib/src/rust/library" ]
 }
 # Without rust-src, std cannot be rebuilt instrumented: the sanitizers then run on the
-# precompiled std (ASan still sees every access the engine and the tests make; TSan may report
-# races inside std's own synchronisation, which it cannot see, so read its reports with that in
-# mind). Without nightly at all, valgrind stands in.
+# precompiled std for ASan (it still sees every access the engine and the tests make), and TSan
+# cannot run at all (it refuses the ABI mismatch). Without nightly at all, valgrind stands in.
 build_std=1
 if [ "$mode" != valgrind ] && ! nightly_with_src; then
-    if cargo +nightly --version >/dev/null 2>&1; then
+    if [ "$mode" = thread ]; then
+        # TSan refuses to link crates against an uninstrumented std (an ABI mismatch).
+        echo "!! ThreadSanitizer needs std rebuilt instrumented: rustup component add rust-src --toolchain nightly" >&2
+        exit 2
+    elif cargo +nightly --version >/dev/null 2>&1; then
         echo "!! nightly has no rust-src: std is not rebuilt instrumented (-Zbuild-std skipped)"
         build_std=0
     else
