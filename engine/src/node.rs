@@ -298,9 +298,7 @@ pub(crate) unsafe fn release<K, V>(
     let entry = unsafe { node.deref() };
     let prev = entry.meta.fetch_or(mine | extra, Ordering::AcqRel);
     debug_assert_eq!(prev & mine, 0, "reference released twice");
-    // The `early_retire` mutant forgets the other owner, retiring a node the queue or the table
-    // still references: the loom suite in `verify/` must catch it (see `scripts/loom.sh --mutants`).
-    let other_gone = cfg!(strata_mutant = "early_retire") || prev & other != 0;
+    let other_gone = prev & other != 0;
     match (owner, other_gone) {
         (Owner::Table, true) => {
             // SAFETY: both references are gone: the node is unreachable from the table and the
@@ -309,6 +307,14 @@ pub(crate) unsafe fn release<K, V>(
         }
         (Owner::Table, false) => {
             let raw = node.as_raw() as usize;
+            // The `early_drop` mutant drops the contents at once instead of after the readers'
+            // grace period, so a reader that found the node just before its removal reads a freed
+            // value: the loom suite in `verify/` must catch it (`scripts/loom.sh --mutants`).
+            if cfg!(strata_mutant = "early_drop") {
+                // SAFETY: none: this is the deliberate bug of the mutant build.
+                unsafe { drop_contents_early::<K, V>(raw as *mut _) };
+                return;
+            }
             // SAFETY: runs once, after every guard pinned now is gone: by then no reader found
             // the node in the table (it is unlinked) and no queue holder may read the contents
             // (it would have had to win `mark_removed` before this release, hence under such a
