@@ -11,11 +11,11 @@ use crate::ghost::Ghost;
 use crate::listener::{EvictionCause, Listener};
 use crate::loader::{Flights, Gate};
 use crate::node::{self, Node, Owner, QueueRef, IN_MAIN};
-use crate::shard::{Shard, Shards};
+use crate::shard::{Shard, Shards, signed};
 use crate::stats::{Event, StatsRecorder};
 use crate::sync::epoch::{self, Guard, Owned};
 use crate::sync::Ordering;
-use crate::table::{self, Inserted, Table};
+use crate::table::{Inserted, Table};
 use crate::weights::Weights;
 
 /// Pushes a new entry into a full small queue tries this many times (popping in between) before
@@ -234,7 +234,7 @@ where
                 drop(unsafe { new.into_owned() });
                 return Ok(Stored::Kept);
             }
-            Inserted::New { walked } => {
+            Inserted::New => {
                 // A key the ghost remembers was evicted too soon: it skips the small queue.
                 // SAFETY: just linked, the node has never been queued: its queue reference is
                 // ours.
@@ -245,13 +245,12 @@ where
                 // ready in its queue, so it always finds something to evict and the bound holds
                 // once writers stop (a loom model found the Relaxed, count-first order losing
                 // this). An eviction may now uncount the entry first: the counters are signed.
-                shard.counters.entries.fetch_add(1, Ordering::AcqRel);
+                let before = shard.counters.entries.fetch_add(1, Ordering::AcqRel);
                 self.weights.add(shard, weight);
-                // A long walk hints at an overloaded table: check, and double it if so.
-                if walked >= table::GROW_WALK {
-                    self.table
-                        .grow_if_overloaded(Weights::total_count(&self.shards));
-                }
+                // Keys spread evenly over the shards, so this shard's count, times the number
+                // of shards, is the table's load as this insert sees it: no other counter read.
+                let in_shard = signed(before.wrapping_add(1));
+                self.table.grow_if_overloaded(in_shard, self.shards.len());
             }
             Inserted::Replaced(old) => {
                 // SAFETY: returned by the table under `guard`.

@@ -44,13 +44,6 @@ use crate::sentinels::{self, Sentinels, PENDING, READY, SORT_MASK, STATE, UNCLAI
 use crate::sync::epoch::{Atomic, Guard, Shared};
 use crate::sync::Ordering;
 
-/// An insert that walked past this many entries of its bucket checks whether the table is
-/// overloaded (the check sums the shards' counters, too costly for every insert).
-#[cfg(not(strata_loom))]
-pub(crate) const GROW_WALK: usize = 6;
-#[cfg(strata_loom)]
-pub(crate) const GROW_WALK: usize = 1;
-
 /// The table doubles once it holds more than this many entries per bucket: at two, a
 /// weight-bounded cache that grew to a million entries looked up 1.9x slower than a count-bounded
 /// one sized for them (one bucket per entry).
@@ -65,8 +58,8 @@ pub(crate) struct Table<K, V> {
 
 /// What an insert did.
 pub(crate) enum Inserted<'g, K, V> {
-    /// The key was absent; the new node is linked. `walked`: entries passed on the way.
-    New { walked: usize },
+    /// The key was absent; the new node is linked.
+    New,
     /// The key was present; this node was replaced (it is marked and frozen).
     Replaced(Shared<'g, Node<K, V>>),
     /// The key was present and the insert was only-if-absent: nothing was linked, and the new
@@ -94,8 +87,6 @@ struct Cursor<'a, 'g> {
     next: Shared<'g, Link>,
     /// Whether `curr` is the link sought ([`Step::Found`]).
     found: bool,
-    /// Entries passed from the start.
-    walked: usize,
 }
 
 /// The node a link of an entry (order bits `0b11`) belongs to.
@@ -199,10 +190,11 @@ impl<K, V> Table<K, V> {
         sentinel
     }
 
-    /// Grows the table if `entries` is more than it holds at its load bound.
-    pub(crate) fn grow_if_overloaded(&self, entries: u64) {
+    /// Grows the table if a shard holding `in_shard` entries, one of `shards` that split the
+    /// keys evenly, says the table holds more than [`MAX_LOAD`] entries per bucket.
+    pub(crate) fn grow_if_overloaded(&self, in_shard: u64, shards: usize) {
         let size = self.sentinels.len();
-        if entries > MAX_LOAD.saturating_mul(size as u64) {
+        if in_shard.saturating_mul(shards as u64) > MAX_LOAD.saturating_mul(size as u64) {
             self.sentinels.grow(size);
         }
     }
@@ -260,7 +252,6 @@ impl<K, V> Table<K, V> {
         'restart: loop {
             let mut pred = &start.next;
             let mut curr = pred.load(Ordering::Acquire, guard);
-            let mut walked = 0;
             loop {
                 // SAFETY: loaded under `guard` from a reachable link (see `find`).
                 let Some(link) = (unsafe { curr.as_ref() }) else {
@@ -269,7 +260,6 @@ impl<K, V> Table<K, V> {
                         curr,
                         next: Shared::null(),
                         found: false,
-                        walked,
                     };
                 };
                 let next = link.next.load(Ordering::Acquire, guard);
@@ -303,10 +293,8 @@ impl<K, V> Table<K, V> {
                         curr,
                         next,
                         found: matches!(stop, Step::Found),
-                        walked,
                     };
                 }
-                walked += usize::from(order & 1 == 1);
                 pred = &link.next;
                 curr = next;
             }
@@ -372,9 +360,7 @@ impl<K, V> Table<K, V> {
                     )
                     .is_ok()
                 {
-                    return Inserted::New {
-                        walked: cursor.walked,
-                    };
+                    return Inserted::New;
                 }
                 // The `blind_append` mutant links the node at the same place again without
                 // searching for the keys inserted meanwhile, so two racing inserts of one key can
@@ -395,9 +381,7 @@ impl<K, V> Table<K, V> {
                             )
                             .is_ok()
                     {
-                        return Inserted::New {
-                            walked: cursor.walked,
-                        };
+                        return Inserted::New;
                     }
                 }
                 continue;
