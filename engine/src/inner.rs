@@ -11,7 +11,7 @@ use crate::ghost::Ghost;
 use crate::listener::{EvictionCause, Listener};
 use crate::loader::{Flights, Gate};
 use crate::node::{self, Node, Owner, QueueRef, IN_MAIN};
-use crate::shard::{Shard, Shards, signed};
+use crate::shard::{signed, Shard, Shards};
 use crate::stats::{Event, StatsRecorder};
 use crate::sync::epoch::{self, Guard, Owned};
 use crate::sync::Ordering;
