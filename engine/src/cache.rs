@@ -114,8 +114,17 @@ where
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
+        self.get_hashed(self.inner.hash(key), key)
+    }
+
+    /// [`get`](Self::get) with the key's hash already computed (the loaders' lookups too).
+    pub(crate) fn get_hashed<Q>(&self, hash: u64, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+        V: Clone,
+    {
         let inner = &*self.inner;
-        let hash = inner.hash(key);
         let guard = epoch::pin();
         let value = inner
             .read(hash, key, &guard, true)

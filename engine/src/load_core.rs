@@ -288,20 +288,6 @@ where
         value
     }
 
-    fn get_hashed(&self, hash: u64, key: &K) -> Option<V> {
-        let inner = &*self.inner;
-        let guard = epoch::pin();
-        let value = inner
-            .read(hash, key, &guard, true)
-            .map(|n| n.value().clone());
-        inner.stats.record(if value.is_some() {
-            Event::Hit
-        } else {
-            Event::Miss
-        });
-        value
-    }
-
     fn peek_hashed(&self, hash: u64, key: &K) -> Option<V> {
         let guard = epoch::pin();
         self.inner
