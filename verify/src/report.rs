@@ -79,6 +79,21 @@ pub struct Report {
     pub failures: Vec<Failure>,
     /// The cache's statistics at the end.
     pub stats: CacheStats,
+    /// What checking the histories cost.
+    pub checking: Checking,
+}
+
+/// What checking the histories cost, over the whole run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Checking {
+    /// Time spent checking (sorting by key, the rules and the exact search), all rounds.
+    pub time: Duration,
+    /// Steps of the exact search, all histories (0 if it did not run).
+    pub search_steps: u64,
+    /// Most steps the search took on one history.
+    pub most_steps: u64,
+    /// Most operations in one history.
+    pub longest: u64,
 }
 
 /// Most failures kept whole (the others are only counted).
@@ -114,6 +129,8 @@ impl Report {
         format!(
             "ops: {}\nrounds: {}\nhistories checked: {}\nviolations: {} ({} failing histories, \
              {} failing rounds, first {} shown)\n\
+             checking: {:.2} s ({:.0} histories/s, the longest {} ops), exact search: {} steps \
+             (at most {} for one history)\n\
              cache stats: hits {} misses {} inserts {} evictions {} expirations {}\n",
             self.ops,
             self.rounds,
@@ -122,6 +139,11 @@ impl Report {
             self.failing_histories,
             self.failing_rounds,
             self.failures.len(),
+            self.checking.time.as_secs_f64(),
+            self.histories as f64 / self.checking.time.as_secs_f64().max(1e-9),
+            self.checking.longest,
+            self.checking.search_steps,
+            self.checking.most_steps,
             s.hits,
             s.misses,
             s.inserts,

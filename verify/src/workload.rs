@@ -3,7 +3,8 @@
 //! in rounds. After each round the threads have joined, so the cache is quiescent: the main
 //! thread reads every key once more (those reads join the histories, which catches a bad final
 //! state), checks the counters against the capacity and the live entries, checks every key's
-//! history ([`crate::checker`]), and clears the cache for the next round.
+//! history ([`crate::checker`]: the fast rules, then the exact linearizability search unless
+//! [`Config::depth`] says otherwise), and clears the cache for the next round.
 //!
 //! Guards against everything the checker does, plus: `len()`/`weighted_size()` above the
 //! capacity once writes have stopped, `len()` disagreeing with the entries actually present, and
@@ -14,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use strata_engine::Cache;
 
-use crate::checker::{check_key, Mode};
+use crate::checker::{check_key_with, Depth, Mode};
 use crate::history::{sort_by_invoke, value_id, Kind, Op, Ticker};
-use crate::report::{Failure, Findings, Progress, Report};
+use crate::report::{Checking, Failure, Findings, Progress, Report};
 
 /// A value type the driver can store: built from a unique id, which it reports back.
 pub trait StressValue: Clone + Send + Sync + 'static {
@@ -98,6 +99,9 @@ pub struct Config {
     pub loaders: bool,
     /// Keep running after a round that found violations (only the first few are kept whole).
     pub keep_going: bool,
+    /// How far each key's history is checked: the fast rules only, or also the exact search
+    /// (the default).
+    pub depth: Depth,
 }
 
 impl Config {
@@ -144,6 +148,7 @@ pub fn run<V: StressValue>(
     let start = Instant::now();
     let (mut ops, mut rounds, mut histories) = (0u64, 0u64, 0u64);
     let (mut failing_histories, mut failing_rounds) = (0u64, 0u64);
+    let mut checking = Checking::default();
     let mut found = Findings::default();
     let mut next_seq = vec![0u64; config.threads];
     loop {
@@ -225,10 +230,15 @@ pub fn run<V: StressValue>(
             });
         }
 
+        let check_start = Instant::now();
         recorded.sort_unstable_by_key(|op| (op.key, op.invoke));
         for history in recorded.chunk_by(|a, b| a.key == b.key) {
             histories += 1;
-            let violations = check_key(history, mode);
+            let checked = check_key_with(history, mode, config.depth);
+            checking.search_steps += checked.steps;
+            checking.most_steps = checking.most_steps.max(checked.steps);
+            checking.longest = checking.longest.max(history.len() as u64);
+            let violations = checked.violations;
             failing_histories += u64::from(!violations.is_empty());
             for violation in violations {
                 found.record(|| {
@@ -242,6 +252,7 @@ pub fn run<V: StressValue>(
                 });
             }
         }
+        checking.time += check_start.elapsed();
         drop(recorded);
 
         cache.clear();
@@ -279,6 +290,7 @@ pub fn run<V: StressValue>(
         failing_rounds,
         failures: found.kept,
         stats,
+        checking,
     }
 }
 

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use strata_engine::{Cache, EvictionCause};
-use strata_verify::checker::{check_key, Mode, Rule};
+use strata_verify::checker::{check_key, Depth, Mode, Rule};
 use strata_verify::history::{Kind, Op};
 use strata_verify::report::Report;
 use strata_verify::tracked::{settle, DropCounts, Tracked};
@@ -29,6 +29,7 @@ fn config(threads: usize, keys: u64, capacity: u64, millis: u64) -> Config {
         round_ops: 50_000,
         loaders: false,
         keep_going: false,
+        depth: Depth::default(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! `strata-stress`: threads of random `get` / `insert` / `remove` / `get_or_insert_with` on a
 //! small key space, every call's invocation and response recorded, every key's history checked
-//! for reads of values never written, stale reads and (with `--no-eviction`) missing reads, and
-//! the capacity bound and drop counts checked once the threads have stopped.
+//! for reads of values never written, stale reads and (with `--no-eviction`) missing reads, then
+//! by an exact linearizability search (unless `--rules-only`), and the capacity bound and drop
+//! counts checked once the threads have stopped.
 //!
 //! ```text
 //! cargo run --release -p strata-verify --bin strata-stress -- --threads 4 --secs 60
@@ -30,6 +31,7 @@ mod stress {
     use anyhow::{bail, Context, Result};
     use clap::Parser;
     use indicatif::{ProgressBar, ProgressStyle};
+    use strata_verify::checker::{Depth, DEFAULT_BUDGET};
     use strata_verify::report::{Progress, Report};
     use strata_verify::tracked::{settle, DropCounts, Tracked};
     use strata_verify::workload::{run, Budget, Config};
@@ -76,6 +78,14 @@ mod stress {
         /// Operations per thread per round (one round's histories are checked at a time).
         #[arg(long, default_value_t = 100_000)]
         round_ops: u64,
+        /// Check each history with the fast rules only, without the exact linearizability search
+        /// (to measure what the search costs).
+        #[arg(long)]
+        rules_only: bool,
+        /// Most steps of the exact search for one history; a history it cannot decide within
+        /// them fails the run as `Undecided`.
+        #[arg(long, default_value_t = DEFAULT_BUDGET)]
+        search_budget: u64,
         /// Write the full history of each failing key to this file.
         #[arg(long)]
         dump: Option<PathBuf>,
@@ -107,6 +117,13 @@ mod stress {
             round_ops: args.round_ops,
             loaders: !args.no_loaders,
             keep_going: args.keep_going,
+            depth: if args.rules_only {
+                Depth::Rules
+            } else {
+                Depth::Exact {
+                    budget: args.search_budget,
+                }
+            },
         };
         if let Err(problem) = config.validate() {
             bail!("{problem}");
@@ -122,6 +139,7 @@ mod stress {
             (args.no_eviction, " --no-eviction"),
             (args.count_drops, " --count-drops"),
             (args.no_loaders, " --no-loaders"),
+            (args.rules_only, " --rules-only"),
         ] {
             if set {
                 replay += flag;

@@ -1,6 +1,6 @@
-//! Checks one key's history against the engine's documented consistency (crate docs,
-//! *Consistency*): each key behaves as a linearizable register that the cache may empty at any
-//! time (eviction, expiry), but never refill with an old value.
+//! The fast rules: necessary conditions, each checked in about linear time, that catch most
+//! broken histories and name the operations that prove it. They run first; the exact search
+//! ([`super::search`]) runs on the histories they pass.
 //!
 //! Guards against: reads of values never written (torn or recycled nodes, a read of another
 //! key's entry), stale reads (an overwritten or removed value coming back, or a replacement seen
@@ -14,71 +14,12 @@
 //! read did): its *upper bound* below.
 
 use std::collections::HashMap;
-use std::fmt;
 
+use super::{Mode, Rule, Violation, MAX_PER_KEY};
 use crate::history::{Kind, Op};
 
-/// Which rule a history broke.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rule {
-    /// A call returned a value that no write on this key stored before the call returned.
-    Invented,
-    /// A call returned value `v` of write `W`, although some operation `K` provably took effect
-    /// after `W` and before the call, and `K` replaced `v`, removed it, or found the key absent
-    /// (after which `v`, written once, can never return).
-    Stale,
-    /// Two removes returned the same value: the entry was removed twice.
-    DoubleRemove,
-    /// Eviction and expiry impossible: a call found the key absent although a write completed
-    /// before it began and no remove could have taken effect in between.
-    Missing,
-    /// Value `v` was provably current throughout a span of time (its *zone*: from the earliest
-    /// response to the latest invocation among its write and its reads, when the former comes
-    /// first), and so was another value over an overlapping span.
-    Overlap,
-    /// An operation ran entirely inside value `v`'s zone, when `v` was current throughout, yet
-    /// did not see `v`: it returned another value or nothing, removed something else, or wrote.
-    Interrupted,
-    /// Two writes stored the same value: a defect of the harness, not of the cache.
-    DuplicateWrite,
-}
-
-/// One broken rule, with the operations that prove it.
-#[derive(Clone, Debug)]
-pub struct Violation {
-    /// The key whose history broke the rule.
-    pub key: u64,
-    /// The rule.
-    pub rule: Rule,
-    /// The operations involved (the write, the operation in between, the read, as applicable).
-    pub ops: Vec<Op>,
-    /// A sentence saying why.
-    pub detail: String,
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:?} on key {}: {}", self.rule, self.key, self.detail)?;
-        for op in &self.ops {
-            writeln!(f, "    {op}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Most violations reported per key (a broken history tends to break many rules at once).
-const MAX_PER_KEY: usize = 8;
-
-/// What the run allowed the cache to do.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Mode {
-    /// The capacity exceeds the key space and no TTL is set: entries leave only by `remove`, so
-    /// [`Rule::Missing`] applies.
-    pub no_eviction: bool,
-}
-
-/// Checks the history of one key (`ops` all on that key, in any order).
-pub fn check_key(ops: &[Op], mode: Mode) -> Vec<Violation> {
+/// Checks the history of one key (`ops` all on that key, in any order) against the fast rules.
+pub(super) fn check(ops: &[Op], mode: Mode) -> Vec<Violation> {
     let key = ops.first().map_or(0, |op| op.key);
     let mut out = Vec::new();
     let mut flag = |rule: Rule, involved: &[usize], detail: String| {
@@ -361,28 +302,4 @@ fn check_missing(ops: &[Op], upper: &[u64], flag: &mut impl FnMut(Rule, &[usize]
             );
         }
     }
-}
-
-/// The part of a key's history around a violation: the operations that overlap the span from
-/// the earliest invocation to the latest response among `violation.ops`, at most `limit` of
-/// them, sorted by invocation.
-pub fn excerpt(history: &[Op], violation: &Violation, limit: usize) -> Vec<Op> {
-    let start = violation.ops.iter().map(|op| op.invoke).min().unwrap_or(0);
-    let end = violation.ops.iter().map(|op| op.respond).max().unwrap_or(0);
-    let mut ops: Vec<Op> = history
-        .iter()
-        .filter(|op| op.respond >= start && op.invoke <= end)
-        .cloned()
-        .collect();
-    crate::history::sort_by_invoke(&mut ops);
-    if ops.len() > limit {
-        // Keep the involved operations, then fill with the closest others.
-        let involved = |op: &Op| violation.ops.contains(op);
-        let mut kept: Vec<Op> = ops.iter().filter(|op| involved(op)).cloned().collect();
-        let rest = limit.saturating_sub(kept.len());
-        kept.extend(ops.iter().filter(|op| !involved(op)).take(rest).cloned());
-        crate::history::sort_by_invoke(&mut kept);
-        ops = kept;
-    }
-    ops
 }
