@@ -86,8 +86,7 @@ where
         };
         // A value may have landed between our miss and our joining.
         if let Some(value) = self.peek_hashed(hash, key) {
-            leader.publish();
-            leader.complete(value.clone(), true);
+            leader.found_in_cache();
             return Found::Done(Ok(Some(value)));
         }
         Found::Lead(leader)
@@ -241,7 +240,7 @@ where
             } => Some(Ok(Some(value))),
             Outcome::Failed(error) => error.downcast::<E>().ok().map(Err),
             Outcome::Declined => accept_none.then_some(Ok(None)),
-            Outcome::Abandoned => None,
+            Outcome::InCache | Outcome::Abandoned => None,
         }
     }
 

@@ -18,6 +18,9 @@
 //! - **Declined.** The leader's loader chose not to produce a value (the `optionally_` loaders):
 //!   nothing is cached, and every follower that can answer "nothing" gets `None`; the others
 //!   (a plain `get_or_insert_with` cannot) retry, and one of them becomes the next leader.
+//! - **Already there.** The leader, looking once more after it joined, found a value in the
+//!   cache and loaded nothing. Followers look again rather than take what the leader found: one
+//!   that joined later may have missed a newer value written and evicted since.
 //! - **Abandoned.** The leader panicked, its future was dropped, or its
 //!   [`PlaceholderGuard`](crate::PlaceholderGuard) was dropped without a value: followers wake
 //!   and retry, and one of them becomes the next leader.
@@ -62,6 +65,10 @@ pub(crate) enum Outcome<V> {
     Failed(SharedError),
     /// The leader's loader produced nothing: nothing cached.
     Declined,
+    /// The leader found a value already in the cache, so it loaded nothing: look again. (It
+    /// cannot hand over what it found: a follower may have joined after that value was
+    /// replaced and the replacement evicted, and must not return the older value.)
+    InCache,
     /// The leader gave up (panic, cancelled future, dropped placeholder guard): retry.
     Abandoned,
 }
@@ -75,6 +82,7 @@ impl<V: Clone> Clone for Outcome<V> {
             },
             Outcome::Failed(error) => Outcome::Failed(std::sync::Arc::clone(error)),
             Outcome::Declined => Outcome::Declined,
+            Outcome::InCache => Outcome::InCache,
             Outcome::Abandoned => Outcome::Abandoned,
         }
     }
@@ -331,6 +339,12 @@ impl<K: Hash + Eq, V: Clone> Leader<'_, K, V> {
     /// Hands the loader's error to every follower.
     pub(crate) fn fail(mut self, error: SharedError) {
         self.settle(Outcome::Failed(error));
+    }
+
+    /// Tells every follower that the leader found a value in the cache and loaded nothing:
+    /// they look again.
+    pub(crate) fn found_in_cache(mut self) {
+        self.settle(Outcome::InCache);
     }
 
     /// Tells every follower that the loader produced nothing.
