@@ -5,12 +5,14 @@
 #   bash scripts/long.sh                 everything below
 #   STRATA_LONG_SECS=600                 length of the two main stress runs (default 600)
 #   STRATA_LONG_SHORT_SECS=120           length of the TTL and sharded stress runs (default 120)
-#   STRATA_LONG_SKIP="loom sanitize"     skip steps by name: loom, stress, model, sanitize
+#   STRATA_LONG_FUZZ_SECS=600            length of the cargo-fuzz run (default 600; nightly)
+#   STRATA_LONG_SKIP="loom sanitize"     skip steps by name: loom, stress, model, fuzz, sanitize
 #
-# Steps: the bounded loom suite and its mutant gate (scripts/loom.sh, scripts/loom.sh --mutants);
+# Steps: the bounded loom suite with its long models and its mutant gate (STRATA_LOOM_LONG=1
+# scripts/loom.sh, scripts/loom.sh --mutants);
 # checked stress runs (2 and 4 threads with drop counting, 4 threads with a 1 ms TTL, a sharded
-# cache); the differential model under proptest with STRATA_MODEL_CASES=100000 per property (the
-# stand-in for cargo-fuzz where it cannot be installed); AddressSanitizer and ThreadSanitizer
+# cache); the differential model under proptest with STRATA_MODEL_CASES=100000 per property; the
+# same model under cargo-fuzz from the committed corpus; AddressSanitizer and ThreadSanitizer
 # (scripts/sanitize.sh, nightly; STRATA_SANITIZE_SECS=20 per stress run there).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +40,7 @@ run() {
 }
 
 if [[ $skip != *" loom "* ]]; then
-    run loom bash scripts/loom.sh
+    run loom env STRATA_LOOM_LONG=1 bash scripts/loom.sh
     run loom-mutants bash scripts/loom.sh --mutants
 fi
 if [[ $skip != *" stress "* ]]; then
@@ -51,6 +53,12 @@ if [[ $skip != *" stress "* ]]; then
 fi
 if [[ $skip != *" model "* ]]; then
     run model-100k env STRATA_MODEL_CASES=100000 cargo test --release -q -p strata-verify --test model
+fi
+if [[ $skip != *" fuzz "* ]]; then
+    # From the committed corpus (verify/fuzz/corpus/model); new inputs land there too, and
+    # `cargo fuzz cmin model corpus/model` folds them in before a commit.
+    run fuzz-model bash -c "cd verify/fuzz && cargo +nightly fuzz run model corpus/model -- \
+        -max_total_time=${STRATA_LONG_FUZZ_SECS:-600} -rss_limit_mb=4096"
 fi
 if [[ $skip != *" sanitize "* ]]; then
     run asan env STRATA_SANITIZE_SECS=20 bash scripts/sanitize.sh address

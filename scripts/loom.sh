@@ -2,6 +2,8 @@
 # The loom models of the engine (verify/tests/loom_engine.rs).
 #   bash scripts/loom.sh             bounded: LOOM_MAX_PREEMPTIONS=2 (the CI setting)
 #   STRATA_LOOM_EXHAUSTIVE=1 ...     every interleaving (slow)
+#   STRATA_LOOM_LONG=1 ...           bounded, with the long models too (CI skips those; an
+#                                    exhaustive run and the mutant gate always run them)
 #   bash scripts/loom.sh --each      each model in its own process, one after another, each cut
 #                                    off after STRATA_LOOM_TIMEOUT seconds if that is set (for
 #                                    exhaustive runs: says which models finished and which not)
@@ -116,6 +118,7 @@ mutants=(
     "relaxed_ring stalled_popper_takes_each_ring_item_once panic"
     "relaxed_ring stalled_pusher_overwrites_no_ring_item panic"
     "early_sentinel readers_during_table_growth_miss_nothing panic"
+    "shared_peek a_follower_never_gets_a_value_expired_before_it_began panic"
 )
 unset STRATA_LOOM_COUNTS
 status=0
@@ -139,7 +142,7 @@ for entry in "${mutants[@]}"; do
         continue
     fi
     set +e
-    timeout "${STRATA_MUTANT_TIMEOUT:-600}" "$bin" --exact "$model" >"$log" 2>&1
+    STRATA_LOOM_LONG=1 timeout "${STRATA_MUTANT_TIMEOUT:-600}" "$bin" --exact "$model" >"$log" 2>&1
     rc=$?
     set -e
     panic=$(grep -m1 -A1 "panicked at" "$log" || true)

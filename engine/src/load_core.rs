@@ -86,6 +86,13 @@ where
         };
         // A value may have landed between our miss and our joining.
         if let Some(value) = self.peek_hashed(hash, key) {
+            // The mutant hands the value found to the followers, as the engine once did.
+            #[cfg(strata_mutant = "shared_peek")]
+            {
+                leader.publish();
+                leader.complete(value.clone(), true);
+            }
+            #[cfg(not(strata_mutant = "shared_peek"))]
             leader.found_in_cache();
             return Found::Done(Ok(Some(value)));
         }

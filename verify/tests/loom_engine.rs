@@ -96,6 +96,14 @@ fn one_preemption_when_bounded(builder: &mut loom::model::Builder) {
     }
 }
 
+/// Whether the long models run: always in an exhaustive run (no `LOOM_MAX_PREEMPTIONS`), and in
+/// a bounded one only with `STRATA_LOOM_LONG=1` (as `scripts/long.sh` and the mutant gate set it).
+/// CI's bounded suite skips them: each takes millions of interleavings.
+fn long_models() -> bool {
+    std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none()
+        || std::env::var_os("STRATA_LOOM_LONG").is_some_and(|v| v == "1")
+}
+
 /// Runs `model` under loom with `builder` (as `loom::model` does with `Builder::new()`), counting
 /// the executions loom explores: each is one interleaving of the model's threads within the
 /// preemption bound. When loom has explored them all, prints `loom model <name>: <n>
@@ -547,6 +555,45 @@ fn insert_during_a_load_wins() {
             if during {
                 assert_eq!(cache.get(&5), Some(51), "the load overwrote a later insert");
             }
+        },
+    );
+}
+
+/// A follower never returns a value that expired before its call began. The leader misses,
+/// joins the flight, and then (looking once more) finds a value another thread inserted
+/// meanwhile; that value then expires, and a caller that starts only after it expired joins the
+/// still-open flight. It must not be handed what the leader found (it looks again, misses, and
+/// loads). The value expires by a mocked clock moved inside the model. A long model (see
+/// [`long_models`]).
+#[test]
+fn a_follower_never_gets_a_value_expired_before_it_began() {
+    // Three threads and two preemptions: over 3M interleavings.
+    if !long_models() {
+        println!("loom model a_follower_never_gets_a_value_expired_before_it_began: skipped (long; STRATA_LOOM_LONG=1 runs it)");
+        return;
+    }
+    explore(
+        "a_follower_never_gets_a_value_expired_before_it_began",
+        loom::model::Builder::new(),
+        || {
+            let (clock, time) = strata_engine::Clock::mock();
+            let cache: Cache<u64, u64, Fixed> = Cache::builder()
+                .max_capacity(4)
+                .hasher(Fixed::default())
+                .clock(clock)
+                .build();
+            let (leading, writing) = (cache.clone(), cache.clone());
+            let leader = thread::spawn(move || leading.get_or_insert_with(3, || 30));
+            let writer = thread::spawn(move || {
+                writing.insert_with_ttl(3, 7, std::time::Duration::from_millis(10));
+            });
+            writer.join().unwrap();
+            time.advance(std::time::Duration::from_millis(20));
+            // Value 7 has expired; this call begins after that.
+            let mine = cache.get_or_insert_with(3, || 31);
+            assert_ne!(mine, 7, "a load returned a value that expired before it began");
+            let theirs = leader.join().unwrap();
+            assert!(theirs == 30 || theirs == 31 || theirs == 7, "{theirs}");
         },
     );
 }
