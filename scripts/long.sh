@@ -8,8 +8,9 @@
 #   STRATA_LONG_FUZZ_SECS=600            length of the cargo-fuzz run (default 600; nightly)
 #   STRATA_LONG_SKIP="loom sanitize"     skip steps by name: loom, stress, model, fuzz, sanitize
 #
-# Steps: the bounded loom suite with its long models and its mutant gate (STRATA_LOOM_LONG=1
-# scripts/loom.sh, scripts/loom.sh --mutants);
+# Steps: the bounded loom suite with its long models, each model cut off after
+# STRATA_LONG_LOOM_TIMEOUT seconds (default 1800), and the mutant gate (scripts/loom.sh --each,
+# scripts/loom.sh --mutants);
 # checked stress runs (2 and 4 threads with drop counting, 4 threads with a 1 ms TTL, a sharded
 # cache); the differential model under proptest with STRATA_MODEL_CASES=100000 per property; the
 # same model under cargo-fuzz from the committed corpus; AddressSanitizer and ThreadSanitizer
@@ -40,7 +41,10 @@ run() {
 }
 
 if [[ $skip != *" loom "* ]]; then
-    run loom env STRATA_LOOM_LONG=1 bash scripts/loom.sh
+    # Each model in its own process, the long ones included, each cut off after 30 minutes (the
+    # summary says which did not finish, and how far they got).
+    run loom env STRATA_LOOM_LONG=1 STRATA_LOOM_TIMEOUT=${STRATA_LONG_LOOM_TIMEOUT:-1800} \
+        bash scripts/loom.sh --each
     run loom-mutants bash scripts/loom.sh --mutants
 fi
 if [[ $skip != *" stress "* ]]; then

@@ -131,7 +131,14 @@ else
     cargo +nightly build "${z[@]}" --release -p strata-verify --bin strata-stress || exit 1
     stress_runs "$CARGO_TARGET_DIR/$host/release/strata-stress"
     step test-verify cargo +nightly test "${z[@]}" -p strata-verify --test stress --test model
-    step test-engine cargo +nightly test "${z[@]}" -p strata-engine --lib --tests
+    skip=()
+    if [ "$mode" = thread ]; then
+        # Under TSan a by-ref hit is seen to allocate once per 128 hits (23 in 3,000: the
+        # interval at which crossbeam-epoch collects, which its sanitizer build does
+        # differently); the allocation-counting test is for the uninstrumented builds.
+        skip=(--skip by_ref_loads_do_not_allocate_on_a_hit)
+    fi
+    step test-engine cargo +nightly test "${z[@]}" -p strata-engine --lib --tests -- "${skip[@]}"
 fi
 
 echo "== sanitize.sh $mode: summary (logs in $logs) =="

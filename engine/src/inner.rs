@@ -236,6 +236,9 @@ where
             }
             Inserted::New => {
                 // A key the ghost remembers was evicted too soon: it skips the small queue.
+                // The mutant counts first, with Relaxed: the order a loom model found wrong.
+                #[cfg(strata_mutant = "count_first")]
+                let before = shard.counters.entries.fetch_add(1, Ordering::Relaxed);
                 // SAFETY: just linked, the node has never been queued: its queue reference is
                 // ours.
                 let token = unsafe { QueueRef::new(new, &guard) };
@@ -245,6 +248,7 @@ where
                 // ready in its queue, so it always finds something to evict and the bound holds
                 // once writers stop (a loom model found the Relaxed, count-first order losing
                 // this). An eviction may now uncount the entry first: the counters are signed.
+                #[cfg(not(strata_mutant = "count_first"))]
                 let before = shard.counters.entries.fetch_add(1, Ordering::AcqRel);
                 self.weights.add(shard, weight);
                 // Keys spread evenly over the shards, so this shard's count, times the number

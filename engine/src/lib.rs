@@ -99,9 +99,11 @@
 //! * **Eviction.** The cache may evict any entry at any time, so a miss is always a legal answer
 //!   while a bound is set. Bounds are checked after each write: while writes run concurrently the
 //!   entry count or weight can exceed its bound by about one entry per writing thread, and once
-//!   every write has returned it is back within the bound. A sharded cache enforces the bounds
-//!   shard by shard, so it may start evicting a little before the whole cache is full (at one
-//!   million entries in 64 shards, about 0.3% before). An entry heavier than `max_entry_weight`
+//!   every write has returned it is back within the bound. An insert that judged its shard
+//!   full can also evict one entry more than needed when a removal or an expiry on another
+//!   thread frees room between that judgement and the eviction. A sharded cache enforces the
+//!   bounds shard by shard, so it may start evicting a little before the whole cache is full
+//!   (at one million entries in 64 shards, about 0.3% before). An entry heavier than `max_entry_weight`
 //!   is never stored. The weigher runs once per insert, before anything is stored.
 //! * **TTL and TTI.** An entry whose time to live has passed, or that has not been read for its
 //!   time to idle, is never returned by `get`, `contains_key` or `iter`. Expiry has a resolution

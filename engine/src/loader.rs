@@ -315,7 +315,8 @@ pub(crate) trait Gate {
 impl<K: Hash + Eq, V: Clone> Gate for Leader<'_, K, V> {
     fn enter(&self) -> Option<Entered<'_>> {
         let map = lock(self.shard);
-        if lock(&self.flight.inner).cancelled {
+        // The mutant ignores the cancel: a load puts back what a removal took out.
+        if lock(&self.flight.inner).cancelled && !cfg!(strata_mutant = "load_over_remove") {
             return None;
         }
         Some(Entered {

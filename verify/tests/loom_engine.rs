@@ -10,6 +10,11 @@
 //! completes (see [`explore`]); `scripts/loom.sh` adds them up.
 #![cfg(strata_loom)]
 
+// The mutant gate's check of itself (`scripts/loom.sh --mutants unbuildable`): a mutant that does
+// not build must fail the gate, not pass as "caught".
+#[cfg(strata_mutant = "unbuildable")]
+compile_error!("the `unbuildable` mutant does not build, on purpose");
+
 use std::collections::hash_map::DefaultHasher;
 use std::hash::BuildHasherDefault;
 use std::io::Write as _;
@@ -20,8 +25,9 @@ use std::time::Instant;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
+use std::time::Duration;
 use strata_engine::__loom::SmallQueue;
-use strata_engine::Cache;
+use strata_engine::{Cache, Clock, EvictionCause, MockClock};
 
 /// loom replays executions and needs each to take the same path: a fixed hasher.
 type Fixed = BuildHasherDefault<DefaultHasher>;
@@ -43,8 +49,22 @@ struct Canary {
     freed: StdArc<AtomicBool>,
 }
 
+std::thread_local! {
+    /// Primary canaries alive on this OS thread. loom runs a model's threads as coroutines on
+    /// the test's own OS thread and drops everything an execution left (the epoch collector
+    /// included, which runs its deferred frees) before the next one starts, so this is zero
+    /// between executions unless a value leaked (see [`explore`]).
+    static LIVE: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+/// Takes the count of primary canaries alive, leaving zero.
+fn take_live() -> i64 {
+    LIVE.with(|live| live.replace(0))
+}
+
 impl Canary {
     fn new(id: u64) -> Self {
+        LIVE.with(|live| live.set(live.get() + 1));
         Canary {
             id,
             primary: true,
@@ -73,6 +93,7 @@ impl Drop for Canary {
         if self.primary {
             let was = self.freed.swap(true, StdOrdering::SeqCst);
             assert!(!was, "value {} freed twice", self.id);
+            LIVE.with(|live| live.set(live.get() - 1));
         }
     }
 }
@@ -104,7 +125,9 @@ fn long_models() -> bool {
         || std::env::var_os("STRATA_LOOM_LONG").is_some_and(|v| v == "1")
 }
 
-/// Runs `model` under loom with `builder` (as `loom::model` does with `Builder::new()`), counting
+/// Runs `model` under loom with `builder` (as `loom::model` does with `Builder::new()`), checking
+/// that no interleaving leaked a canary (every primary [`Canary`] created was dropped once the
+/// execution was torn down), and counting
 /// the executions loom explores: each is one interleaving of the model's threads within the
 /// preemption bound. When loom has explored them all, prints `loom model <name>: <n>
 /// interleavings ...` and appends that line to the file named by `STRATA_LOOM_COUNTS`, if set.
@@ -114,7 +137,13 @@ fn explore(name: &str, builder: loom::model::Builder, model: impl Fn() + Sync + 
     let counter = StdArc::clone(&executions);
     let label = name.to_string();
     let start = Instant::now();
+    take_live();
     builder.check(move || {
+        let leaked = take_live();
+        assert_eq!(
+            leaked, 0,
+            "the previous interleaving leaked {leaked} values"
+        );
         let n = counter.fetch_add(1, StdOrdering::Relaxed) + 1;
         if n % PROGRESS_EVERY == 0 {
             eprintln!(
@@ -124,6 +153,8 @@ fn explore(name: &str, builder: loom::model::Builder, model: impl Fn() + Sync + 
         }
         model();
     });
+    let leaked = take_live();
+    assert_eq!(leaked, 0, "the last interleaving leaked {leaked} values");
     let bound = builder
         .preemption_bound
         .map_or("none (exhaustive)".to_string(), |b| b.to_string());
@@ -439,6 +470,198 @@ fn eviction_past_dead_entries_frees_each_node_once() {
     );
 }
 
+/// What an eviction listener was told: (value id, cause), in order. (A `std` mutex: recording
+/// is not part of the model, and nothing inside it can yield to loom's scheduler.)
+type Reports = StdArc<std::sync::Mutex<Vec<(u64, EvictionCause)>>>;
+
+/// A cache of canaries with a recording listener and a mocked clock.
+fn listened(capacity: u64) -> (Cache<u64, Canary, Fixed>, Reports, MockClock) {
+    let reports: Reports = StdArc::default();
+    let record = StdArc::clone(&reports);
+    let (clock, time) = Clock::mock();
+    let cache = Cache::builder()
+        .max_capacity(capacity)
+        .hasher(Fixed::default())
+        .clock(clock)
+        .eviction_listener(move |_key: &u64, value: &Canary, cause| {
+            record.lock().unwrap().push((value.id, cause));
+        })
+        .build();
+    (cache, reports, time)
+}
+
+/// The causes the listener gave for value `id`.
+fn causes(reports: &Reports, id: u64) -> Vec<EvictionCause> {
+    let reports = reports.lock().unwrap();
+    reports
+        .iter()
+        .filter(|(v, _)| *v == id)
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+/// TTL expiry racing a replace and a read (mocked clock). Value 1 has a 10 ms TTL; one thread
+/// moves the clock past it and then reads, while the other replaces the key with value 2 (no
+/// TTL). The read after the clock moved never returns value 1; it returns value 2 or nothing.
+/// Value 1 is reported once, as expired or replaced, never both; value 2 is never reported and
+/// is what the key holds at the end.
+#[test]
+fn expiry_racing_a_replace_and_a_read() {
+    explore(
+        "expiry_racing_a_replace_and_a_read",
+        loom::model::Builder::new(),
+        || {
+            let (cache, reports, time) = listened(4);
+            cache.insert_with_ttl(1, Canary::new(1), Duration::from_millis(10));
+            let reader = cache.clone();
+            let t = thread::spawn(move || {
+                time.advance(Duration::from_millis(20));
+                reader.get(&1).map(|c| c.id)
+            });
+            cache.insert(1, Canary::new(2));
+            let seen = t.join().unwrap();
+            assert!(
+                seen.is_none() || seen == Some(2),
+                "read after expiry saw {seen:?}"
+            );
+            assert_eq!(cache.get(&1).map(|c| c.id), Some(2));
+            let first = causes(&reports, 1);
+            assert!(
+                first == [EvictionCause::Replaced] || first == [EvictionCause::Expired],
+                "value 1 reported as {first:?}"
+            );
+            assert_eq!(causes(&reports, 2), [], "value 2 is still cached");
+            flush();
+        },
+    );
+}
+
+/// TTL expiry racing eviction, with a listener: a cache of one entry holds value 1 (10 ms TTL);
+/// one thread moves the clock past it and reads, the other inserts key 2, which needs room.
+/// Value 1 is reported exactly once, as evicted or expired; value 2 is either present and
+/// unreported or evicted and reported once (an insert that judged the cache full just before
+/// the expiry took value 1 out may evict it too); the read after the clock moved misses.
+#[test]
+fn expiry_racing_eviction_reports_each_entry_once() {
+    explore(
+        "expiry_racing_eviction_reports_each_entry_once",
+        loom::model::Builder::new(),
+        || {
+            let (cache, reports, time) = listened(1);
+            cache.insert_with_ttl(1, Canary::new(1), Duration::from_millis(10));
+            let reader = cache.clone();
+            let t = thread::spawn(move || {
+                time.advance(Duration::from_millis(20));
+                reader.get(&1).map(|c| c.id)
+            });
+            cache.insert(2, Canary::new(2));
+            let seen = t.join().unwrap();
+            assert_eq!(seen, None, "a read after expiry saw value 1");
+            cache.run_pending_tasks();
+            let first = causes(&reports, 1);
+            assert!(
+                first == [EvictionCause::Evicted] || first == [EvictionCause::Expired],
+                "value 1 reported as {first:?}"
+            );
+            // An expiry that takes value 1 out after the insert judged the shard full lets that
+            // insert evict value 2 as well (the documented over-eviction under a racing removal).
+            let present = cache.get(&2).is_some();
+            match (present, causes(&reports, 2).as_slice()) {
+                (true, []) | (false, [EvictionCause::Evicted]) => {}
+                other => panic!("value 2: present and reported as {other:?}"),
+            }
+            flush();
+        },
+    );
+}
+
+/// `clear` racing a writer: the entry present before the clear is reported removed once and is
+/// gone afterwards; the racing insert either landed before the clear (then it was removed and
+/// reported) or after it (then it is present and unreported): never both, never neither.
+#[test]
+fn clear_racing_a_writer_reports_each_entry_once() {
+    explore(
+        "clear_racing_a_writer_reports_each_entry_once",
+        loom::model::Builder::new(),
+        || {
+            let (cache, reports, _time) = listened(4);
+            cache.insert(1, Canary::new(1));
+            let writer = cache.clone();
+            let t = thread::spawn(move || writer.insert(2, Canary::new(2)));
+            cache.clear();
+            t.join().unwrap();
+            assert_eq!(cache.get(&1).map(|c| c.id), None, "clear left key 1");
+            assert_eq!(causes(&reports, 1), [EvictionCause::Removed]);
+            let present = cache.get(&2).is_some();
+            let reported = causes(&reports, 2);
+            match (present, reported.as_slice()) {
+                (true, []) | (false, [EvictionCause::Removed]) => {}
+                other => panic!("value 2: present and reported as {other:?}"),
+            }
+            assert_eq!(cache.len(), usize::from(present));
+            flush();
+        },
+    );
+}
+
+/// `retain` racing a replace of a key it removes: value 1 goes, by the retain or by the
+/// replace, and is reported once; value 3, which the predicate keeps, is never removed by the
+/// retain, however the two interleave.
+#[test]
+fn retain_racing_a_replace_keeps_what_it_keeps() {
+    explore(
+        "retain_racing_a_replace_keeps_what_it_keeps",
+        loom::model::Builder::new(),
+        || {
+            let (cache, reports, _time) = listened(4);
+            cache.insert(1, Canary::new(1));
+            let writer = cache.clone();
+            let t = thread::spawn(move || writer.insert(1, Canary::new(3)));
+            cache.retain(|_, v| v.id != 1);
+            t.join().unwrap();
+            assert_eq!(
+                cache.get(&1).map(|c| c.id),
+                Some(3),
+                "retain removed a kept value"
+            );
+            let first = causes(&reports, 1);
+            assert!(
+                first == [EvictionCause::Removed] || first == [EvictionCause::Replaced],
+                "value 1 reported as {first:?}"
+            );
+            assert_eq!(causes(&reports, 3), []);
+            flush();
+        },
+    );
+}
+
+/// Iteration racing an insert and a remove: a key present throughout is yielded exactly once,
+/// a key removed during the walk at most once, and nothing is read after it was freed.
+#[test]
+fn iteration_racing_writers_yields_a_stable_key_once() {
+    explore(
+        "iteration_racing_writers_yields_a_stable_key_once",
+        loom::model::Builder::new(),
+        || {
+            let cache = cache::<Canary>(4);
+            cache.insert(1, Canary::new(1));
+            cache.insert(2, Canary::new(2));
+            let writer = cache.clone();
+            let t = thread::spawn(move || {
+                writer.remove(&2);
+                writer.insert(3, Canary::new(3));
+                flush();
+            });
+            let keys: Vec<u64> = cache.iter().map(|(k, _)| k).collect();
+            t.join().unwrap();
+            let count = |k: u64| keys.iter().filter(|&&x| x == k).count();
+            assert_eq!(count(1), 1, "the stable key: {keys:?}");
+            assert!(count(2) <= 1 && count(3) <= 1, "{keys:?}");
+            flush();
+        },
+    );
+}
+
 /// Single-flight with two callers: whichever leads, the loader runs once and both callers get
 /// its value.
 #[test]
@@ -591,7 +814,10 @@ fn a_follower_never_gets_a_value_expired_before_it_began() {
             time.advance(std::time::Duration::from_millis(20));
             // Value 7 has expired; this call begins after that.
             let mine = cache.get_or_insert_with(3, || 31);
-            assert_ne!(mine, 7, "a load returned a value that expired before it began");
+            assert_ne!(
+                mine, 7,
+                "a load returned a value that expired before it began"
+            );
             let theirs = leader.join().unwrap();
             assert!(theirs == 30 || theirs == 31 || theirs == 7, "{theirs}");
         },
