@@ -239,7 +239,13 @@ where
                 // SAFETY: just linked, the node has never been queued: its queue reference is
                 // ours.
                 let token = unsafe { QueueRef::new(new, &guard) };
-                self.enqueue(shard, token, weight, self.ghost.contains(hash), None);
+                // The `ignored_ghost` mutant forgets the ghost: every new key enters the small
+                // queue. The cache stays within its bounds and answers correctly; only the
+                // victims change, which the oracle in `verify/tests/oracle.rs` must catch (see
+                // `scripts/loom.sh --mutants`).
+                let remembered =
+                    !cfg!(strata_mutant = "ignored_ghost") && self.ghost.contains(hash);
+                self.enqueue(shard, token, weight, remembered, None);
                 // Counted only once queued, with AcqRel: of two racing writers, the one that
                 // counts last sees the full total and, through the acquire, the other's entry
                 // ready in its queue, so it always finds something to evict and the bound holds
