@@ -45,7 +45,7 @@ where
         if shard.counters.filled.load(Ordering::Relaxed)
             && self.weights.small(shard) >= policy::SMALL_SLACK.saturating_mul(shard.small_target)
         {
-            self.pop_small(shard, guard, false);
+            self.pop_small(shard, guard, false, false);
         }
     }
 
@@ -87,10 +87,10 @@ where
     ) -> bool {
         match policy::next_victim(self.weights.small(shard), shard.small_target) {
             Victim::Small => {
-                self.pop_small(shard, guard, forced) || self.main_step(shard, guard, forced)
+                self.pop_small(shard, guard, forced, false) || self.main_step(shard, guard, forced)
             }
             Victim::Main => {
-                self.main_step(shard, guard, forced) || self.pop_small(shard, guard, forced)
+                self.main_step(shard, guard, forced) || self.pop_small(shard, guard, forced, false)
             }
         }
     }
@@ -100,8 +100,15 @@ where
     /// nothing: they are released on the way without counting as the step, so that a hot key's
     /// overwrites cannot use up an insert's eviction budget. One call pops at most
     /// [`policy::DEAD_PER_STEP`] entries and returns `false` if none of them was live (the caller
-    /// then turns to main).
-    pub(crate) fn pop_small(&self, shard: &Shard<Node<K, V>>, guard: &Guard, forced: bool) -> bool {
+    /// then turns to main). `filling`: the caller's own entry, not counted yet, will take the
+    /// cache over its bound, so the step judges as if it were over already.
+    pub(crate) fn pop_small(
+        &self,
+        shard: &Shard<Node<K, V>>,
+        guard: &Guard,
+        forced: bool,
+        filling: bool,
+    ) -> bool {
         let Some(queues) = &shard.queues else {
             return false;
         };
@@ -120,14 +127,13 @@ where
                 continue;
             }
             let meta = node.meta.load(Ordering::Relaxed);
+            let over = filling || self.weights.over_capacity(shard);
             if self.is_expired(node) {
                 self.evict(node, EvictionCause::Expired, guard);
-            } else if !forced
-                && policy::small_exit(meta, self.weights.over_capacity(shard)) == SmallExit::Promote
-            {
+            } else if !forced && policy::small_exit(meta, over) == SmallExit::Promote {
                 // Main judges the entry afresh: it must be read again there to be spared.
                 while node.cool() > 0 {}
-                self.promote(shard, token, self.weights.over_capacity(shard));
+                self.promote(shard, token, over);
                 return true;
             } else if let Some(hash) = self.evict(node, EvictionCause::Evicted, guard) {
                 self.ghost.insert(hash);
@@ -387,14 +393,14 @@ mod tests {
 
         let guard = epoch::pin();
         assert!(
-            !inner.pop_small(shard, &guard, false),
+            !inner.pop_small(shard, &guard, false, false),
             "no live entry within the bound"
         );
         assert_eq!(small.len(), overwrites + 1 - policy::DEAD_PER_STEP);
-        assert!(!inner.pop_small(shard, &guard, false));
+        assert!(!inner.pop_small(shard, &guard, false, false));
         assert_eq!(small.len(), 1);
         // The next step reaches the live entry and promotes or evicts it: the queue is empty.
-        assert!(inner.pop_small(shard, &guard, false));
+        assert!(inner.pop_small(shard, &guard, false, false));
         assert_eq!(small.len(), 0);
         assert_eq!(cache.get(&0), Some(overwrites as u64));
     }

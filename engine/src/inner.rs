@@ -242,7 +242,13 @@ where
                 // SAFETY: just linked, the node has never been queued: its queue reference is
                 // ours.
                 let token = unsafe { QueueRef::new(new, &guard) };
-                self.enqueue(shard, token, weight, self.ghost.contains(hash));
+                // The `ignored_ghost` mutant forgets the ghost: every new key enters the small
+                // queue. The cache stays within its bounds and answers correctly; only the
+                // victims change, which the oracle in `verify/tests/oracle.rs` must catch (see
+                // `scripts/loom.sh --mutants`).
+                let remembered =
+                    !cfg!(strata_mutant = "ignored_ghost") && self.ghost.contains(hash);
+                self.enqueue(shard, token, weight, remembered, None);
                 // Counted only once queued, with AcqRel: of two racing writers, the one that
                 // counts last sees the full total and, through the acquire, the other's entry
                 // ready in its queue, so it always finds something to evict and the bound holds
@@ -267,7 +273,7 @@ where
                 self.trim_small(shard, &guard);
                 // SAFETY: as for a new entry.
                 let token = unsafe { QueueRef::new(new, &guard) };
-                self.enqueue(shard, token, weight, false);
+                self.enqueue(shard, token, weight, false, Some(old_weight));
                 self.weights.add(shard, weight);
                 self.weights.sub(shard, old_weight);
                 self.notify(old, EvictionCause::Replaced);
@@ -308,17 +314,21 @@ where
 
     /// Places a node that was just linked in its shard's queues, giving it their reference:
     /// main, the small queue, or none at all in an unbounded cache (which never evicts).
+    /// `replaces`: the weight of the entry the node replaces, still counted (`None` for a new
+    /// key, which adds an entry to the count).
     pub(crate) fn enqueue(
         &self,
         shard: &Shard<Node<K, V>>,
         token: QueueRef<'_, K, V>,
         weight: u64,
         to_main: bool,
+        replaces: Option<u64>,
     ) {
         // The entry is counted after this: judge the bounds as they will be then.
         let may_evict = || {
-            Weights::count(shard) + 1 > shard.max_entries
-                || self.weights.weight(shard) + weight > shard.max_weight
+            Weights::count(shard) + u64::from(replaces.is_none()) > shard.max_entries
+                || (self.weights.weight(shard) + weight).saturating_sub(replaces.unwrap_or(0))
+                    > shard.max_weight
         };
         let Some(queues) = &shard.queues else {
             token.release_with(IN_MAIN);
@@ -331,7 +341,10 @@ where
                     token.placed();
                     return;
                 }
-                self.pop_small(shard, token.guard(), false);
+                // The insert that fills the ring may also be the one that takes the cache over
+                // its bound: then the entry popped to make room is judged as an eviction step
+                // would judge it, not moved on to main unread.
+                self.pop_small(shard, token.guard(), false, may_evict());
             }
             // Other writers keep the ring full: place the entry in main instead.
             self.weights.sub_small(shard, weight);

@@ -6,6 +6,8 @@
 //!   every operation's invocation and response recorded, each key's history checked.
 //! * [`model`]: a single-threaded reference model driven by random operation sequences, by the
 //!   proptest in `tests/model.rs` and by the cargo-fuzz target in `fuzz/` alike.
+//! * [`reference`]: an independent single-shard S3-FIFO, written from the paper, whose eviction
+//!   victims the engine must match one by one (`tests/oracle.rs`).
 //! * [`stack`]: the whole tiered stack (`strata::TieredCache`, faulty lower tiers) under
 //!   concurrent calls, each key's history checked for stale reads (`strata-stack-check`).
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -17,7 +19,11 @@ pub mod history;
 #[cfg(not(strata_loom))]
 pub mod model;
 #[cfg(not(strata_loom))]
+pub mod reference;
+#[cfg(not(strata_loom))]
 pub mod report;
+#[cfg(not(strata_loom))]
+pub mod slot_hasher;
 #[cfg(not(strata_loom))]
 pub mod stack;
 #[cfg(not(strata_loom))]

@@ -11,7 +11,10 @@
 //! * the listener reports each value at most once, only values the cache held, with the right
 //!   cause: `Replaced` only by an insert of that key, `Removed` only by `remove` / `retain` /
 //!   `clear`, `Expired` only once the TTL has passed (never early at whole-millisecond times),
-//!   `Evicted` only while a bound could be reached; and every entry a step removes itself
+//!   `Evicted` only by a write (`insert`, a load's insert in `get_or_insert_with`) and only
+//!   while the cache is over a bound, its entries counted as the write left them (the written
+//!   entry in, the one it replaced out) less those already reported gone: so no more victims
+//!   than it takes to get back within the bounds; and every entry a step removes itself
 //!   (replace, remove, retain, clear, maintenance) is reported during that step;
 //! * `len()` and `weighted_size()` equal the entries not yet reported (expired ones not yet
 //!   reclaimed included), within `max_capacity` and `max_weight`;
@@ -395,16 +398,32 @@ impl Model {
             }
         };
 
-        let reported = self.take_reports(own)?;
+        let write = matches!(step, Step::Insert(..) | Step::GetOrInsert(_));
+        let reported = self.take_reports(own, write)?;
         self.check_answer(step, answer, &before, &reported)?;
         self.check_counters()
     }
 
+    /// Whether the entries held, with one more of `extra` weight if given, are over a bound.
+    fn over_bound(&self, extra: Option<u64>) -> bool {
+        let count = self.held.len() as u64 + u64::from(extra.is_some());
+        let weight = self
+            .held
+            .values()
+            .map(|e| self.setup.weight(e.value))
+            .sum::<u64>()
+            + extra.unwrap_or(0);
+        self.setup.max_capacity.is_some_and(|max| count > max)
+            || self.setup.max_weight.is_some_and(|max| weight > max)
+    }
+
     /// Matches the listener's reports of this step against the entries it removed itself and
-    /// those the cache held; returns each reported value's cause.
+    /// those the cache held; returns each reported value's cause. `write`: the step writes an
+    /// entry, and may evict while that leaves the cache over a bound.
     fn take_reports(
         &mut self,
         mut own: Vec<Own>,
+        write: bool,
     ) -> Result<BTreeMap<u32, EvictionCause>, Mismatch> {
         let events = std::mem::take(&mut *lock(&self.events));
         let mut reported = BTreeMap::new();
@@ -431,9 +450,13 @@ impl Model {
                     "value {value} of key {key} reported expired before its deadline, at {} ms",
                     self.now_ms
                 );
+                // The step's own entry, evicted before the step replaced it: it was still
+                // counted then.
                 ensure!(
-                    cause != EvictionCause::Evicted || self.setup.may_evict(),
-                    "value {value} of key {key} evicted, though no bound can be reached"
+                    cause != EvictionCause::Evicted
+                        || (write && self.over_bound(Some(self.setup.weight(value)))),
+                    "value {value} of key {key} evicted by a step that is not a write, or while \
+                     the cache was within its bounds"
                 );
             } else {
                 let entry = self.held.get(&key).copied();
@@ -444,10 +467,18 @@ impl Model {
                 );
                 let entry = entry.expect("checked");
                 match cause {
-                    EvictionCause::Evicted => ensure!(
-                        self.setup.may_evict(),
-                        "value {value} of key {key} evicted, though no bound can be reached"
-                    ),
+                    EvictionCause::Evicted => {
+                        ensure!(
+                            write,
+                            "value {value} of key {key} evicted by a step that writes nothing"
+                        );
+                        ensure!(
+                            self.over_bound(None),
+                            "value {value} of key {key} evicted while the cache was within its \
+                             bounds, holding {:?}: more victims than needed",
+                            self.held
+                        );
+                    }
                     EvictionCause::Expired => ensure!(
                         self.expired(&entry),
                         "value {value} of key {key} reported expired at {} ms, deadline {:?}",
