@@ -45,7 +45,7 @@ if [[ $skip != *" loom "* ]]; then
     # summary says which did not finish, and how far they got).
     run loom env STRATA_LOOM_LONG=1 STRATA_LOOM_TIMEOUT=${STRATA_LONG_LOOM_TIMEOUT:-1800} \
         bash scripts/loom.sh --each
-    run loom-mutants bash scripts/loom.sh --mutants
+    run loom-mutants env STRATA_LOOM_LONG=1 bash scripts/loom.sh --mutants
 fi
 if [[ $skip != *" stress "* ]]; then
     cargo build --release -q -p strata-verify --bin strata-stress || exit 1
