@@ -3,17 +3,17 @@
 # target/long-logs/<name>.log, ending with one summary line per run; exits 1 if any run failed.
 #
 #   bash scripts/long.sh                 everything below
-#   STRATA_LONG_SECS=600                 length of the two main stress runs (default 600)
-#   STRATA_LONG_SHORT_SECS=120           length of the TTL and sharded stress runs (default 120)
+#   STRATA_LONG_SECS=600                 length of the stress runs (default 600)
+#   STRATA_LONG_SHORT_SECS=120           length of the sharded stress run (default 120)
 #   STRATA_LONG_FUZZ_SECS=600            length of the cargo-fuzz run (default 600; nightly)
 #   STRATA_LONG_SKIP="loom sanitize"     skip steps by name: loom, stress, model, fuzz, sanitize
 #
 # Steps: the bounded loom suite with its long models, each model cut off after
 # STRATA_LONG_LOOM_TIMEOUT seconds (default 1800), and the mutant gate (scripts/loom.sh --each,
-# scripts/loom.sh --mutants);
-# checked stress runs (2 and 4 threads with drop counting, 4 threads with a 1 ms TTL, a sharded
-# cache); the differential model under proptest with STRATA_MODEL_CASES=100000 per property; the
-# same model under cargo-fuzz from the committed corpus; AddressSanitizer and ThreadSanitizer
+# scripts/loom.sh --mutants); checked stress runs with exact accounting (2 and 4 threads, 4
+# threads with a 1 ms TTL, a weighted cache, a sharded cache); the differential model under
+# proptest with STRATA_MODEL_CASES=100000 per property; the same model under cargo-fuzz from the
+# committed corpus; AddressSanitizer and ThreadSanitizer
 # (scripts/sanitize.sh, nightly; STRATA_SANITIZE_SECS=20 per stress run there).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -52,7 +52,8 @@ if [[ $skip != *" stress "* ]]; then
     stress=target/release/strata-stress
     run stress-t2 "$stress" --threads 2 --secs "$secs" --count-drops
     run stress-t4 "$stress" --threads 4 --secs "$secs" --count-drops
-    run stress-t4-ttl "$stress" --threads 4 --secs "$short" --count-drops --ttl-ms 1
+    run stress-t4-ttl "$stress" --threads 4 --secs "$secs" --count-drops --ttl-ms 1
+    run stress-t2-weighted "$stress" --threads 2 --secs "$secs" --count-drops --weighted
     run stress-sharded "$stress" --threads 2 --secs "$short" --keys 40000 --capacity 20000 --count-drops
 fi
 if [[ $skip != *" model "* ]]; then

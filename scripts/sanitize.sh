@@ -17,8 +17,8 @@
 #   1. strata-stress --threads 2 --count-drops                 (eviction, loaders)
 #   2. strata-stress --threads 4 --count-drops --ttl-ms 1      (eviction and expiry)
 #   3. strata-stress --threads 2 --count-drops --no-eviction   (replace and remove only)
-#   4. verify's tests/stress.rs: short stress runs, the drop-count tests
-#      (every_value_is_dropped_exactly_once, values_of_loaders_are_dropped_exactly_once), the
+#   4. verify's tests/stress.rs: short stress runs, the exact-accounting runs
+#      (every_value_is_accounted_for, _with_ttl, _weighted) and their sabotaged twins, the
 #      checker's own tests
 #   5. verify's tests/model.rs (the proptest models)
 #   6. the engine's unit and integration tests

@@ -36,7 +36,8 @@ pub struct Op {
     /// The key it was called with.
     pub key: u64,
     /// The value this call stored: an insert's value, or the value a `get_or_insert_with`'s own
-    /// loader produced. `None` for pure reads and removes.
+    /// loader produced. `None` for pure reads and removes, and for an insert the cache refused
+    /// (too heavy), which the stress run leaves out of the histories it checks.
     pub written: Option<u64>,
     /// The value the call returned (`get`, `remove`, `get_or_insert_with`); `None` for a miss,
     /// for a remove that found nothing, and for inserts.
@@ -88,7 +89,8 @@ pub fn value_id(thread: u32, seq: u64) -> u64 {
     (u64::from(thread) << 48) | (seq & ((1 << 48) - 1))
 }
 
-fn show_value(value: Option<u64>) -> String {
+/// A value id as `t<thread>#<sequence>` (`-` for none), as histories print it.
+pub fn show_value(value: Option<u64>) -> String {
     match value {
         None => "-".to_string(),
         Some(v) => format!("t{}#{}", v >> 48, v & ((1 << 48) - 1)),

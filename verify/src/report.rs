@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use strata_engine::CacheStats;
 
+use crate::accounting::{Discrepancy, Point, Tally};
 use crate::checker::{excerpt, Violation};
 use crate::history::Op;
 
@@ -21,7 +22,7 @@ pub enum Failure {
         /// The key's history in that round.
         history: Vec<Op>,
     },
-    /// Once quiescent, `len()` or `weighted_size()` exceeded the capacity.
+    /// Once quiescent, `len()` exceeded the capacity or `weighted_size()` the weight bound.
     Bound {
         /// Round number.
         round: u64,
@@ -31,6 +32,8 @@ pub enum Failure {
         weighted: u64,
         /// `max_capacity`.
         capacity: u64,
+        /// `max_weight` (the capacity in unweighted runs).
+        max_weight: u64,
     },
     /// Once quiescent, `len()` disagreed with the entries `iter()` visits (`after_clear`: right
     /// after `clear()`, where both must be zero).
@@ -43,6 +46,16 @@ pub enum Failure {
         live: usize,
         /// Whether this was right after `clear()`.
         after_clear: bool,
+    },
+    /// An audit of the round's values found one of them unaccounted for
+    /// ([`crate::accounting`]).
+    Accounting {
+        /// Round number (one past the last for the final fill).
+        round: u64,
+        /// When in the round.
+        point: Point,
+        /// The value and what is wrong with it.
+        discrepancy: Discrepancy,
     },
 }
 
@@ -66,9 +79,10 @@ pub struct Report {
     pub rounds: u64,
     /// Key histories checked (non-empty ones, over all rounds).
     pub histories: u64,
-    /// Violations found (histories, bounds and counts; a history may break several rules).
+    /// Violations found (histories, bounds, counts and accounting; a history may break several
+    /// rules, a value several accounting rules).
     pub violations: u64,
-    /// Of those, bound and count violations found once the threads had stopped.
+    /// Of those, bound, count and accounting violations found once the threads had stopped.
     pub quiescent_violations: u64,
     /// Histories that broke at least one rule.
     pub failing_histories: u64,
@@ -81,6 +95,8 @@ pub struct Report {
     pub stats: CacheStats,
     /// What checking the histories cost.
     pub checking: Checking,
+    /// What the accounting audits checked, in runs with accounting.
+    pub accounting: Option<Tally>,
 }
 
 /// What checking the histories cost, over the whole run.
@@ -123,10 +139,11 @@ impl Findings {
 }
 
 impl Report {
-    /// The counts, one per line: ops, rounds, histories checked, violations, cache statistics.
+    /// The counts, one per line: ops, rounds, histories checked, violations, cache statistics,
+    /// and what the accounting checked.
     pub fn summary(&self) -> String {
         let s = &self.stats;
-        format!(
+        let mut out = format!(
             "ops: {}\nrounds: {}\nhistories checked: {}\nviolations: {} ({} failing histories, \
              {} failing rounds, first {} shown)\n\
              checking: {:.2} s ({:.0} histories/s, the longest {} ops), exact search: {} steps \
@@ -149,7 +166,28 @@ impl Report {
             s.inserts,
             s.evictions,
             s.expirations
-        )
+        );
+        if let Some(t) = &self.accounting {
+            let _ = writeln!(
+                out,
+                "accounting: {} audits, {} values ({} refused by the cache), {} value checks \
+                 ({} found in the cache), reports evicted {} expired {} removed {} replaced {} \
+                 other {}, {} clones, {} accounting violations",
+                t.audits,
+                t.values,
+                t.refused,
+                t.checks,
+                t.present,
+                t.evicted,
+                t.expired,
+                t.removed,
+                t.replaced,
+                t.other_cause,
+                t.clones,
+                t.discrepancies,
+            );
+        }
+        out
     }
 
     /// The whole history of every key that broke a rule (once per key and round, after the
@@ -229,10 +267,11 @@ impl fmt::Display for Failure {
                 len,
                 weighted,
                 capacity,
+                max_weight,
             } => writeln!(
                 f,
                 "BOUND VIOLATION (round {round}, quiescent): len {len}, weighted_size \
-                 {weighted}, capacity {capacity}"
+                 {weighted}, capacity {capacity}, max_weight {max_weight}"
             ),
             Failure::Count {
                 round,
@@ -246,6 +285,14 @@ impl fmt::Display for Failure {
                 if *after_clear { ", right after clear()" } else { "" }
             )
             }
+            Failure::Accounting {
+                round,
+                point,
+                discrepancy,
+            } => writeln!(
+                f,
+                "ACCOUNTING VIOLATION (round {round}, {point}): {discrepancy}"
+            ),
         }
     }
 }

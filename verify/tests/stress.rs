@@ -3,18 +3,20 @@
 //! Guards against: non-linearizable per-key behaviour under real threads (a read of a value never
 //! written, a stale read, a value removed twice, a miss after a completed insert when nothing can
 //! be evicted), `len()` above the capacity or disagreeing with the entries once writes stop,
-//! `clear()` leaving entries, and values leaked or dropped twice under eviction, replacement,
-//! removal and TTL expiry. The checker tests guard against a checker without teeth (a broken
-//! history that passes) and against false alarms (a valid concurrent history that fails).
+//! `clear()` leaving entries, and, with exact accounting, any value lost without a listener
+//! report, reported twice, reported while still cached, leaked or dropped twice (each by id)
+//! under eviction, replacement, removal, TTL expiry and weight bounds. The sabotaged runs guard
+//! against an accounting without teeth; the checker tests against a checker without teeth (a
+//! broken history that passes) and against false alarms (a valid concurrent history that fails).
 #![cfg(not(strata_loom))]
 
 use std::time::Duration;
 
 use strata_engine::{Cache, EvictionCause};
+use strata_verify::accounting::{Point, Problem, Sabotage, Tracked};
 use strata_verify::checker::{check_key, Depth, Mode, Rule};
 use strata_verify::history::{Kind, Op};
-use strata_verify::report::Report;
-use strata_verify::tracked::{settle, DropCounts, Tracked};
+use strata_verify::report::{Failure, Report};
 use strata_verify::workload::{run, Budget, Config};
 
 fn config(threads: usize, keys: u64, capacity: u64, millis: u64) -> Config {
@@ -30,6 +32,8 @@ fn config(threads: usize, keys: u64, capacity: u64, millis: u64) -> Config {
         loaders: false,
         keep_going: false,
         depth: Depth::default(),
+        weighted: false,
+        sabotage: None,
     }
 }
 
@@ -45,7 +49,7 @@ fn assert_clean(report: &Report) {
 
 #[test]
 fn eviction_run_has_no_violations() {
-    let report = run::<u64>(&config(2, 16, 8, 3_000), &(), &mut |_| {});
+    let report = run::<u64>(&config(2, 16, 8, 3_000), &mut |_| {});
     assert_clean(&report);
     assert!(
         report.stats.evictions > 0,
@@ -61,7 +65,7 @@ fn no_eviction_run_has_no_violations() {
         ..config(2, 16, 64, 2_000)
     };
     config.validate().expect("valid no-eviction config");
-    let report = run::<u64>(&config, &(), &mut |_| {});
+    let report = run::<u64>(&config, &mut |_| {});
     assert_clean(&report);
 }
 
@@ -71,7 +75,7 @@ fn ttl_run_has_no_violations() {
         ttl: Some(Duration::from_millis(1)),
         ..config(2, 16, 8, 1_500)
     };
-    let report = run::<u64>(&config, &(), &mut |_| {});
+    let report = run::<u64>(&config, &mut |_| {});
     assert_clean(&report);
     assert!(report.stats.expirations > 0, "{}", report.summary());
 }
@@ -87,18 +91,8 @@ fn get_or_insert_with_is_linearizable() {
         loaders: true,
         ..config(2, 16, 64, 3_000)
     };
-    let report = run::<u64>(&config, &(), &mut |_| {});
+    let report = run::<u64>(&config, &mut |_| {});
     assert_clean(&report);
-}
-
-fn assert_all_dropped(counts: &DropCounts) {
-    let balanced = settle(|| counts.balanced());
-    assert!(
-        balanced,
-        "after the cache was dropped and the epoch flushed: created {}, dropped {}",
-        counts.created(),
-        counts.dropped()
-    );
 }
 
 /// The race behind `get_or_insert_with_is_linearizable`, made deterministic: an eviction listener
@@ -149,36 +143,125 @@ fn loader_joined_after_its_value_was_removed_does_not_return_it() {
     });
 }
 
-#[test]
-fn every_value_is_dropped_exactly_once() {
-    // Small capacity (eviction), replacing inserts, removes, and a 1 ms TTL (expiry) at once.
-    let config = Config {
-        ttl: Some(Duration::from_millis(1)),
-        ..config(2, 16, 6, 1_500)
-    };
-    let counts = DropCounts::new();
-    let report = run::<Tracked>(&config, &counts, &mut |_| {});
-    assert_clean(&report);
-    let s = &report.stats;
-    assert!(s.evictions > 0 && s.expirations > 0, "{}", report.summary());
-    assert_all_dropped(&counts);
+/// Asserts a run with exact accounting audited values and found nothing, and returns its tally.
+fn assert_accounted(report: &Report) -> strata_verify::accounting::Tally {
+    assert_clean(report);
+    let tally = report.accounting.expect("a run with accounting");
+    assert!(
+        tally.audits == 2 * report.rounds + 2 && tally.values > 0,
+        "{}",
+        report.summary()
+    );
+    assert_eq!(tally.discrepancies, 0, "{}", report.summary());
+    tally
 }
 
 #[test]
-fn values_of_loaders_are_dropped_exactly_once() {
+fn every_value_is_accounted_for() {
+    // Small capacity (eviction), replacing inserts, removes, loaders.
+    let config = Config {
+        loaders: true,
+        ..config(2, 16, 6, 1_500)
+    };
+    let report = run::<Tracked>(&config, &mut |_| {});
+    let tally = assert_accounted(&report);
+    assert!(
+        tally.evicted > 0 && tally.removed > 0 && tally.replaced > 0 && tally.refused > 0,
+        "{tally:?}"
+    );
+}
+
+#[test]
+fn every_value_is_accounted_for_with_ttl() {
     let config = Config {
         ttl: Some(Duration::from_millis(1)),
         loaders: true,
-        keep_going: true,
-        ..config(2, 16, 6, 1_000)
+        ..config(2, 16, 6, 1_500)
     };
-    let counts = DropCounts::new();
-    let report = run::<Tracked>(&config, &counts, &mut |_| {});
-    // History violations are `get_or_insert_with_is_linearizable`'s business (see there); the
-    // bound and count checks still apply.
-    assert_eq!(report.quiescent_violations, 0, "{}", report.summary());
-    assert!(report.stats.evictions > 0, "{}", report.summary());
-    assert_all_dropped(&counts);
+    let report = run::<Tracked>(&config, &mut |_| {});
+    let tally = assert_accounted(&report);
+    assert!(tally.expired > 0 && tally.evicted > 0, "{tally:?}");
+}
+
+#[test]
+fn every_value_is_accounted_for_weighted() {
+    let config = Config {
+        weighted: true,
+        loaders: true,
+        ttl: Some(Duration::from_millis(2)),
+        ..config(2, 16, 8, 1_500)
+    };
+    let report = run::<Tracked>(&config, &mut |_| {});
+    let tally = assert_accounted(&report);
+    assert!(
+        report.stats.rejections > 0 && tally.refused > 0 && tally.evicted > 0,
+        "{tally:?} {}",
+        report.summary()
+    );
+}
+
+/// Runs with `sabotage` and returns the accounting failures (the run must find some).
+fn sabotaged(sabotage: Sabotage) -> Vec<(Point, Problem, u64)> {
+    let config = Config {
+        sabotage: Some(sabotage),
+        loaders: true,
+        ..config(2, 16, 6, 300)
+    };
+    let report = run::<Tracked>(&config, &mut |_| {});
+    let found: Vec<_> = report
+        .failures
+        .iter()
+        .filter_map(|f| match f {
+            Failure::Accounting {
+                point, discrepancy, ..
+            } => Some((*point, discrepancy.problem, discrepancy.id)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !found.is_empty(),
+        "{sabotage:?} passed: {}",
+        report.summary()
+    );
+    found
+}
+
+/// One report dropped by the listener: that value, stored, is neither in the cache nor reported.
+#[test]
+fn accounting_catches_a_lost_report() {
+    let found = sabotaged(Sabotage::DropReport);
+    assert!(
+        found
+            .iter()
+            .all(|&(_, problem, _)| problem == Problem::Neither),
+        "{found:?}"
+    );
+    // Named at the quiet point if the value was lost during the round, and again once drained.
+    let id = found[0].2;
+    assert!(found.iter().all(|f| f.2 == id), "one value: {found:?}");
+}
+
+#[test]
+fn accounting_catches_a_double_report() {
+    let found = sabotaged(Sabotage::DoubleReport);
+    assert!(
+        found
+            .iter()
+            .all(|&(_, problem, _)| problem == Problem::ReportedTwice),
+        "{found:?}"
+    );
+}
+
+/// A clone leaked with `mem::forget`: the totals would still differ here, but a leak of one
+/// value and a double drop of another would not; the ledger names the value either way.
+#[test]
+fn accounting_catches_a_leaked_clone() {
+    let found = sabotaged(Sabotage::LeakClone);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].0, found[0].1),
+        (Point::Drained, Problem::ClonesLeaked)
+    );
 }
 
 // --- The checker on hand-written histories of key 0. ---

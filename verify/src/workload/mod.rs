@@ -2,43 +2,64 @@
 //! `get_or_insert_with` calls on a small key space, recording each call (see [`crate::history`]),
 //! in rounds. After each round the threads have joined, so the cache is quiescent: the main
 //! thread reads every key once more (those reads join the histories, which catches a bad final
-//! state), checks the counters against the capacity and the live entries, checks every key's
+//! state), checks the counters against the bounds and the live entries, checks every key's
 //! history ([`crate::checker`]: the fast rules, then the exact linearizability search unless
 //! [`Config::depth`] says otherwise), and clears the cache for the next round.
 //!
+//! With values that are accounted ([`StressValue::ACCOUNTED`], [`crate::accounting::Tracked`]),
+//! each round also has a ledger of its value ids, audited at the round's quiet point (before the
+//! final reads), and again once the cache is cleared and the epoch collector has dropped the
+//! round's values; after the last round the cache is filled once more and dropped whole, and
+//! what it held audited (see [`crate::accounting`]).
+//!
 //! Guards against everything the checker does, plus: `len()`/`weighted_size()` above the
-//! capacity once writes have stopped, `len()` disagreeing with the entries actually present, and
-//! `clear()` leaving entries behind.
+//! bounds once writes have stopped, `len()` disagreeing with the entries actually present, and
+//! `clear()` leaving entries behind; with accounting, every value lost, leaked, reported twice
+//! or dropped twice, by id.
 
-use std::cell::Cell;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use strata_engine::Cache;
+use strata_engine::EvictionCause;
 
+use crate::accounting::{Ledger, Sabotage, Span};
 use crate::checker::{check_key_with, Depth, Mode};
-use crate::history::{sort_by_invoke, value_id, Kind, Op, Ticker};
+use crate::history::{sort_by_invoke, Kind, Op, Ticker};
 use crate::report::{Checking, Failure, Findings, Progress, Report};
+
+mod accounts;
+mod worker;
+
+use accounts::{build, Accounts};
+pub use accounts::{weight_of, MAX_ENTRY_WEIGHT, WEIGHT_PER_ENTRY};
+use worker::Worker;
 
 /// A value type the driver can store: built from a unique id, which it reports back.
 pub trait StressValue: Clone + Send + Sync + 'static {
-    /// What building a value needs (drop counters, or nothing).
-    type Source: Sync;
-    /// A value with id `id`.
-    fn make(id: u64, source: &Self::Source) -> Self;
+    /// Whether the run accounts for every value: a recording listener, a ledger per round,
+    /// audits at the quiet points ([`crate::accounting`]).
+    const ACCOUNTED: bool;
+    /// A value with id `id`, counted in `ledger` (given exactly when [`Self::ACCOUNTED`]).
+    fn make(id: u64, ledger: Option<&Arc<Ledger>>) -> Self;
     /// The id it was built with.
     fn id(&self) -> u64;
+    /// The eviction listener's report that the value left the cache (with accounting only).
+    fn reported(&self, cause: EvictionCause);
 }
 
 impl StressValue for u64 {
-    type Source = ();
+    const ACCOUNTED: bool = false;
 
-    fn make(id: u64, _: &()) -> Self {
+    fn make(id: u64, _: Option<&Arc<Ledger>>) -> Self {
         id
     }
 
     fn id(&self) -> u64 {
         *self
     }
+
+    fn reported(&self, _: EvictionCause) {}
 }
 
 /// SplitMix64: a small, seedable generator (the operation sequences replay from the seed; the
@@ -102,9 +123,25 @@ pub struct Config {
     /// How far each key's history is checked: the fast rules only, or also the exact search
     /// (the default).
     pub depth: Depth,
+    /// Values weigh 0 to 9 ([`weight_of`]), under `max_weight` = capacity x
+    /// [`WEIGHT_PER_ENTRY`] and `max_entry_weight` [`MAX_ENTRY_WEIGHT`] (heavier values are
+    /// refused), besides the count bound.
+    pub weighted: bool,
+    /// A deliberate fault, for the accounting's own tests (accounted values only).
+    pub sabotage: Option<Sabotage>,
 }
 
 impl Config {
+    /// The weight bound: the capacity without [`weighted`](Self::weighted) (each entry weighs
+    /// 1), capacity x [`WEIGHT_PER_ENTRY`] with it.
+    pub fn max_weight(&self) -> u64 {
+        if self.weighted {
+            self.capacity * WEIGHT_PER_ENTRY
+        } else {
+            self.capacity
+        }
+    }
+
     /// Checks that the settings make sense together; the error says why not.
     pub fn validate(&self) -> Result<(), String> {
         if self.threads == 0 || self.keys == 0 || self.round_ops == 0 {
@@ -114,6 +151,9 @@ impl Config {
             return Err("at most 32767 threads (thread ids are 16 bits of a value)".into());
         }
         if self.no_eviction {
+            if self.weighted {
+                return Err("--no-eviction cannot be combined with --weighted".into());
+            }
             if self.ttl.is_some() {
                 return Err("--no-eviction cannot be combined with a TTL".into());
             }
@@ -130,26 +170,22 @@ impl Config {
 }
 
 /// Runs the stress workload with values of type `V` and reports. The cache is dropped before
-/// this returns, so with [`crate::tracked::Tracked`] values only epoch-deferred drops remain.
-pub fn run<V: StressValue>(
-    config: &Config,
-    source: &V::Source,
-    progress: &mut dyn FnMut(&Progress),
-) -> Report {
-    let mut builder = Cache::<u64, V>::builder().max_capacity(config.capacity);
-    if let Some(ttl) = config.ttl {
-        builder = builder.time_to_live(ttl);
-    }
-    let cache = builder.build();
+/// this returns (with accounting, after a last fill, and its values' drops checked).
+pub fn run<V: StressValue>(config: &Config, progress: &mut dyn FnMut(&Progress)) -> Report {
+    let cache = build::<V>(config);
     let ticker = Ticker::new();
     let mode = Mode {
         no_eviction: config.no_eviction,
     };
+    let leak_clone = AtomicBool::new(false);
+    let leak_clone =
+        (V::ACCOUNTED && config.sabotage == Some(Sabotage::LeakClone)).then_some(&leak_clone);
     let start = Instant::now();
     let (mut ops, mut rounds, mut histories) = (0u64, 0u64, 0u64);
     let (mut failing_histories, mut failing_rounds) = (0u64, 0u64);
     let mut checking = Checking::default();
     let mut found = Findings::default();
+    let mut accounts = Accounts::default();
     let mut next_seq = vec![0u64; config.threads];
     loop {
         let per_thread = match config.budget {
@@ -163,23 +199,31 @@ pub fn run<V: StressValue>(
             break;
         }
         let round = rounds;
+        let ledger = V::ACCOUNTED.then(|| {
+            let spans: Vec<Span> = next_seq
+                .iter()
+                .map(|&first_seq| Span {
+                    first_seq,
+                    count: per_thread,
+                })
+                .collect();
+            Arc::new(Ledger::new(round, &spans))
+        });
         let mut recorded: Vec<Op> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..config.threads)
                 .map(|t| {
-                    let (cache, ticker) = (&cache, &ticker);
+                    let worker = Worker {
+                        cache: &cache,
+                        ticker: &ticker,
+                        ledger: ledger.as_ref(),
+                        leak_clone,
+                        thread: t as u32,
+                        keys: config.keys,
+                        loaders: config.loaders,
+                    };
                     let seed = mix(config.seed, round, t as u64);
                     let first_seq = next_seq[t];
-                    scope.spawn(move || {
-                        let worker = Worker {
-                            cache,
-                            ticker,
-                            source,
-                            thread: t as u32,
-                            keys: config.keys,
-                            loaders: config.loaders,
-                        };
-                        worker.run(seed, per_thread, first_seq)
-                    })
+                    scope.spawn(move || worker.run(seed, per_thread, first_seq))
                 })
                 .collect();
             handles
@@ -191,20 +235,26 @@ pub fn run<V: StressValue>(
             *seq += per_thread;
         }
         ops += recorded.len() as u64;
+        // An insert the cache refused (too heavy) changed nothing: no history needs it.
+        recorded.retain(|op| op.kind != Kind::Insert || op.written.is_some());
         let found_before = found.violations;
 
-        // Quiescent: bounds and counts first, then one last read of every key.
+        // Quiescent: bounds and counts first, the audit, then one last read of every key.
         let (len, weighted) = (cache.len(), cache.weighted_size());
-        if len as u64 > config.capacity || weighted > config.capacity {
-            let capacity = config.capacity;
+        if len as u64 > config.capacity || weighted > config.max_weight() {
+            let (capacity, max_weight) = (config.capacity, config.max_weight());
             found.record_quiescent(|| Failure::Bound {
                 round,
                 len,
                 weighted,
                 capacity,
+                max_weight,
             });
         }
-        if config.ttl.is_none() {
+        if let Some(ledger) = &ledger {
+            // Counts every entry in the table, expired ones too, against `len()`.
+            accounts.quiet(&mut found, &cache, ledger);
+        } else if config.ttl.is_none() {
             let live = cache.iter().count();
             if live != len {
                 found.record_quiescent(|| Failure::Count {
@@ -255,6 +305,11 @@ pub fn run<V: StressValue>(
         checking.time += check_start.elapsed();
         drop(recorded);
 
+        if ledger.is_some() && config.ttl.is_some() {
+            // Expired entries the final reads did not meet leave through maintenance, reported
+            // `Expired`; `clear` reports the rest `Removed`.
+            cache.run_pending_maintenance();
+        }
         cache.clear();
         let (len, live) = (cache.len(), cache.iter().count());
         if len != 0 || live != 0 {
@@ -264,6 +319,9 @@ pub fn run<V: StressValue>(
                 live,
                 after_clear: true,
             });
+        }
+        if let Some(ledger) = &ledger {
+            accounts.drained(&mut found, &cache, ledger);
         }
         rounds += 1;
         progress(&Progress {
@@ -279,7 +337,11 @@ pub fn run<V: StressValue>(
         }
     }
     let stats = cache.stats();
-    drop(cache);
+    if V::ACCOUNTED {
+        accounts.fill_and_drop(&mut found, cache, config, rounds);
+    } else {
+        drop(cache);
+    }
     Report {
         ops,
         rounds,
@@ -291,6 +353,7 @@ pub fn run<V: StressValue>(
         failures: found.kept,
         stats,
         checking,
+        accounting: V::ACCOUNTED.then_some(accounts.tally),
     }
 }
 
@@ -298,107 +361,4 @@ pub fn run<V: StressValue>(
 fn mix(seed: u64, round: u64, thread: u64) -> u64 {
     let mut g = SplitMix::new(seed ^ round.rotate_left(32) ^ thread.wrapping_mul(0x9E37_79B9));
     g.next_u64()
-}
-
-/// One worker thread's view of a round.
-struct Worker<'a, V: StressValue> {
-    cache: &'a Cache<u64, V>,
-    ticker: &'a Ticker,
-    source: &'a V::Source,
-    thread: u32,
-    keys: u64,
-    loaders: bool,
-}
-
-impl<V: StressValue> Worker<'_, V> {
-    /// Runs `count` random operations; values written get ids `first_seq..`.
-    fn run(&self, seed: u64, count: u64, first_seq: u64) -> Vec<Op> {
-        let mut rng = SplitMix::new(seed);
-        let mut out = Vec::with_capacity(count as usize);
-        for i in 0..count {
-            // Half the calls hit the two hottest keys, for more contention per key.
-            let key = if rng.below(2) == 0 {
-                rng.below(self.keys.min(2))
-            } else {
-                rng.below(self.keys)
-            };
-            let id = value_id(self.thread, first_seq + i);
-            let dice = rng.below(100);
-            let spin = if rng.below(8) == 0 {
-                rng.below(2_000)
-            } else {
-                0
-            };
-            out.push(match dice {
-                0..45 => self.get(key),
-                45..70 => self.insert(key, id),
-                70..80 => self.remove(key),
-                _ if !self.loaders => self.get(key),
-                _ => self.get_or_insert(key, id, spin),
-            });
-        }
-        out
-    }
-
-    fn op(&self, kind: Kind, key: u64, invoke: u64, respond: u64) -> Op {
-        Op {
-            thread: self.thread,
-            kind,
-            key,
-            written: None,
-            returned: None,
-            invoke,
-            respond,
-        }
-    }
-
-    fn get(&self, key: u64) -> Op {
-        let invoke = self.ticker.tick();
-        let got = self.cache.get(&key);
-        let respond = self.ticker.tick();
-        Op {
-            returned: got.as_ref().map(V::id),
-            ..self.op(Kind::Get, key, invoke, respond)
-        }
-    }
-
-    fn insert(&self, key: u64, id: u64) -> Op {
-        let value = V::make(id, self.source);
-        let invoke = self.ticker.tick();
-        self.cache.insert(key, value);
-        let respond = self.ticker.tick();
-        Op {
-            written: Some(id),
-            ..self.op(Kind::Insert, key, invoke, respond)
-        }
-    }
-
-    fn remove(&self, key: u64) -> Op {
-        let invoke = self.ticker.tick();
-        let got = self.cache.remove(&key);
-        let respond = self.ticker.tick();
-        Op {
-            returned: got.as_ref().map(V::id),
-            ..self.op(Kind::Remove, key, invoke, respond)
-        }
-    }
-
-    /// `spin`: busy iterations inside the loader, so that other threads pile up behind it.
-    fn get_or_insert(&self, key: u64, id: u64, spin: u64) -> Op {
-        let loaded = Cell::new(false);
-        let invoke = self.ticker.tick();
-        let got = self.cache.get_or_insert_with(key, || {
-            loaded.set(true);
-            for _ in 0..spin {
-                std::hint::spin_loop();
-            }
-            V::make(id, self.source)
-        });
-        let respond = self.ticker.tick();
-        Op {
-            written: loaded.get().then_some(id),
-            returned: Some(got.id()),
-            ..self.op(Kind::GetOrInsert, key, invoke, respond)
-        }
-    }
 }
