@@ -136,6 +136,7 @@ mutants=(
     "count_first racing_evictions_free_each_node_once panic"
     "load_over_remove removal_during_a_load_wins panic"
     "ignored_ghost test:oracle::engine_evicts_as_the_reference_does panic"
+    "late_expiry test:stress::ttl_run_has_no_violations panic"
 )
 # `--mutants NAME...` runs only the named entries. `unbuildable` is the gate's own check: a
 # mutant that does not compile (verify/tests/loom_engine.rs has a `compile_error!` under it), which

@@ -113,6 +113,10 @@ where
         if deadline == 0 && self.idle_units.is_none() {
             return false;
         }
+        // The mutant lets reads see an entry for 5 ms past its deadline.
+        #[cfg(strata_mutant = "late_expiry")]
+        return self.is_expired_at(node, self.ticks.now().saturating_sub(5));
+        #[cfg(not(strata_mutant = "late_expiry"))]
         self.is_expired_at(node, self.ticks.now())
     }
 

@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 /// What an operation did to the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,6 +47,10 @@ pub struct Op {
     pub invoke: u64,
     /// Tick taken right after it returned.
     pub respond: u64,
+    /// Wall-clock nanoseconds since the run began, read right before the call and right after
+    /// it returned, in runs with a TTL (see [`Ticker::clocked`]): what the checker's
+    /// [`Rule::Expired`](crate::checker::Rule::Expired) compares with the TTL. `None` otherwise.
+    pub wall: Option<(u64, u64)>,
 }
 
 impl Op {
@@ -124,12 +129,29 @@ impl fmt::Display for Op {
 #[derive(Debug, Default)]
 pub struct Ticker {
     next: AtomicU64,
+    /// The run's start, if operations are also stamped with wall-clock time.
+    clock: Option<Instant>,
 }
 
 impl Ticker {
     /// A counter starting at 0.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A counter starting at 0 whose [`wall`](Self::wall) reads the time since now.
+    pub fn clocked() -> Self {
+        Ticker {
+            next: AtomicU64::new(0),
+            clock: Some(Instant::now()),
+        }
+    }
+
+    /// Nanoseconds since the run began, if this ticker is [`clocked`](Self::clocked).
+    #[inline]
+    pub fn wall(&self) -> Option<u64> {
+        self.clock
+            .map(|start| u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
 
     /// The next tick. `SeqCst` so that all ticks form one order consistent with every thread's

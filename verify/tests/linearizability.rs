@@ -22,6 +22,7 @@ fn op(kind: Kind, written: Option<u64>, returned: Option<u64>, span: (u64, u64))
         returned,
         invoke: span.0,
         respond: span.1,
+        wall: None,
     }
 }
 
@@ -48,18 +49,31 @@ fn shared(value: u64, span: (u64, u64)) -> Op {
 }
 
 fn rules(history: &[Op], no_eviction: bool) -> Vec<Rule> {
-    check_key(history, Mode { no_eviction })
-        .into_iter()
-        .map(|v| v.rule)
-        .collect()
+    check_key(
+        history,
+        Mode {
+            no_eviction,
+            ttl: None,
+        },
+    )
+    .into_iter()
+    .map(|v| v.rule)
+    .collect()
 }
 
 fn fast_rules(history: &[Op], no_eviction: bool) -> Vec<Rule> {
-    check_key_with(history, Mode { no_eviction }, Depth::Rules)
-        .violations
-        .into_iter()
-        .map(|v| v.rule)
-        .collect()
+    check_key_with(
+        history,
+        Mode {
+            no_eviction,
+            ttl: None,
+        },
+        Depth::Rules,
+    )
+    .violations
+    .into_iter()
+    .map(|v| v.rule)
+    .collect()
 }
 
 /// Issue 14's example: after both inserts returned, two readers disagree on the current value.
@@ -148,7 +162,16 @@ fn a_search_out_of_budget_is_reported_as_undecided() {
 
 /// The search's answer (within a budget no test history comes near).
 fn linearizable(history: &[Op], no_eviction: bool) -> bool {
-    match search(history, Mode { no_eviction }, 1_000_000).verdict {
+    match search(
+        history,
+        Mode {
+            no_eviction,
+            ttl: None,
+        },
+        1_000_000,
+    )
+    .verdict
+    {
         Verdict::Linearizable => true,
         Verdict::NotLinearizable { .. } => false,
         Verdict::OutOfBudget { .. } => panic!("out of budget on {history:?}"),
@@ -469,7 +492,10 @@ struct Tally {
 fn tally(no_eviction: bool, count: u64, seed: u64) -> Tally {
     let mut rng = SplitMix::new(seed);
     let mut t = Tally::default();
-    let mode = Mode { no_eviction };
+    let mode = Mode {
+        no_eviction,
+        ttl: None,
+    };
     for _ in 0..count {
         let history = generate(&mut rng, no_eviction);
         let Some(legal) = brute_force(&history, no_eviction) else {
@@ -557,7 +583,10 @@ fn search_on_long_histories_agrees_with_the_construction_and_the_rules() {
     let (mut flagged_by_rules, mut flagged_by_search_only, mut most_steps) = (0, 0, 0);
     for round in 0..200 {
         let no_eviction = round % 2 == 1;
-        let mode = Mode { no_eviction };
+        let mode = Mode {
+            no_eviction,
+            ttl: None,
+        };
         let mut history = legal_run(&mut rng, 2_000, 3, no_eviction);
         let searched = search(&history, mode, 10_000_000);
         most_steps = most_steps.max(searched.steps);

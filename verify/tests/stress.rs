@@ -275,6 +275,7 @@ fn op(kind: Kind, written: Option<u64>, returned: Option<u64>, span: (u64, u64))
         returned,
         invoke: span.0,
         respond: span.1,
+        wall: None,
     }
 }
 
@@ -291,10 +292,16 @@ fn remove(returned: Option<u64>, span: (u64, u64)) -> Op {
 }
 
 fn rules(history: &[Op], no_eviction: bool) -> Vec<Rule> {
-    check_key(history, Mode { no_eviction })
-        .into_iter()
-        .map(|v| v.rule)
-        .collect()
+    check_key(
+        history,
+        Mode {
+            no_eviction,
+            ttl: None,
+        },
+    )
+    .into_iter()
+    .map(|v| v.rule)
+    .collect()
 }
 
 #[test]
@@ -412,6 +419,52 @@ fn checker_accepts_valid_concurrent_histories() {
     assert!(
         rules(&history, true).is_empty(),
         "{:?}",
-        check_key(&history, Mode { no_eviction: true })
+        check_key(
+            &history,
+            Mode {
+                no_eviction: true,
+                ttl: None
+            }
+        )
     );
+}
+
+/// The expiry rule: with a 1 ms TTL, a read stamped (by the wall clock) 5 ms after its value's
+/// write returned is flagged `Expired`; the same read 0.5 ms after is not; and without a TTL in
+/// the mode, or without stamps, nothing is checked.
+#[test]
+fn a_read_past_the_ttl_breaks_the_expiry_rule() {
+    let ms = 1_000_000;
+    let stamped = |op: Op, wall: (u64, u64)| Op {
+        wall: Some(wall),
+        ..op
+    };
+    let ttl = Mode {
+        no_eviction: false,
+        ttl: Some(Duration::from_millis(1)),
+    };
+    let late = vec![
+        stamped(insert(1, (0, 1)), (0, ms)),
+        stamped(get(Some(1), (2, 3)), (6 * ms, 7 * ms)),
+    ];
+    let found = check_key(&late, ttl);
+    assert!(
+        found.iter().any(|v| v.rule == Rule::Expired),
+        "a read 5 ms after a 1 ms TTL passed: {found:?}"
+    );
+    let in_time = vec![
+        stamped(insert(1, (0, 1)), (0, ms)),
+        stamped(get(Some(1), (2, 3)), (ms + ms / 2, 2 * ms)),
+    ];
+    assert!(check_key(&in_time, ttl).is_empty());
+    assert!(check_key(
+        &late,
+        Mode {
+            no_eviction: false,
+            ttl: None
+        }
+    )
+    .is_empty());
+    let unstamped = vec![insert(1, (0, 1)), get(Some(1), (2, 3))];
+    assert!(check_key(&unstamped, ttl).is_empty());
 }

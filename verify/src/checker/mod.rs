@@ -69,6 +69,9 @@ pub enum Rule {
     Interrupted,
     /// Two writes stored the same value: a defect of the harness, not of the cache.
     DuplicateWrite,
+    /// A call returned value `v` although it began (by the wall clock) more than the TTL, plus
+    /// [`EXPIRY_SLACK`], after `v`'s write had returned: `v` had expired before the call began.
+    Expired,
     /// The fast rules found nothing, but no order of the calls, each taking effect inside its
     /// call, explains every result under the model (module docs): the exact search failed.
     NotLinearizable,
@@ -101,6 +104,11 @@ impl fmt::Display for Violation {
     }
 }
 
+/// What [`Rule::Expired`] allows beyond the TTL, for the difference between the engine's clock
+/// (quanta, read once per call) and the harness's (`Instant`). The engine itself is never late:
+/// its millisecond deadline rounds down.
+pub const EXPIRY_SLACK: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Most violations reported per key (a broken history tends to break many rules at once).
 const MAX_PER_KEY: usize = 8;
 
@@ -110,6 +118,9 @@ pub struct Mode {
     /// The capacity exceeds the key space and no TTL is set: entries leave only by `remove`, so
     /// [`Rule::Missing`] applies and the search never lets the key become absent by itself.
     pub no_eviction: bool,
+    /// Every write's time to live (the run's default TTL), if any: with wall-clock stamps on
+    /// the calls, [`Rule::Expired`] applies.
+    pub ttl: Option<std::time::Duration>,
 }
 
 /// How far to check a history.

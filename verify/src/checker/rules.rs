@@ -77,6 +77,9 @@ pub(super) fn check(ops: &[Op], mode: Mode) -> Vec<Violation> {
             ),
         }
     }
+    if let Some(ttl) = mode.ttl {
+        check_expiry(ops, &reads, ttl, &mut flag);
+    }
     for removes in consumed.values() {
         if let [first, second, ..] = removes[..] {
             let w = writer[&ops[first].read_value().unwrap_or_default()];
@@ -299,6 +302,36 @@ fn check_missing(ops: &[Op], upper: &[u64], flag: &mut impl FnMut(Rule, &[usize]
                 "found the key absent although a write completed before the call began, no \
                  remove could have taken effect in between, and nothing may be evicted"
                     .into(),
+            );
+        }
+    }
+}
+
+/// [`Rule::Expired`]: a read of `v` that began, by the wall clock, more than the TTL (plus
+/// [`EXPIRY_SLACK`](super::EXPIRY_SLACK)) after `v`'s write returned. The read's stamp is taken
+/// before its call and the write's after its call, so the gap between them is at most the time
+/// `v` really spent in the cache before the read. Calls without stamps are skipped.
+fn check_expiry(
+    ops: &[Op],
+    reads: &[(usize, usize)],
+    ttl: std::time::Duration,
+    flag: &mut impl FnMut(Rule, &[usize], String),
+) {
+    let limit = u64::try_from((ttl + super::EXPIRY_SLACK).as_nanos()).unwrap_or(u64::MAX);
+    for &(r, w) in reads {
+        let (Some((read_start, _)), Some((_, written_end))) = (ops[r].wall, ops[w].wall) else {
+            continue;
+        };
+        let age = read_start.saturating_sub(written_end);
+        if age > limit {
+            flag(
+                Rule::Expired,
+                &[w, r],
+                format!(
+                    "returned a value {:.3} ms after its write returned, past its TTL of {:?}",
+                    age as f64 / 1e6,
+                    ttl
+                ),
             );
         }
     }

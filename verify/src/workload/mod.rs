@@ -173,9 +173,15 @@ impl Config {
 /// this returns (with accounting, after a last fill, and its values' drops checked).
 pub fn run<V: StressValue>(config: &Config, progress: &mut dyn FnMut(&Progress)) -> Report {
     let cache = build::<V>(config);
-    let ticker = Ticker::new();
+    // A TTL run stamps every call with wall-clock time too, for the checker's expiry rule.
+    let ticker = if config.ttl.is_some() {
+        Ticker::clocked()
+    } else {
+        Ticker::new()
+    };
     let mode = Mode {
         no_eviction: config.no_eviction,
+        ttl: config.ttl,
     };
     let leak_clone = AtomicBool::new(false);
     let leak_clone =
@@ -266,9 +272,11 @@ pub fn run<V: StressValue>(config: &Config, progress: &mut dyn FnMut(&Progress))
             }
         }
         for key in 0..config.keys {
+            let before = ticker.wall();
             let invoke = ticker.tick();
             let got = cache.get(&key);
             let respond = ticker.tick();
+            let wall = before.zip(ticker.wall());
             recorded.push(Op {
                 thread: config.threads as u32,
                 kind: Kind::Get,
@@ -277,6 +285,7 @@ pub fn run<V: StressValue>(config: &Config, progress: &mut dyn FnMut(&Progress))
                 returned: got.as_ref().map(V::id),
                 invoke,
                 respond,
+                wall,
             });
         }
 

@@ -44,13 +44,18 @@ impl<V: StressValue> Worker<'_, V> {
             } else {
                 0
             };
-            out.push(match dice {
+            // The wall clock is read before the call's first tick and after its last, so the
+            // span contains the call.
+            let before = self.ticker.wall();
+            let mut op = match dice {
                 0..45 => self.get(key),
                 45..70 => self.insert(key, id),
                 70..80 => self.remove(key),
                 _ if !self.loaders => self.get(key),
                 _ => self.get_or_insert(key, id, spin),
-            });
+            };
+            op.wall = before.zip(self.ticker.wall());
+            out.push(op);
         }
         out
     }
@@ -64,6 +69,7 @@ impl<V: StressValue> Worker<'_, V> {
             returned: None,
             invoke,
             respond,
+            wall: None,
         }
     }
 
