@@ -135,7 +135,11 @@
 //!   load is kept; a `remove`, `clear` or `retain` made during the load wins (the load's value is
 //!   returned to its callers but not cached), and callers that arrive after such a removal start
 //!   a new load. One gap remains: if an entry inserted during a load is evicted or expires before
-//!   the load ends, the loaded value may take its place.
+//!   the load ends, the loaded value may take its place. A caller that waited on a load never
+//!   returns a value that was already replaced, removed, evicted or expired when its own call
+//!   began: it gets the loaded value only if it joined before that value went in, and otherwise
+//!   (or if the leader found a value already cached and loaded nothing) it reads the cache
+//!   again, and loads if that misses.
 //!   The other single-flight entry points go through the same leader/follower core and follow
 //!   the same rules: the by-reference loaders, the entry API ([`Cache::entry`]), and
 //!   [`Cache::get_value_or_guard`], whose caller that misses leads the key's load and settles
