@@ -10,56 +10,9 @@
 
 use strata_verify::checker::search::{search, Verdict};
 use strata_verify::checker::{check_key, check_key_with, excerpt, Depth, Mode, Rule};
+use strata_verify::history::by_hand::{get, insert, load, op, remove, rules, shared};
 use strata_verify::history::{Kind, Op};
 use strata_verify::workload::SplitMix;
-
-fn op(kind: Kind, written: Option<u64>, returned: Option<u64>, span: (u64, u64)) -> Op {
-    Op {
-        thread: 0,
-        kind,
-        key: 0,
-        written,
-        returned,
-        invoke: span.0,
-        respond: span.1,
-        wall: None,
-    }
-}
-
-fn insert(value: u64, span: (u64, u64)) -> Op {
-    op(Kind::Insert, Some(value), None, span)
-}
-
-fn get(returned: Option<u64>, span: (u64, u64)) -> Op {
-    op(Kind::Get, None, returned, span)
-}
-
-fn remove(returned: Option<u64>, span: (u64, u64)) -> Op {
-    op(Kind::Remove, None, returned, span)
-}
-
-/// A `get_or_insert_with` whose loader ran and loaded `value`.
-fn load(value: u64, span: (u64, u64)) -> Op {
-    op(Kind::GetOrInsert, Some(value), Some(value), span)
-}
-
-/// A `get_or_insert_with` that returned `value` without loading.
-fn shared(value: u64, span: (u64, u64)) -> Op {
-    op(Kind::GetOrInsert, None, Some(value), span)
-}
-
-fn rules(history: &[Op], no_eviction: bool) -> Vec<Rule> {
-    check_key(
-        history,
-        Mode {
-            no_eviction,
-            ttl: None,
-        },
-    )
-    .into_iter()
-    .map(|v| v.rule)
-    .collect()
-}
 
 fn fast_rules(history: &[Op], no_eviction: bool) -> Vec<Rule> {
     check_key_with(

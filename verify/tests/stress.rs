@@ -15,6 +15,7 @@ use std::time::Duration;
 use strata_engine::{Cache, EvictionCause};
 use strata_verify::accounting::{Point, Problem, Sabotage, Tracked};
 use strata_verify::checker::{check_key, Depth, Mode, Rule};
+use strata_verify::history::by_hand::{get, insert, op, remove, rules};
 use strata_verify::history::{Kind, Op};
 use strata_verify::report::{Failure, Report};
 use strata_verify::workload::{run, Budget, Config};
@@ -265,44 +266,6 @@ fn accounting_catches_a_leaked_clone() {
 }
 
 // --- The checker on hand-written histories of key 0. ---
-
-fn op(kind: Kind, written: Option<u64>, returned: Option<u64>, span: (u64, u64)) -> Op {
-    Op {
-        thread: 0,
-        kind,
-        key: 0,
-        written,
-        returned,
-        invoke: span.0,
-        respond: span.1,
-        wall: None,
-    }
-}
-
-fn insert(value: u64, span: (u64, u64)) -> Op {
-    op(Kind::Insert, Some(value), None, span)
-}
-
-fn get(returned: Option<u64>, span: (u64, u64)) -> Op {
-    op(Kind::Get, None, returned, span)
-}
-
-fn remove(returned: Option<u64>, span: (u64, u64)) -> Op {
-    op(Kind::Remove, None, returned, span)
-}
-
-fn rules(history: &[Op], no_eviction: bool) -> Vec<Rule> {
-    check_key(
-        history,
-        Mode {
-            no_eviction,
-            ttl: None,
-        },
-    )
-    .into_iter()
-    .map(|v| v.rule)
-    .collect()
-}
 
 #[test]
 fn checker_flags_a_stale_read() {
