@@ -20,6 +20,9 @@
 //! # });
 //! ```
 //!
+//! - [`redis_server`]: real `redis-server` processes (standalone, or a 3 + 3 cluster) on free
+//!   loopback ports, for tests of tiers that talk to Redis.
+//!
 //! These are for tests and examples; the `strata` crate users add does not depend on them.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -27,6 +30,7 @@
 pub mod contract;
 mod fault;
 mod memory;
+pub mod redis_server;
 
 pub use fault::{Fault, FaultyTier, Ops, Schedule};
 pub use memory::{MemoryFactory, MemoryTier};
