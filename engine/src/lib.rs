@@ -92,10 +92,11 @@
 //!   table growing changes none of this: no entry moves.
 //! * **Reads write a little.** A `get` raises the entry's frequency counter (below its maximum)
 //!   and, with a time to idle, its last-read time; the first read of a bucket after the table
-//!   grew links that bucket's sentinel into the list (a CAS, no wait). A read that meets an expired entry removes it:
-//!   the removal is counted as an expiration and reported to the listener, on the reading thread,
-//!   as any other removal is. `peek`-like reads (`contains_key`, `time_to_live_of`) touch neither
-//!   counter but also remove an expired entry they meet.
+//!   grew links that bucket's sentinel into the list (a CAS, no wait). A read that meets an
+//!   expired entry removes it: the removal is counted as an expiration and reported to the
+//!   listener, on the reading thread, as any other removal is. `peek`-like reads
+//!   (`contains_key`, `time_to_live_of`) touch neither counter but also remove an expired entry
+//!   they meet.
 //! * **Eviction.** The cache may evict any entry at any time, so a miss is always a legal answer
 //!   while a bound is set. Bounds are checked after each write: while writes run concurrently the
 //!   entry count or weight can exceed its bound by about one entry per writing thread, and once
@@ -103,8 +104,9 @@
 //!   full can also evict one entry more than needed when a removal or an expiry on another
 //!   thread frees room between that judgement and the eviction. A sharded cache enforces the
 //!   bounds shard by shard, so it may start evicting a little before the whole cache is full
-//!   (at one million entries in 64 shards, about 0.3% before). An entry heavier than `max_entry_weight`
-//!   is never stored. The weigher runs once per insert, before anything is stored.
+//!   (at one million entries in 64 shards, about 0.3% before). An entry heavier than
+//!   `max_entry_weight` is never stored. The weigher runs once per insert, before anything is
+//!   stored.
 //! * **TTL and TTI.** An entry whose time to live has passed, or that has not been read for its
 //!   time to idle, is never returned by `get`, `contains_key` or `iter`. Expiry has a resolution
 //!   of one millisecond (4 ms for the time to idle) and rounds toward earlier: an entry may expire

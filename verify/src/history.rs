@@ -151,9 +151,20 @@ impl Ticker {
 
     /// Nanoseconds since the run began, if this ticker is [`clocked`](Self::clocked).
     #[inline]
-    pub fn wall(&self) -> Option<u64> {
+    fn wall(&self) -> Option<u64> {
         self.clock
             .map(|start| u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// Runs `call` (which takes its own ticks) between two readings of the wall clock, and
+    /// stamps what it recorded with them ([`Op::wall`]; `None` unless [`clocked`](Self::clocked)).
+    /// The first reading comes before the call and the second after, so the span contains it.
+    #[inline]
+    pub fn walled(&self, call: impl FnOnce() -> Op) -> Op {
+        let before = self.wall();
+        let mut op = call();
+        op.wall = before.zip(self.wall());
+        op
     }
 
     /// The next tick. `SeqCst` so that all ticks form one order consistent with every thread's

@@ -272,21 +272,21 @@ pub fn run<V: StressValue>(config: &Config, progress: &mut dyn FnMut(&Progress))
             }
         }
         for key in 0..config.keys {
-            let before = ticker.wall();
-            let invoke = ticker.tick();
-            let got = cache.get(&key);
-            let respond = ticker.tick();
-            let wall = before.zip(ticker.wall());
-            recorded.push(Op {
-                thread: config.threads as u32,
-                kind: Kind::Get,
-                key,
-                written: None,
-                returned: got.as_ref().map(V::id),
-                invoke,
-                respond,
-                wall,
-            });
+            recorded.push(ticker.walled(|| {
+                let invoke = ticker.tick();
+                let got = cache.get(&key);
+                let respond = ticker.tick();
+                Op {
+                    thread: config.threads as u32,
+                    kind: Kind::Get,
+                    key,
+                    written: None,
+                    returned: got.as_ref().map(V::id),
+                    invoke,
+                    respond,
+                    wall: None,
+                }
+            }));
         }
 
         let check_start = Instant::now();

@@ -44,18 +44,13 @@ impl<V: StressValue> Worker<'_, V> {
             } else {
                 0
             };
-            // The wall clock is read before the call's first tick and after its last, so the
-            // span contains the call.
-            let before = self.ticker.wall();
-            let mut op = match dice {
+            out.push(self.ticker.walled(|| match dice {
                 0..45 => self.get(key),
                 45..70 => self.insert(key, id),
                 70..80 => self.remove(key),
                 _ if !self.loaders => self.get(key),
                 _ => self.get_or_insert(key, id, spin),
-            };
-            op.wall = before.zip(self.ticker.wall());
-            out.push(op);
+            }));
         }
         out
     }
