@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strata_tier::{
-    Health, Invalidation, KeyPattern, Lookup, Stored, Tier, TierError, TierWrite, WriteIntent,
+    Health, Invalidation, InvalidationSink, KeyPattern, Lookup, Stored, Tier, TierError, TierWrite,
+    WriteIntent,
 };
 
 /// Reopens a persistent tier after `close`, to check that acknowledged writes survived.
@@ -646,13 +647,42 @@ async fn clear_removes_everything(run: &Run<'_>) -> Result<Outcome, Failure> {
     Ok(Outcome::Passed)
 }
 
+/// What a subscription delivered: the events, and how often the feed said it lost some.
+#[derive(Default)]
+struct Recorder {
+    seen: Mutex<Vec<Invalidation>>,
+    lost: std::sync::atomic::AtomicU64,
+}
+
+impl Recorder {
+    fn events(&self) -> Vec<Invalidation> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl InvalidationSink for Recorder {
+    fn invalidate(&self, event: Invalidation) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event);
+    }
+
+    fn events_lost(&self) {
+        self.lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A feed may start asynchronously (a Redis subscription is up a few milliseconds after
+/// `subscribe` returns), so the peer repeats its invalidations until they arrive or the
+/// deadline passes. Once they arrive, an invalidation made through this handle, followed by a
+/// marker from the peer, shows whether the handle's own events are echoed back: the marker's
+/// arrival means the own event, had it been sent, would have arrived first.
 async fn invalidation_events_reach_peers(run: &Run<'_>) -> Result<Outcome, Failure> {
-    let seen = Arc::new(Mutex::new(Vec::<Invalidation>::new()));
-    let sink = {
-        let seen = Arc::clone(&seen);
-        move |event: Invalidation| seen.lock().unwrap_or_else(|p| p.into_inner()).push(event)
-    };
-    let subscription = run.tier.subscribe(Arc::new(sink));
+    let recorder = Arc::new(Recorder::default());
+    let subscription = run
+        .tier
+        .subscribe(Arc::clone(&recorder) as Arc<dyn InvalidationSink>);
     if !run.tier.capabilities().invalidation_events {
         if subscription.is_some() {
             return Err(run.fail("subscribe answered Some without claiming invalidation_events"));
@@ -667,49 +697,72 @@ async fn invalidation_events_reach_peers(run: &Run<'_>) -> Result<Outcome, Failu
     let Some(peer) = &run.options.peer else {
         return Ok(Outcome::Skipped("no peer handle given in the options"));
     };
-    // An invalidation made through this very handle is not echoed back.
-    run.delete("contract:events:own").await?;
-    peer.set(
-        "contract:events:key",
-        Bytes::from_static(b"v"),
-        None,
-        WriteIntent::Update,
-    )
-    .await
-    .map_err(|e| run.fail(format!("peer set failed: {e}")))?;
-    peer.delete("contract:events:key")
-        .await
-        .map_err(|e| run.fail(format!("peer delete failed: {e}")))?;
+    let peer_fail = |what: &str, e: TierError| run.fail(format!("peer {what} failed: {e}"));
     let pattern = KeyPattern::new("contract:events:*").expect("a valid pattern");
-    peer.delete_matching(&pattern)
-        .await
-        .map_err(|e| run.fail(format!("peer delete_matching failed: {e}")))?;
     let deadline = Instant::now() + run.options.deadline;
     loop {
-        let events = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let key = events.iter().any(|e| e.covers("contract:events:key"));
-        let pat = events.iter().any(|e| {
-            matches!(e, Invalidation::Pattern(p) if p == &pattern) || *e == Invalidation::Clear
-        });
+        peer.set(
+            "contract:events:key",
+            Bytes::from_static(b"v"),
+            None,
+            WriteIntent::Update,
+        )
+        .await
+        .map_err(|e| peer_fail("set", e))?;
+        peer.delete("contract:events:key")
+            .await
+            .map_err(|e| peer_fail("delete", e))?;
+        peer.delete_matching(&pattern)
+            .await
+            .map_err(|e| peer_fail("delete_matching", e))?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let events = recorder.events();
+        let key = events
+            .iter()
+            .any(|e| *e == Invalidation::Key("contract:events:key".into()));
+        let pat = events
+            .iter()
+            .any(|e| matches!(e, Invalidation::Pattern(p) if p == &pattern));
+        if key && pat {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(run.fail(format!(
+                "peer invalidations not delivered (key: {key}, pattern: {pat}); saw {events:?}"
+            )));
+        }
+    }
+    // An invalidation made through this very handle is not echoed back.
+    run.delete("contract:events:own").await?;
+    peer.delete("contract:events:marker")
+        .await
+        .map_err(|e| peer_fail("delete", e))?;
+    loop {
+        let events = recorder.events();
         if events
             .iter()
             .any(|e| *e == Invalidation::Key("contract:events:own".into()))
         {
             return Err(run.fail("an invalidation made through this handle was echoed back"));
         }
-        if key && pat {
+        if events
+            .iter()
+            .any(|e| *e == Invalidation::Key("contract:events:marker".into()))
+        {
             break;
         }
         if Instant::now() > deadline {
-            return Err(run.fail(format!("peer invalidations not delivered; saw {events:?}")));
+            return Err(run.fail("the peer's marker invalidation was not delivered"));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     drop(subscription);
-    let before = seen.lock().unwrap_or_else(|p| p.into_inner()).len();
+    // Give a feed that stops asynchronously a moment, then nothing more may arrive.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let before = recorder.events().len();
     peer.delete("contract:events:after").await.ok();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    if seen.lock().unwrap_or_else(|p| p.into_inner()).len() != before {
+    if recorder.events().len() != before {
         return Err(run.fail("events were delivered after the subscription was dropped"));
     }
     Ok(Outcome::Passed)

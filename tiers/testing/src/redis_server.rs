@@ -240,6 +240,12 @@ impl RedisServer {
         Ok(command(self.port, args)?)
     }
 
+    /// Kills the process (`SIGKILL`) and leaves it dead: a crash, or a failed cluster node.
+    /// [`restart`](Self::restart) starts it again.
+    pub fn kill(&mut self) {
+        self.stop();
+    }
+
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -305,6 +311,11 @@ impl RedisCluster {
     /// Every node (masters and replicas, in the order they were started).
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
+    }
+
+    /// Every node, to kill or restart one.
+    pub fn nodes_mut(&mut self) -> &mut [RedisServer] {
+        &mut self.nodes
     }
 
     /// `redis+cluster://127.0.0.1:<port>,...` with every node as a seed.

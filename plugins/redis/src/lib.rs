@@ -1,0 +1,116 @@
+//! Strata's Redis tier: a [`Tier`](strata_tier::Tier) on a standalone Redis server or a Redis
+//! Cluster, which also carries invalidations between the application instances that share it,
+//! so that a write on one instance empties the others' L1 within milliseconds.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use strata_redis::RedisTier;
+//! use strata_tier::{Bytes, Tier, WriteIntent};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let tier = RedisTier::standalone("redis://127.0.0.1:6379")
+//!     .namespace("shop")
+//!     .pool_size(16)
+//!     .connect_timeout(Duration::from_secs(1))
+//!     .timeout(Duration::from_millis(200))
+//!     .open()
+//!     .await?;
+//! tier.set("user:1", Bytes::from_static(b"Ada"), Some(Duration::from_secs(60)), WriteIntent::Update).await?;
+//! assert!(tier.get("user:1").await.is_hit());
+//! println!("{:?}", tier.stats());
+//! # Ok(()) }
+//! ```
+//!
+//! From a URL, [`RedisFactory`] opens the same tier (`redis://host:6379?namespace=shop`,
+//! `redis+cluster://h1:7000,h2:7001?timeout=200ms`; its docs list every option).
+//!
+//! # Design
+//!
+//! * **Standalone.** Reads (`GET`, `MGET`), scans and health checks use a bb8 pool of
+//!   multiplexed connections, opened with explicit connect and response timeouts; a
+//!   connection whose command failed at the connection level or was abandoned (its caller's
+//!   deadline passed) is discarded, so the pool heals after a restart. Writes go through a few
+//!   *write lanes* (reconnecting multiplexed connections), each key always through the same
+//!   lane: Redis runs one connection's commands in order, which is what keeps a key's writes
+//!   in the order they were issued (the `Tier` contract's order rule), even when a caller gives
+//!   up on a write whose bytes were already sent.
+//! * **Cluster.** The redis crate's async cluster connection routes each command by slot and
+//!   follows `MOVED`/`ASK` and failovers; its setup is bounded by a timeout. `MGET` and
+//!   `UNLINK` are split by slot. `delete_matching` and `clear` `SCAN` every master.
+//! * **Writes.** `SET key value PX ttl` (rounded down to the millisecond, at least 1 ms);
+//!   fills (`WriteIntent::Fill`) add `NX`, so a promotion or a loader's result never replaces
+//!   a newer value, and answer `Stored::Kept` when the key was there. Batches are pipelined.
+//! * **Keys.** Every key is stored as `<namespace>:<key>` (`{<namespace>}:<key>` with
+//!   [`hash_tag`](RedisTierBuilder::hash_tag), one cluster slot for the namespace).
+//!   `delete_matching` and `clear` use `SCAN MATCH` with the namespace's glob characters
+//!   escaped and `UNLINK`, never `KEYS` or `FLUSHDB`: other data in the database is untouched.
+//! * **Invalidation bus.** Every update, delete, pattern deletion and clear publishes a small
+//!   binary message (the writer's origin id, a generation, the send time, the keys or pattern)
+//!   on the namespace's channel: `PUBLISH` on a standalone server, in the same pipeline and on
+//!   the same connection as the write (so it is sent only after it); `SPUBLISH` on a cluster
+//!   whose masters all run Redis 7 or later (the channel's hash tag is the namespace, so one
+//!   master carries it), else `PUBLISH`. A `TieredCache` subscribes through
+//!   [`Tier::subscribe`](strata_tier::Tier::subscribe): a task per subscription holds a RESP3
+//!   connection subscribed to the channel, skips its own tier's messages, and applies a burst
+//!   of messages as one batch (keys deduplicated; a clear covers the rest). Fills are not
+//!   announced: they copy a value and change nothing another instance could hold.
+//! * **Lost subscriptions.** The subscriber pings its connection every
+//!   [`heartbeat`](RedisTierBuilder::heartbeat). A disconnect, an unanswered ping or a server
+//!   unsubscribe counts as lost: it resubscribes (backing off from 50 ms to 2 s) and then
+//!   clears its L1, since messages may have been missed meanwhile; [`BusStats`] counts these
+//!   clears and a warning is logged.
+//! * **Outages.** Every call is bounded by the tier's [`timeout`](RedisTierBuilder::timeout);
+//!   a read that fails answers a degraded miss and the cache goes on to its next tier. A
+//!   `TieredCache`'s breaker stops calls while Redis is down and probes until it is back; the
+//!   pool and the lanes reconnect by themselves.
+//!
+//! # Consistency
+//!
+//! What one `RedisTier` handle promises, and what instances sharing a namespace see:
+//!
+//! - **Read your writes.** After `set`, `delete`, `delete_matching` or `clear` returned `Ok`,
+//!   every read through any handle on the namespace sees its effect (Redis answered only once
+//!   it applied it). With a cluster, this holds while the key's master is up: a failover may
+//!   lose writes the old master acknowledged but had not replicated (Redis's asynchronous
+//!   replication); a lost write reads as a miss, never as a value older than one written
+//!   before it on that key, unless the old master had not replicated that older value's
+//!   replacement either.
+//! - **Order per key.** Writes to one key take effect in the order they were issued by this
+//!   handle, also when a caller abandoned one (its future dropped) after its bytes were sent.
+//! - **Fills never overwrite.** A fill stores its value only if the key is absent.
+//! - **Other instances' L1.** An update, delete, pattern deletion or clear that returned `Ok`
+//!   was published after Redis applied it; a subscribed instance removes the affected keys
+//!   from its L1 when the message arrives (typically well under a millisecond on loopback;
+//!   measured figures in `benches/README.md`). Between the write and that moment, the other
+//!   instance may still return the old value from its L1: the bus makes L1s converge quickly,
+//!   it does not make reads linearizable across instances.
+//! - **Missed messages.** A subscriber that lost its connection clears its whole L1 after it
+//!   resubscribes; until then (at most the heartbeat plus the timeout after a silent loss) it
+//!   may serve values another instance replaced.
+//! - **Failed writes.** A write that returned an error (a timeout, Redis down, or stored but
+//!   not published) may or may not have taken effect; the cache treats it as failed. A write
+//!   whose bytes reached a paused server is applied, and published, when it resumes.
+//! - **Pattern deletion and clear** remove every key of the namespace that matched when the
+//!   call began; keys written during the scan may survive. They never touch keys outside the
+//!   namespace.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod backend;
+mod builder;
+mod bus;
+mod error;
+mod factory;
+mod keys;
+mod pool;
+mod stats;
+mod tier;
+
+pub use builder::{
+    RedisTierBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_MAX_VALUE_SIZE,
+    DEFAULT_NAMESPACE, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, DEFAULT_WRITE_LANES,
+};
+pub use error::RedisTierError;
+pub use factory::RedisFactory;
+pub use stats::{BusStats, NodeStats, PoolStats, RedisStats};
+pub use tier::RedisTier;
