@@ -123,6 +123,9 @@
 //!   facade.
 //! - `redb` (default): the embedded disk tier, [`RedbTier`], and `redb://` in the default
 //!   registry (options in the URL's query, see [`redb`]).
+//! - `redis`: the Redis tier, `RedisTier` (a standalone server or a cluster, carrying
+//!   invalidations between instances so that a write on one empties the others' L1), and
+//!   `redis://`, `rediss://`, `redis+cluster://` in the default registry (see `strata::redis`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // Examples must not drop a `WriteReport` (or any `#[must_use]` value) unnoticed.
@@ -189,6 +192,12 @@ pub mod __private {
 pub use strata_redb as redb;
 #[cfg(feature = "redb")]
 pub use strata_redb::{RedbFactory, RedbTier};
+
+/// The Redis tier (feature `redis`).
+#[cfg(feature = "redis")]
+pub use strata_redis as redis;
+#[cfg(feature = "redis")]
+pub use strata_redis::{RedisFactory, RedisTier};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(all(doctest, feature = "redb"))]

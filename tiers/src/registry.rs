@@ -66,7 +66,8 @@ pub enum RegistryError {
 }
 
 /// Maps URL schemes to tier factories. [`TierRegistry::default`] knows the schemes of the
-/// plugins compiled in (`redb://` with the `redb` feature). A plugin implements
+/// plugins compiled in (`redb://` with the `redb` feature; `redis://`, `rediss://`,
+/// `redis+cluster://` and `rediss+cluster://` with the `redis` feature). A plugin implements
 /// [`TierFactory`](crate::TierFactory) and parses its own URL; register it with
 /// [`register_factory`](Self::register_factory), or register a closure over the parsed URL
 /// with [`register`](Self::register):
@@ -100,6 +101,8 @@ impl Default for TierRegistry {
         let mut registry = TierRegistry::empty();
         #[cfg(feature = "redb")]
         registry.register_factory(Arc::new(strata_redb::RedbFactory));
+        #[cfg(feature = "redis")]
+        registry.register_factory(Arc::new(strata_redis::RedisFactory));
         registry
     }
 }

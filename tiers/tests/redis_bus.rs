@@ -1,0 +1,188 @@
+//! Two `TieredCache` instances in one process sharing a real Redis server (or cluster), each
+//! with its own L1 and its own Redis tier handle: a write through one empties the other's L1
+//! through the invalidation bus; a cut-off subscriber clears its L1 when it resubscribes.
+//! Skipped (loudly) without `redis-server`, unless `STRATA_REQUIRE_REDIS=1`.
+
+mod redis_common;
+
+use std::time::{Duration, Instant};
+
+use redis_common::{eventually, namespace, quantile, quick, spin_until, Instance};
+use strata::RedisTier;
+use strata_testing::redis_server::{RedisCluster, RedisServer};
+
+const UPDATES: usize = 1000;
+
+/// B holds the key in its L1; A writes it; the time until B's L1 lets go of it is the lag.
+/// Measured from the start of A's `set`, and from its return (by which Redis has applied the
+/// write and published the message). Every update must arrive, and B must then read A's value.
+async fn measure_lag(a: &Instance, b: &Instance, label: &str) {
+    let key = "lag:item";
+    assert!(a.cache.set(key, "v0".into()).await.unwrap().is_complete());
+    let mut from_start = Vec::with_capacity(UPDATES);
+    let mut from_return = Vec::with_capacity(UPDATES);
+    for i in 0..UPDATES {
+        let old = format!("v{i}");
+        assert_eq!(b.cache.get(key).await.as_deref(), Some(old.as_str()), "update {i}");
+        assert!(b.l1_has(key), "B's read must have filled its L1");
+        let new = format!("v{}", i + 1);
+        let start = Instant::now();
+        assert!(a.cache.set(key, new.clone()).await.unwrap().is_complete());
+        let returned = Instant::now();
+        let arrived = spin_until(Duration::from_secs(2), || !b.l1_has(key)).await;
+        assert!(arrived, "update {i} never reached B's L1");
+        let end = Instant::now();
+        from_start.push(end - start);
+        from_return.push(end - returned);
+        assert_eq!(b.cache.get(key).await, Some(new), "B read a stale value after update {i}");
+    }
+    let bus = b.redis.stats().bus;
+    assert!(bus.applied >= UPDATES as u64, "{bus:?}");
+    assert_eq!(bus.clears_after_reconnect, 0, "{bus:?}");
+    assert!(a.redis.stats().bus.own_skipped >= UPDATES as u64);
+    println!(
+        "{label}: invalidation lag over {UPDATES} updates: from the write's start p50 {:?} p99 {:?} max {:?}; \
+         after set returned p50 {:?} p99 {:?}; bus lag (publish to apply) p50 {:?} p99 {:?}",
+        quantile(&mut from_start, 0.5),
+        quantile(&mut from_start, 0.99),
+        quantile(&mut from_start, 1.0),
+        quantile(&mut from_return, 0.5),
+        quantile(&mut from_return, 0.99),
+        bus.lag_p50,
+        bus.lag_p99,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_one_instance_empties_the_others_l1_standalone() {
+    let Some(server) = RedisServer::start().expect("start redis-server") else {
+        return;
+    };
+    let ns = namespace("lag");
+    let a = Instance::new(quick(RedisTier::standalone(server.url()), &ns), 1000).await;
+    let b = Instance::new(quick(RedisTier::standalone(server.url()), &ns), 1000).await;
+    measure_lag(&a, &b, "standalone").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_one_instance_empties_the_others_l1_cluster() {
+    let Some(cluster) = RedisCluster::start().expect("start a redis cluster") else {
+        return;
+    };
+    let seeds: Vec<String> = cluster.nodes().iter().map(|n| n.url()).collect();
+    let ns = namespace("lag");
+    let a = Instance::new(quick(RedisTier::cluster(seeds.clone()), &ns).timeout(Duration::from_millis(500)), 1000).await;
+    let b = Instance::new(quick(RedisTier::cluster(seeds), &ns).timeout(Duration::from_millis(500)), 1000).await;
+    measure_lag(&a, &b, "cluster (SPUBLISH)").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_patterns_and_clears_reach_the_other_instance_and_fills_do_not() {
+    let Some(server) = RedisServer::start().expect("start redis-server") else {
+        return;
+    };
+    let ns = namespace("kinds");
+    let a = Instance::new(quick(RedisTier::standalone(server.url()), &ns), 1000).await;
+    let b = Instance::new(quick(RedisTier::standalone(server.url()), &ns), 1000).await;
+    let keys = ["user:1", "user:2", "post:1", "post:2", "misc"];
+    for key in keys {
+        assert!(a.cache.set(key, key.to_owned()).await.unwrap().is_complete());
+    }
+    let settle = Duration::from_secs(2);
+    // B reads every key from Redis (fills of its own L1): nothing is published for fills, so
+    // A's L1 keeps its entries.
+    let before = a.redis.stats().bus.published;
+    for key in keys {
+        assert_eq!(b.cache.get(key).await.as_deref(), Some(key));
+        assert!(b.l1_has(key));
+    }
+    assert_eq!(a.redis.stats().bus.published, before);
+    assert_eq!(b.redis.stats().bus.published, 0, "B only read");
+    assert!(keys.iter().all(|k| a.l1_has(k)));
+
+    a.cache.delete("misc").await.unwrap();
+    assert!(eventually(settle, || !b.l1_has("misc")).await, "a delete did not reach B");
+
+    a.cache.invalidate_pattern("user:*").await.unwrap();
+    assert!(
+        eventually(settle, || !b.l1_has("user:1") && !b.l1_has("user:2")).await,
+        "a pattern did not reach B"
+    );
+    assert!(b.l1_has("post:1") && b.l1_has("post:2"), "a pattern removed keys it does not match");
+
+    a.cache.clear().await.unwrap();
+    assert!(
+        eventually(settle, || !b.l1_has("post:1") && !b.l1_has("post:2")).await,
+        "a clear did not reach B"
+    );
+    assert_eq!(b.cache.get("post:1").await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_subscriber_resubscribes_and_clears_its_l1() {
+    let Some(server) = RedisServer::start().expect("start redis-server") else {
+        return;
+    };
+    let ns = namespace("cutoff");
+    let a = Instance::new(quick(RedisTier::standalone(server.url()), &ns), 10_000).await;
+    let b = Instance::new(quick(RedisTier::standalone(server.url()), &ns), 10_000).await;
+    let keys: Vec<String> = (0..100).map(|i| format!("item:{i}")).collect();
+    for key in &keys {
+        assert!(a.cache.set(key, "old".into()).await.unwrap().is_complete());
+        assert_eq!(b.cache.get(key).await.as_deref(), Some("old"));
+    }
+    // (A count-bounded L1 is sharded, so a shard may already have evicted one or two.)
+    let held = keys.iter().filter(|k| b.l1_has(k)).count();
+    assert!(held >= keys.len() * 9 / 10, "B's L1 holds only {held} of the keys");
+    let remote_before = b.cache.stats().remote_invalidations;
+
+    // Cut both instances' subscriber connections (CLIENT KILL of every pub/sub client), and
+    // write while B is not listening: that message is lost to B.
+    let killed = server.command(&["CLIENT", "KILL", "TYPE", "pubsub"]).unwrap();
+    assert!(killed.starts_with(":"), "CLIENT KILL answered {killed:?}");
+    assert!(a.cache.set("item:0", "new".into()).await.unwrap().is_complete());
+
+    // B resubscribes by itself and, having possibly missed messages, clears its L1.
+    assert!(
+        eventually(Duration::from_secs(10), || b.redis.stats().bus.clears_after_reconnect >= 1).await,
+        "B never resubscribed: {:?}",
+        b.redis.stats().bus
+    );
+    assert!(eventually(Duration::from_secs(2), || b.redis.stats().bus.subscribed).await);
+    let bus = b.redis.stats().bus;
+    assert!(bus.disconnects >= 1, "{bus:?}");
+    assert!(b.cache.stats().remote_invalidations > remote_before);
+    assert!(
+        keys.iter().all(|k| !b.l1_has(k)),
+        "B kept {} entries in L1 after resubscribing",
+        keys.iter().filter(|k| b.l1_has(k)).count()
+    );
+    assert_eq!(b.cache.get("item:0").await.as_deref(), Some("new"));
+    assert_eq!(b.cache.get("item:1").await.as_deref(), Some("old"));
+
+    // And the bus works again.
+    assert!(b.l1_has("item:1"));
+    assert!(a.cache.set("item:1", "newer".into()).await.unwrap().is_complete());
+    assert!(eventually(Duration::from_secs(2), || !b.l1_has("item:1")).await);
+    assert_eq!(b.cache.get("item:1").await.as_deref(), Some("newer"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_namespaces_are_neither_invalidated_nor_cleared() {
+    let Some(server) = RedisServer::start().expect("start redis-server") else {
+        return;
+    };
+    let mine = namespace("mine");
+    let theirs = namespace("theirs");
+    let a = Instance::new(quick(RedisTier::standalone(server.url()), &mine), 100).await;
+    let other = Instance::new(quick(RedisTier::standalone(server.url()), &theirs), 100).await;
+    assert!(other.cache.set("user:1", "kept".into()).await.unwrap().is_complete());
+    server.command(&["SET", "foreign:key", "untouched"]).unwrap();
+    assert!(a.cache.set("user:1", "mine".into()).await.unwrap().is_complete());
+    a.cache.clear().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(other.l1_has("user:1"), "another namespace's L1 was invalidated");
+    assert_eq!(other.cache.get("user:1").await.as_deref(), Some("kept"));
+    assert!(server.command(&["GET", "foreign:key"]).unwrap().contains("untouched"));
+    assert_eq!(other.redis.stats().bus.applied, 0);
+}
