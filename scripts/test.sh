@@ -9,6 +9,9 @@ cargo test --workspace --all-targets
 cargo test --workspace --doc
 # The `metrics` export is behind a feature the workspace run leaves off.
 cargo test -p strata --features metrics --test metrics
+# The Redis tier under a TieredCache (real servers; skipped loudly without redis-server unless
+# STRATA_REQUIRE_REDIS=1): the invalidation bus between two instances, and outages.
+cargo test -p strata --features redis --test redis_bus --test redis_outage
 
 echo "== stress: 20 s, 2 threads, every key's history checked =="
 cargo run --release -q -p strata-verify --bin strata-stress -- --threads 2 --secs 20

@@ -23,7 +23,11 @@ async fn measure_lag(a: &Instance, b: &Instance, label: &str) {
     let mut from_return = Vec::with_capacity(UPDATES);
     for i in 0..UPDATES {
         let old = format!("v{i}");
-        assert_eq!(b.cache.get(key).await.as_deref(), Some(old.as_str()), "update {i}");
+        assert_eq!(
+            b.cache.get(key).await.as_deref(),
+            Some(old.as_str()),
+            "update {i}"
+        );
         assert!(b.l1_has(key), "B's read must have filled its L1");
         let new = format!("v{}", i + 1);
         let start = Instant::now();
@@ -34,7 +38,11 @@ async fn measure_lag(a: &Instance, b: &Instance, label: &str) {
         let end = Instant::now();
         from_start.push(end - start);
         from_return.push(end - returned);
-        assert_eq!(b.cache.get(key).await, Some(new), "B read a stale value after update {i}");
+        assert_eq!(
+            b.cache.get(key).await,
+            Some(new),
+            "B read a stale value after update {i}"
+        );
     }
     let bus = b.redis.stats().bus;
     assert!(bus.applied >= UPDATES as u64, "{bus:?}");
@@ -71,8 +79,16 @@ async fn a_write_on_one_instance_empties_the_others_l1_cluster() {
     };
     let seeds: Vec<String> = cluster.nodes().iter().map(|n| n.url()).collect();
     let ns = namespace("lag");
-    let a = Instance::new(quick(RedisTier::cluster(seeds.clone()), &ns).timeout(Duration::from_millis(500)), 1000).await;
-    let b = Instance::new(quick(RedisTier::cluster(seeds), &ns).timeout(Duration::from_millis(500)), 1000).await;
+    let a = Instance::new(
+        quick(RedisTier::cluster(seeds.clone()), &ns).timeout(Duration::from_millis(500)),
+        1000,
+    )
+    .await;
+    let b = Instance::new(
+        quick(RedisTier::cluster(seeds), &ns).timeout(Duration::from_millis(500)),
+        1000,
+    )
+    .await;
     measure_lag(&a, &b, "cluster (SPUBLISH)").await;
 }
 
@@ -86,7 +102,12 @@ async fn deletes_patterns_and_clears_reach_the_other_instance_and_fills_do_not()
     let b = Instance::new(quick(RedisTier::standalone(server.url()), &ns), 1000).await;
     let keys = ["user:1", "user:2", "post:1", "post:2", "misc"];
     for key in keys {
-        assert!(a.cache.set(key, key.to_owned()).await.unwrap().is_complete());
+        assert!(a
+            .cache
+            .set(key, key.to_owned())
+            .await
+            .unwrap()
+            .is_complete());
     }
     let settle = Duration::from_secs(2);
     // B reads every key from Redis (fills of its own L1): nothing is published for fills, so
@@ -101,14 +122,20 @@ async fn deletes_patterns_and_clears_reach_the_other_instance_and_fills_do_not()
     assert!(keys.iter().all(|k| a.l1_has(k)));
 
     a.cache.delete("misc").await.unwrap();
-    assert!(eventually(settle, || !b.l1_has("misc")).await, "a delete did not reach B");
+    assert!(
+        eventually(settle, || !b.l1_has("misc")).await,
+        "a delete did not reach B"
+    );
 
     a.cache.invalidate_pattern("user:*").await.unwrap();
     assert!(
         eventually(settle, || !b.l1_has("user:1") && !b.l1_has("user:2")).await,
         "a pattern did not reach B"
     );
-    assert!(b.l1_has("post:1") && b.l1_has("post:2"), "a pattern removed keys it does not match");
+    assert!(
+        b.l1_has("post:1") && b.l1_has("post:2"),
+        "a pattern removed keys it does not match"
+    );
 
     a.cache.clear().await.unwrap();
     assert!(
@@ -133,18 +160,34 @@ async fn a_cut_off_subscriber_resubscribes_and_clears_its_l1() {
     }
     // (A count-bounded L1 is sharded, so a shard may already have evicted one or two.)
     let held = keys.iter().filter(|k| b.l1_has(k)).count();
-    assert!(held >= keys.len() * 9 / 10, "B's L1 holds only {held} of the keys");
+    assert!(
+        held >= keys.len() * 9 / 10,
+        "B's L1 holds only {held} of the keys"
+    );
     let remote_before = b.cache.stats().remote_invalidations;
 
     // Cut both instances' subscriber connections (CLIENT KILL of every pub/sub client), and
     // write while B is not listening: that message is lost to B.
-    let killed = server.command(&["CLIENT", "KILL", "TYPE", "pubsub"]).unwrap();
+    let killed = server
+        .command(&["CLIENT", "KILL", "TYPE", "pubsub"])
+        .unwrap();
     assert!(killed.starts_with(":"), "CLIENT KILL answered {killed:?}");
-    assert!(a.cache.set("item:0", "new".into()).await.unwrap().is_complete());
+    assert!(a
+        .cache
+        .set("item:0", "new".into())
+        .await
+        .unwrap()
+        .is_complete());
 
     // B resubscribes by itself and, having possibly missed messages, clears its L1.
     assert!(
-        eventually(Duration::from_secs(10), || b.redis.stats().bus.clears_after_reconnect >= 1).await,
+        eventually(Duration::from_secs(10), || b
+            .redis
+            .stats()
+            .bus
+            .clears_after_reconnect
+            >= 1)
+        .await,
         "B never resubscribed: {:?}",
         b.redis.stats().bus
     );
@@ -162,7 +205,12 @@ async fn a_cut_off_subscriber_resubscribes_and_clears_its_l1() {
 
     // And the bus works again.
     assert!(b.l1_has("item:1"));
-    assert!(a.cache.set("item:1", "newer".into()).await.unwrap().is_complete());
+    assert!(a
+        .cache
+        .set("item:1", "newer".into())
+        .await
+        .unwrap()
+        .is_complete());
     assert!(eventually(Duration::from_secs(2), || !b.l1_has("item:1")).await);
     assert_eq!(b.cache.get("item:1").await.as_deref(), Some("newer"));
 }
@@ -176,13 +224,31 @@ async fn other_namespaces_are_neither_invalidated_nor_cleared() {
     let theirs = namespace("theirs");
     let a = Instance::new(quick(RedisTier::standalone(server.url()), &mine), 100).await;
     let other = Instance::new(quick(RedisTier::standalone(server.url()), &theirs), 100).await;
-    assert!(other.cache.set("user:1", "kept".into()).await.unwrap().is_complete());
-    server.command(&["SET", "foreign:key", "untouched"]).unwrap();
-    assert!(a.cache.set("user:1", "mine".into()).await.unwrap().is_complete());
+    assert!(other
+        .cache
+        .set("user:1", "kept".into())
+        .await
+        .unwrap()
+        .is_complete());
+    server
+        .command(&["SET", "foreign:key", "untouched"])
+        .unwrap();
+    assert!(a
+        .cache
+        .set("user:1", "mine".into())
+        .await
+        .unwrap()
+        .is_complete());
     a.cache.clear().await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(other.l1_has("user:1"), "another namespace's L1 was invalidated");
+    assert!(
+        other.l1_has("user:1"),
+        "another namespace's L1 was invalidated"
+    );
     assert_eq!(other.cache.get("user:1").await.as_deref(), Some("kept"));
-    assert!(server.command(&["GET", "foreign:key"]).unwrap().contains("untouched"));
+    assert!(server
+        .command(&["GET", "foreign:key"])
+        .unwrap()
+        .contains("untouched"));
     assert_eq!(other.redis.stats().bus.applied, 0);
 }

@@ -185,6 +185,10 @@ impl RedisServer {
                 "nodes.conf",
                 "--cluster-node-timeout",
                 "2000",
+                // A replica takes over however long it was without its master (the default
+                // refuses after a long disconnect, which a test's killed node can reach).
+                "--cluster-replica-validity-factor",
+                "0",
             ]);
         }
         Command::new("redis-server")
@@ -303,6 +307,13 @@ impl RedisCluster {
             })?;
             wait_for(node.port, &["CLUSTER", "NODES"], |reply| {
                 reply.matches("master").count() == 3 && reply.matches("slave").count() == 3
+            })?;
+        }
+        // Every replica has completed its first sync (a replica that never synced cannot
+        // take over from a failed master).
+        for node in &cluster.nodes {
+            wait_for(node.port, &["INFO", "replication"], |reply| {
+                reply.contains("role:master") || reply.contains("master_link_status:up")
             })?;
         }
         Ok(Some(cluster))

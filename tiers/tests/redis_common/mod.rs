@@ -13,7 +13,11 @@ pub type Strings = TieredCache<String, Postcard<String>>;
 /// A namespace no other test of this process uses.
 pub fn namespace(test: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("{test}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{test}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Test-sized timeouts on a builder.
@@ -36,7 +40,10 @@ impl Instance {
         let redis = Arc::new(builder.open().await.expect("open the Redis tier"));
         let cache = Strings::builder()
             .memory_max_entries(l1_entries)
-            .tier_with(redis.clone(), TierOptions::default().timeout(Duration::from_millis(250)))
+            .tier_with(
+                redis.clone(),
+                TierOptions::default().timeout(Duration::from_millis(250)),
+            )
             .build();
         let instance = Instance { cache, redis };
         instance.wait_subscribed().await;
@@ -48,7 +55,10 @@ impl Instance {
     pub async fn wait_subscribed(&self) {
         let start = Instant::now();
         while !self.redis.stats().bus.subscribed || self.cache.stats().remote_invalidations == 0 {
-            assert!(start.elapsed() < Duration::from_secs(10), "the bus never subscribed");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the bus never subscribed"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
