@@ -9,6 +9,7 @@ mod alloc_counter;
 mod contenders;
 mod memory;
 mod redb;
+mod redis;
 mod report;
 mod throughput;
 mod tiered;
@@ -48,6 +49,8 @@ enum Command {
     Tiered(tiered::TieredArgs),
     /// The redb disk tier: hit latency at 1 KiB and 64 KiB, group commits against one durable commit per write.
     Redb(redb::RedbArgs),
+    /// The Redis tier through TieredCache, side by side with redis-benchmark on the same server.
+    Redis(redis::RedisArgs),
     /// All of the above, as one markdown report.
     All {
         #[command(flatten)]
@@ -70,6 +73,7 @@ fn main() -> anyhow::Result<()> {
         Command::Memory(args) => print(&memory::run(&args)?),
         Command::Tiered(args) => print(&tiered::run(&args)?),
         Command::Redb(args) => print(&redb::run(&args)?),
+        Command::Redis(args) => print(&redis::run(&args)?),
         Command::All {
             throughput,
             traces,

@@ -61,19 +61,26 @@ where
                 Lookup::Degraded(_) => still.push(m),
             }
         }
-        join_all(found.iter().map(|(m, entry, stored)| {
-            let above = shared.layers[..depth]
+        // The top tier's hits have no tier above them to fill.
+        let above_any = depth > 0;
+        join_all(
+            found
                 .iter()
-                .zip(&answered[*m])
-                .filter_map(|(layer, answered)| answered.then_some(layer));
-            cache.fill_tiers(
-                &tickets[*m],
-                keys[missing[*m]],
-                stored,
-                entry.expires_at,
-                above,
-            )
-        }))
+                .filter(|_| above_any)
+                .map(|(m, entry, stored)| {
+                    let above = shared.layers[..depth]
+                        .iter()
+                        .zip(&answered[*m])
+                        .filter_map(|(layer, answered)| answered.then_some(layer));
+                    cache.fill_tiers(
+                        &tickets[*m],
+                        keys[missing[*m]],
+                        stored,
+                        entry.expires_at,
+                        above,
+                    )
+                }),
+        )
         .await;
         for (m, entry, _) in found {
             shared.lower_hits.fetch_add(1, Relaxed);

@@ -98,7 +98,8 @@ where
     V: Clone + Send + Sync + 'static,
     C: Codec<V>,
 {
-    /// How many entries L1 holds.
+    /// How many entries L1 holds. `0` turns L1 off: every read goes to the lower tiers and
+    /// nothing is copied into L1 (for a stack whose only cache is shared, or to measure a tier).
     pub fn memory_max_entries(mut self, entries: u64) -> Self {
         self.memory_max_entries = entries;
         self
@@ -218,6 +219,7 @@ where
                 max_value_size: self.max_value_size,
                 default_ttl: self.default_ttl,
                 memory_ttl: self.memory_ttl,
+                l1_disabled: self.memory_max_entries == 0,
                 fences: Fences::new(fill_wait),
                 flights: Flights::new(),
                 subscriptions: Mutex::new(Vec::new()),

@@ -52,6 +52,8 @@ pub(crate) struct Shared<V, C> {
     pub(crate) max_value_size: usize,
     pub(crate) default_ttl: Option<Duration>,
     pub(crate) memory_ttl: Option<Duration>,
+    /// `memory_max_entries(0)`: L1 is off, reads and writes go straight to the tiers.
+    pub(crate) l1_disabled: bool,
     pub(crate) fences: Fences,
     pub(crate) flights: Flights<V>,
     pub(crate) subscriptions: Mutex<Vec<Subscription>>,
@@ -496,6 +498,9 @@ where
         expires_at: Option<SystemTime>,
     ) -> Result<(), CacheError> {
         let shared = &*self.shared;
+        if shared.l1_disabled {
+            return Ok(());
+        }
         let Ok(left) = remaining(expires_at, SystemTime::now()) else {
             shared.l1.remove(&key);
             return Ok(());

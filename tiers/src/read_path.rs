@@ -144,6 +144,9 @@ where
         value: &V,
         expires_at: Option<SystemTime>,
     ) {
+        if self.shared.l1_disabled {
+            return;
+        }
         let filled = ticket.fill_l1(|| {
             let _ = self.insert_l1(key.to_owned(), value.clone(), expires_at);
         });

@@ -43,9 +43,7 @@ async fn stack(builder: RedisTierBuilder) -> Stack {
         .memory_max_entries(100)
         .tier_with(
             redis.clone(),
-            TierOptions::default()
-                .timeout(TIMEOUT)
-                .breaker(breaker),
+            TierOptions::default().timeout(TIMEOUT).breaker(breaker),
         )
         .tier_with(redb, TierOptions::default().timeout(Duration::from_secs(2)))
         .build();

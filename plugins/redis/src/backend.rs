@@ -78,21 +78,36 @@ impl Standalone {
         self.lanes[self.lane_of(key)].clone()
     }
 
-    /// One command on a pooled connection.
+    /// One command on a pooled connection, shared with concurrent callers.
     async fn pooled<T: FromRedisValue>(
         &self,
         cmd: &Cmd,
         timeout: Duration,
     ) -> Result<T, TierError> {
         bounded(timeout, async {
-            let mut connection = self.pool.get().await.map_err(|error| match error {
-                bb8::RunError::User(error) => error,
-                bb8::RunError::TimedOut => RedisError::from(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "no pooled connection within the connect timeout",
-                )),
+            // A connection whose alarm is up is dropped from the pool (bb8 asks `has_broken`
+            // when the checkout ends); at most every pooled connection once, then a new one.
+            let mut lease = None;
+            for _ in 0..=self.pool.state().connections {
+                let connection = self.pool.get().await.map_err(|error| match error {
+                    bb8::RunError::User(error) => error,
+                    bb8::RunError::TimedOut => RedisError::from(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no pooled connection within the connect timeout",
+                    )),
+                })?;
+                if !connection.is_broken() {
+                    lease = Some(connection.lease());
+                    break;
+                }
+            }
+            let lease = lease.ok_or_else(|| {
+                RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::NotConnected,
+                    "every pooled connection is broken",
+                ))
             })?;
-            connection.query::<T>(cmd).await
+            lease.query::<T>(cmd).await
         })
         .await
     }

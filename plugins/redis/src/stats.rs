@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+/// Lags above an hour are recorded as an hour (a skewed clock, not a slow bus).
+const LAG_MAX_MICROS: u64 = 3_600_000_000;
+
 /// A snapshot of a [`RedisTier`](crate::RedisTier)'s counters.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -108,7 +111,9 @@ impl Counters {
             clears_after_reconnect: AtomicU64::new(0),
             subscriptions: AtomicU64::new(0),
             subscribed: AtomicU64::new(0),
-            lag_micros: Mutex::new(Histogram::new(3).expect("3 significant figures")),
+            lag_micros: Mutex::new(
+                Histogram::new_with_bounds(1, LAG_MAX_MICROS, 3).expect("valid histogram bounds"),
+            ),
             closed: AtomicBool::new(false),
         }
     }
@@ -125,9 +130,11 @@ impl Counters {
     }
 
     pub(crate) fn record_lag(&self, lag: Duration) {
-        let micros = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).max(1);
+        let micros = u64::try_from(lag.as_micros())
+            .unwrap_or(u64::MAX)
+            .clamp(1, LAG_MAX_MICROS);
         let mut histogram = self.lag_micros.lock().unwrap_or_else(|p| p.into_inner());
-        histogram.saturating_record(micros);
+        let _ = histogram.record(micros);
     }
 
     pub(crate) fn bus(&self) -> BusStats {

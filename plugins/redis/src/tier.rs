@@ -77,9 +77,11 @@ impl RedisTier {
                 let shown = shown(url);
                 let client =
                     Client::open(url.as_str()).map_err(|e| connect_error(&shown, e.to_string()))?;
+                // No response timeout of the redis crate's own: every pooled call is bounded
+                // by `backend::bounded`, and a connection whose call ran out is discarded.
                 let config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(builder.connect_timeout))
-                    .set_response_timeout(Some(builder.timeout));
+                    .set_response_timeout(None);
                 let pool = bb8::Pool::builder()
                     .max_size(builder.pool_size)
                     .connection_timeout(builder.connect_timeout)
