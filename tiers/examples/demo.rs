@@ -4,12 +4,16 @@
 //!
 //! `cargo run --release -p strata --example demo [-- PATH]` (default path:
 //! `$TMPDIR/strata-demo/cache.redb`).
+//!
+//! With `STRATA_REDIS_URL` set (and the `redis` feature:
+//! `STRATA_REDIS_URL=redis://127.0.0.1:6379 cargo run --release -p strata --features redis
+//! --example demo`), a Redis tier goes between L1 and the disk: L1, then Redis, then redb.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use strata::{Postcard, RedbTier, TierOptions, TieredCache};
+use strata::{Postcard, RedbTier, TierOptions, TierRegistry, TieredCache};
 
 const KEYS: u64 = 50_000;
 const TASKS: u64 = 8;
@@ -55,10 +59,19 @@ async fn open(
             .open_async()
             .await?,
     );
-    let cache = Profiles::builder()
+    let mut builder = Profiles::builder()
         .memory_max_entries(2_000)
         .memory_ttl(Duration::from_secs(60))
-        .default_ttl(Duration::from_secs(3600))
+        .default_ttl(Duration::from_secs(3600));
+    if let Ok(url) = std::env::var("STRATA_REDIS_URL") {
+        // The registry knows `redis://` when the `redis` feature is on, and says which schemes
+        // it knows otherwise.
+        let redis = TierRegistry::default().open(&url).await.map_err(|error| {
+            format!("STRATA_REDIS_URL: {error} (the Redis tier needs `--features redis`)")
+        })?;
+        builder = builder.tier_with(redis, TierOptions::default().ttl(Duration::from_secs(3600)));
+    }
+    let cache = builder
         .tier_with(
             disk.clone(),
             TierOptions::default().ttl(Duration::from_secs(24 * 3600)),
@@ -131,7 +144,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("strata-demo").join("cache.redb"));
-    println!("L1 (2,000 entries) over redb at {}\n", path.display());
+    match std::env::var("STRATA_REDIS_URL") {
+        Ok(url) => println!(
+            "L1 (2,000 entries) over Redis at {url} over redb at {}\n",
+            path.display()
+        ),
+        Err(_) => println!("L1 (2,000 entries) over redb at {}\n", path.display()),
+    }
 
     let (cache, disk) = open(&path).await?;
     cache.clear().await?; // start cold, whatever an earlier run left

@@ -252,3 +252,44 @@ async fn other_namespaces_are_neither_invalidated_nor_cleared() {
         .contains("untouched"));
     assert_eq!(other.redis.stats().bus.applied, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_with_a_redis_url_opens_the_tier_through_the_default_registry() {
+    let Some(server) = RedisServer::start().expect("start redis-server") else {
+        return;
+    };
+    let ns = namespace("config");
+    let text = format!(
+        "memory_max_entries = 100\nredis_url = \"{}?namespace={ns}&timeout=200ms\"\nredis_ttl = \"1m\"\n",
+        server.url()
+    );
+    let config = strata::CacheConfig::from_toml_str(&text).unwrap();
+    let registry = strata::TierRegistry::default();
+    for scheme in ["redis", "rediss", "redis+cluster", "rediss+cluster"] {
+        assert!(
+            registry.schemes().any(|s| s == scheme),
+            "{scheme} not registered"
+        );
+    }
+    let cache: redis_common::Strings = config.build(&registry).await.unwrap();
+    assert_eq!(cache.tier_names(), ["redis"]);
+    assert!(cache
+        .set("user:1", "Ada".into())
+        .await
+        .unwrap()
+        .is_complete());
+    // Stored under the namespace, with the configured TTL (at most a minute).
+    let pttl = server.command(&["PTTL", &format!("{ns}:user:1")]).unwrap();
+    let pttl: i64 = pttl.trim().trim_start_matches(':').parse().unwrap();
+    assert!((1..=60_000).contains(&pttl), "PTTL {pttl}");
+
+    // A typo in the URL's options is an error naming it, not a tier with defaults.
+    let bad = format!("redis_url = \"{}?namespce=x\"\n", server.url());
+    let error = strata::CacheConfig::from_toml_str(&bad)
+        .unwrap()
+        .build::<String, strata::Postcard<String>>(&registry)
+        .await
+        .err()
+        .expect("a misspelt option must fail");
+    assert!(error.to_string().contains("namespce"), "{error}");
+}

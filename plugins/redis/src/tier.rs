@@ -601,6 +601,9 @@ impl Tier for RedisTier {
         }
         let inner = &self.inner;
         let checks = inner.backend.ping_nodes(inner.timeout).await;
+        for (_, result) in &checks {
+            inner.counters.record(result);
+        }
         let failed: Vec<String> = checks
             .iter()
             .filter_map(|(node, r)| r.as_ref().err().map(|e| format!("{node}: {e}")))

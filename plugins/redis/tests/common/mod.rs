@@ -31,3 +31,19 @@ pub fn cluster(cluster: &RedisCluster, namespace: &str) -> RedisTierBuilder {
         .timeout(Duration::from_millis(500))
         .heartbeat(Duration::from_millis(200))
 }
+
+/// Polls `done` until it holds; `false` if `within` passed first.
+pub async fn eventually_async<F, Fut>(within: Duration, mut done: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while !done().await {
+        if start.elapsed() > within {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
