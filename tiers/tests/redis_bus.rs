@@ -293,3 +293,93 @@ async fn a_configuration_with_a_redis_url_opens_the_tier_through_the_default_reg
         .expect("a misspelt option must fail");
     assert!(error.to_string().contains("namespce"), "{error}");
 }
+
+/// Sets `key` to a raw value on whichever node of `servers` owns it (the others answer MOVED),
+/// as a client that is not Strata would.
+fn external_set(servers: &[&RedisServer], key: &str) {
+    for server in servers {
+        if server
+            .command(&["SET", key, "written-by-another-program"])
+            .is_ok_and(|reply| reply.starts_with("+OK"))
+        {
+            return;
+        }
+    }
+    panic!("no node took SET {key}");
+}
+
+async fn tracking_catches_writes_by_other_programs(
+    servers: &[&RedisServer],
+    b: &Instance,
+    c: &Instance,
+    ns: &str,
+) {
+    for round in 0..2 {
+        let key = format!("tracked:{round}");
+        assert!(b
+            .cache
+            .set(&key, "strata".into())
+            .await
+            .unwrap()
+            .is_complete());
+        assert_eq!(b.cache.get(&key).await.as_deref(), Some("strata"));
+        assert_eq!(c.cache.get(&key).await.as_deref(), Some("strata"));
+        assert!(b.l1_has(&key) && c.l1_has(&key));
+        external_set(servers, &format!("{ns}:{key}"));
+        assert!(
+            eventually(Duration::from_secs(5), || !b.l1_has(&key)).await,
+            "round {round}: a write by another program did not reach the tracking instance"
+        );
+        // Without tracking, only Strata's own writes are announced.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            c.l1_has(&key),
+            "round {round}: the instance without tracking was told"
+        );
+        if round == 0 {
+            // Cut the subscriber: tracking must be on again after it resubscribes.
+            for server in servers {
+                let _ = server.command(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+            }
+            assert!(
+                eventually(Duration::from_secs(10), || {
+                    let bus = b.redis.stats().bus;
+                    bus.clears_after_reconnect >= 1 && bus.subscribed
+                })
+                .await,
+                "the tracking instance did not resubscribe: {:?}",
+                b.redis.stats().bus
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_assisted_tracking_catches_writes_by_other_programs_standalone() {
+    let Some(server) = RedisServer::start().expect("start redis-server") else {
+        return;
+    };
+    let ns = namespace("tracking");
+    let b = Instance::new(
+        quick(RedisTier::standalone(server.url()), &ns).tracking(true),
+        1000,
+    )
+    .await;
+    let c = Instance::new(quick(RedisTier::standalone(server.url()), &ns), 1000).await;
+    tracking_catches_writes_by_other_programs(&[&server], &b, &c, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_assisted_tracking_catches_writes_by_other_programs_cluster() {
+    let Some(cluster) = RedisCluster::start().expect("start a redis cluster") else {
+        return;
+    };
+    let seeds: Vec<String> = cluster.nodes().iter().map(|n| n.url()).collect();
+    let ns = namespace("tracking");
+    let builder =
+        || quick(RedisTier::cluster(seeds.clone()), &ns).timeout(Duration::from_millis(500));
+    let b = Instance::new(builder().tracking(true), 1000).await;
+    let c = Instance::new(builder(), 1000).await;
+    let servers: Vec<&RedisServer> = cluster.nodes().iter().collect();
+    tracking_catches_writes_by_other_programs(&servers, &b, &c, &ns).await;
+}

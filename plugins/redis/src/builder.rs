@@ -46,6 +46,7 @@ pub struct RedisTierBuilder {
     pub(crate) max_value_size: usize,
     pub(crate) bus: bool,
     pub(crate) sharded_pubsub: bool,
+    pub(crate) tracking: bool,
     pub(crate) scan_count: usize,
 }
 
@@ -64,6 +65,7 @@ impl RedisTierBuilder {
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             bus: true,
             sharded_pubsub: true,
+            tracking: false,
             scan_count: 1000,
         }
     }
@@ -141,6 +143,22 @@ impl RedisTierBuilder {
     /// broadcasts to every node.
     pub fn sharded_pubsub(mut self, on: bool) -> Self {
         self.sharded_pubsub = on;
+        self
+    }
+
+    /// Server-assisted invalidation (default off): each subscriber also turns on
+    /// `CLIENT TRACKING ON BCAST PREFIX <namespace>:` on its connection (on every master of a
+    /// cluster), so that a change to any key of the namespace empties the subscriber's L1 copy,
+    /// including changes made by programs that are not Strata (`redis-cli`, another service).
+    /// Tracking is enabled anew after every reconnect and failover (the subscriber's whole
+    /// connection is rebuilt, and its L1 cleared).
+    ///
+    /// The cost: the server reports every change, this instance's own writes and every fill
+    /// (`SET NX` of a promotion or a load) included, so each instance's L1 also drops the copy
+    /// it just wrote or filled, and reads it again from Redis once. Without tracking, only
+    /// Strata's own writes are announced, on the bus, and an instance skips its own.
+    pub fn tracking(mut self, on: bool) -> Self {
+        self.tracking = on;
         self
     }
 

@@ -23,6 +23,7 @@ const KNOWN: &[&str] = &[
     "max_value_size",
     "bus",
     "sharded_pubsub",
+    "tracking",
     "scan_count",
     "name",
 ];
@@ -49,6 +50,7 @@ const KNOWN: &[&str] = &[
 /// | `max_value_size` | largest value (`B`, `KiB`, `MiB`, `GiB`) | `64MiB` |
 /// | `bus` | publish and apply invalidations | `true` |
 /// | `sharded_pubsub` | cluster: `SPUBLISH` where supported | `true` |
+/// | `tracking` | also `CLIENT TRACKING BCAST` (see [`tracking`](crate::RedisTierBuilder::tracking)) | `false` |
 /// | `scan_count` | keys per `SCAN` step | 1000 |
 /// | `name` | the tier's name in stats | `redis` |
 ///
@@ -140,6 +142,7 @@ fn parse(url: &str) -> Result<RedisTierBuilder, String> {
             "hash_tag" => builder.hash_tag(flag(&value).map_err(bad)?),
             "bus" => builder.invalidation_bus(flag(&value).map_err(bad)?),
             "sharded_pubsub" => builder.sharded_pubsub(flag(&value).map_err(bad)?),
+            "tracking" => builder.tracking(flag(&value).map_err(bad)?),
             "pool_size" => builder.pool_size(count(&value).map_err(bad)?),
             "write_lanes" => builder.write_lanes(count(&value).map_err(bad)? as usize),
             "scan_count" => builder.scan_count(count(&value).map_err(bad)? as usize),

@@ -32,6 +32,11 @@ impl Namespace {
         &self.name
     }
 
+    /// What every Redis key of the namespace starts with.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The Redis key of a cache key.
     pub(crate) fn key(&self, key: &str) -> String {
         let mut full = String::with_capacity(self.prefix.len() + key.len());

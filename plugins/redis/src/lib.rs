@@ -54,6 +54,12 @@
 //!   connection subscribed to the channel, skips its own tier's messages, and applies a burst
 //!   of messages as one batch (keys deduplicated; a clear covers the rest). Fills are not
 //!   announced: they copy a value and change nothing another instance could hold.
+//! * **Server-assisted tracking** (optional, [`tracking`](RedisTierBuilder::tracking)): the
+//!   subscriber's connection also runs `CLIENT TRACKING ON BCAST PREFIX <namespace>:` (on every
+//!   master of a cluster), so writes by programs that are not Strata invalidate the L1s too.
+//!   It is enabled again on every new connection (after a reconnect or a failover). Its cost:
+//!   the server reports every change, an instance's own writes and fills included, so an L1
+//!   also drops what it just wrote or filled and reads it once more from Redis.
 //! * **Lost subscriptions.** The subscriber pings its connection every
 //!   [`heartbeat`](RedisTierBuilder::heartbeat). A disconnect, an unanswered ping or a server
 //!   unsubscribe counts as lost: it resubscribes (backing off from 50 ms to 2 s) and then
@@ -84,6 +90,9 @@
 //!   measured figures in `benches/README.md`). Between the write and that moment, the other
 //!   instance may still return the old value from its L1: the bus makes L1s converge quickly,
 //!   it does not make reads linearizable across instances.
+//! - **Writes by other programs** (`redis-cli`, another service) are not announced on the
+//!   bus: other instances' L1s learn of them only with [`tracking`](RedisTierBuilder::tracking)
+//!   on, or when their copies expire.
 //! - **Missed messages.** A subscriber that lost its connection clears its whole L1 after it
 //!   resubscribes; until then (at most the heartbeat plus the timeout after a silent loss) it
 //!   may serve values another instance replaced.

@@ -42,6 +42,7 @@ struct Inner {
     max_value_size: usize,
     scan_count: usize,
     max_pool: u32,
+    tracking: bool,
     /// The bus's publishing side; `None` when the bus is off.
     publisher: Option<Publisher>,
     feed: Option<Arc<Feed>>,
@@ -182,6 +183,7 @@ impl RedisTier {
                 max_value_size: builder.max_value_size,
                 scan_count: builder.scan_count,
                 max_pool: builder.pool_size,
+                tracking: builder.tracking,
                 publisher,
                 feed: feed.map(Arc::new),
                 counters: Arc::new(Counters::new()),
@@ -640,6 +642,8 @@ impl Tier for RedisTier {
                 connect_timeout: inner.connect_timeout,
                 timeout: inner.timeout,
                 label: inner.name.clone(),
+                namespace: inner.namespace.clone(),
+                tracking: inner.tracking,
             },
         );
         let abort = task.abort_handle();

@@ -10,7 +10,9 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
 use redis::{
     AsyncConnectionConfig, Client, ProtocolVersion, PushInfo, PushKind, RedisError, Value,
 };
@@ -18,6 +20,7 @@ use strata_tier::{Invalidation, SharedSink};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::{now_micros, Message};
+use crate::keys::Namespace;
 use crate::stats::Counters;
 
 /// The most pushes applied as one coalesced batch.
@@ -48,6 +51,12 @@ pub(crate) struct SubscriberSetup {
     pub(crate) connect_timeout: Duration,
     pub(crate) timeout: Duration,
     pub(crate) label: String,
+    /// The namespace, to turn tracked Redis keys back into cache keys.
+    pub(crate) namespace: Namespace,
+    /// Server-assisted tracking: `CLIENT TRACKING ON BCAST PREFIX <namespace prefix>` on the
+    /// subscriber's connection (on every master in a cluster), enabled anew on every
+    /// (re)connection.
+    pub(crate) tracking: bool,
 }
 
 enum Live {
@@ -146,6 +155,11 @@ async fn connect(
                 .get_multiplexed_async_connection_with_config(&config)
                 .await?;
             connection.subscribe(&setup.channel).await?;
+            if setup.tracking {
+                tracking_command(setup)
+                    .query_async::<()>(&mut connection)
+                    .await?;
+            }
             Ok(Live::Standalone(connection))
         }
         Feed::Cluster {
@@ -166,9 +180,30 @@ async fn connect(
             } else {
                 connection.subscribe(&setup.channel).await?;
             }
+            if setup.tracking {
+                let every_master = RoutingInfo::MultiNode((
+                    MultipleNodeRoutingInfo::AllMasters,
+                    Some(ResponsePolicy::AllSucceeded),
+                ));
+                connection
+                    .route_command(tracking_command(setup), every_master)
+                    .await?;
+            }
             Ok(Live::Cluster(connection, *slot))
         }
     }
+}
+
+/// `CLIENT TRACKING ON BCAST PREFIX <prefix>`: the server pushes an `invalidate` for every
+/// change to a key under the prefix, by any client (Strata or not).
+fn tracking_command(setup: &SubscriberSetup) -> redis::Cmd {
+    let mut cmd = redis::cmd("CLIENT");
+    cmd.arg("TRACKING")
+        .arg("ON")
+        .arg("BCAST")
+        .arg("PREFIX")
+        .arg(setup.namespace.prefix());
+    cmd
 }
 
 /// Applies pushes until the subscription is lost; returns why it was.
@@ -271,6 +306,30 @@ fn apply(setup: &SubscriberSetup, batch: Vec<PushInfo>) -> Option<String> {
                     }
                 }
             }
+            PushKind::Invalidate => match push.data.first() {
+                // A flush of the database (or of the tracking table): everything.
+                Some(Value::Nil) | None => clear = true,
+                Some(Value::Array(tracked)) => {
+                    for raw in tracked {
+                        let text = match raw {
+                            Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+                            Value::SimpleString(text) => Some(text.as_str()),
+                            _ => None,
+                        };
+                        match text.and_then(|text| setup.namespace.strip(text)) {
+                            Some(key) => {
+                                keys.insert(key.to_owned());
+                            }
+                            None => {
+                                counters.malformed.fetch_add(1, Relaxed);
+                            }
+                        }
+                    }
+                }
+                Some(_) => {
+                    counters.malformed.fetch_add(1, Relaxed);
+                }
+            },
             PushKind::Disconnection => lost = Some("disconnected".to_owned()),
             PushKind::Unsubscribe | PushKind::SUnsubscribe => {
                 lost = Some("the server unsubscribed this connection (slot moved?)".to_owned())
