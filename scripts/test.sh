@@ -12,6 +12,8 @@ cargo test -p strata --features metrics --test metrics
 # The Redis tier under a TieredCache (real servers; skipped loudly without redis-server unless
 # STRATA_REQUIRE_REDIS=1): the invalidation bus between two instances, and outages.
 cargo test -p strata --features redis --test redis_bus --test redis_outage
+# rediss:// against a TLS-only server (a throw-away CA made with openssl).
+cargo test -p strata-redis --features tls --test tls
 
 echo "== stress: 20 s, 2 threads, every key's history checked =="
 cargo run --release -q -p strata-verify --bin strata-stress -- --threads 2 --secs 20

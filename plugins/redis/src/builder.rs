@@ -1,5 +1,6 @@
 //! [`RedisTierBuilder`]: every setting of a [`RedisTier`](crate::RedisTier), with its default.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::RedisTierError;
@@ -48,6 +49,7 @@ pub struct RedisTierBuilder {
     pub(crate) sharded_pubsub: bool,
     pub(crate) tracking: bool,
     pub(crate) scan_count: usize,
+    pub(crate) tls_root_cert: Option<PathBuf>,
 }
 
 impl RedisTierBuilder {
@@ -67,6 +69,7 @@ impl RedisTierBuilder {
             sharded_pubsub: true,
             tracking: false,
             scan_count: 1000,
+            tls_root_cert: None,
         }
     }
 
@@ -168,12 +171,24 @@ impl RedisTierBuilder {
         self
     }
 
+    /// For `rediss://`: trust the CA certificate in this PEM file instead of the platform's
+    /// roots (a private CA, a self-signed server). Needs the `tls` feature.
+    pub fn tls_root_cert(mut self, pem_file: impl Into<PathBuf>) -> Self {
+        self.tls_root_cert = Some(pem_file.into());
+        self
+    }
+
     /// Connects (checking that the server answers within the connect timeout) and returns the
     /// tier. Must be called inside a tokio runtime, which the tier's background tasks use.
     pub async fn open(self) -> Result<RedisTier, RedisTierError> {
         if self.namespace.is_empty() {
             return Err(RedisTierError::InvalidConfig(
                 "the namespace must not be empty".into(),
+            ));
+        }
+        if self.tls_root_cert.is_some() && !cfg!(feature = "tls") {
+            return Err(RedisTierError::InvalidConfig(
+                "a TLS root certificate needs strata-redis's `tls` feature".into(),
             ));
         }
         RedisTier::connect(self).await

@@ -24,6 +24,7 @@ const KNOWN: &[&str] = &[
     "bus",
     "sharded_pubsub",
     "tracking",
+    "tls_ca",
     "scan_count",
     "name",
 ];
@@ -50,6 +51,7 @@ const KNOWN: &[&str] = &[
 /// | `max_value_size` | largest value (`B`, `KiB`, `MiB`, `GiB`) | `64MiB` |
 /// | `bus` | publish and apply invalidations | `true` |
 /// | `sharded_pubsub` | cluster: `SPUBLISH` where supported | `true` |
+/// | `tls_ca` | `rediss`: a PEM file of the CA to trust (feature `tls`) | platform roots |
 /// | `tracking` | also `CLIENT TRACKING BCAST` (see [`tracking`](crate::RedisTierBuilder::tracking)) | `false` |
 /// | `scan_count` | keys per `SCAN` step | 1000 |
 /// | `name` | the tier's name in stats | `redis` |
@@ -143,6 +145,8 @@ fn parse(url: &str) -> Result<RedisTierBuilder, String> {
             "bus" => builder.invalidation_bus(flag(&value).map_err(bad)?),
             "sharded_pubsub" => builder.sharded_pubsub(flag(&value).map_err(bad)?),
             "tracking" => builder.tracking(flag(&value).map_err(bad)?),
+            "tls_ca" if value.is_empty() => return Err(bad("must name a file".into())),
+            "tls_ca" => builder.tls_root_cert(value.as_ref()),
             "pool_size" => builder.pool_size(count(&value).map_err(bad)?),
             "write_lanes" => builder.write_lanes(count(&value).map_err(bad)? as usize),
             "scan_count" => builder.scan_count(count(&value).map_err(bad)? as usize),

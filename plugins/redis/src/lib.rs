@@ -114,6 +114,7 @@ mod keys;
 mod pool;
 mod stats;
 mod tier;
+mod tls;
 
 pub use builder::{
     RedisTierBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_MAX_VALUE_SIZE,

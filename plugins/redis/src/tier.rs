@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use redis::cluster::ClusterClientBuilder;
-use redis::{AsyncConnectionConfig, Client, Cmd, Value};
+use redis::{AsyncConnectionConfig, Cmd, Value};
 use strata_tier::{
     async_trait, Capabilities, Health, Invalidation, KeyPattern, Lookup, SharedSink, Stored,
     Subscription, Tier, TierError, TierWrite, WriteIntent,
@@ -73,11 +73,21 @@ impl RedisTier {
             target: target.to_owned(),
             reason,
         };
+        let root_cert = match &builder.tls_root_cert {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                RedisTierError::InvalidConfig(format!(
+                    "TLS root certificate {}: {e}",
+                    path.display()
+                ))
+            })?),
+            None => None,
+        };
+        let root_cert = root_cert.as_deref();
         let (backend, feed, sharded) = match &builder.target {
             Target::Standalone(url) => {
                 let shown = shown(url);
-                let client =
-                    Client::open(url.as_str()).map_err(|e| connect_error(&shown, e.to_string()))?;
+                let client = crate::tls::client(url.as_str(), root_cert)
+                    .map_err(|e| connect_error(&shown, e.to_string()))?;
                 // No response timeout of the redis crate's own: every pooled call is bounded
                 // by `backend::bounded`, and a connection whose call ran out is discarded.
                 let config = AsyncConnectionConfig::new()
@@ -126,7 +136,7 @@ impl RedisTier {
                             .clone()
                             .set_protocol(redis::ProtocolVersion::RESP3);
                         let info = info.set_redis_settings(settings);
-                        Client::open(info).map(Feed::Standalone)
+                        crate::tls::client(info, root_cert).map(Feed::Standalone)
                     })
                     .transpose()
                     .map_err(|e| connect_error(&shown, e.to_string()))?;
@@ -134,12 +144,13 @@ impl RedisTier {
             }
             Target::Cluster(seeds) => {
                 let shown = seeds.iter().map(|s| shown(s)).collect::<Vec<_>>().join(",");
-                let client = ClusterClientBuilder::new(seeds.clone())
-                    .connection_timeout(builder.connect_timeout)
-                    .response_timeout(builder.timeout)
-                    .retries(2)
-                    .build()
-                    .map_err(|e| connect_error(&shown, e.to_string()))?;
+                let client =
+                    crate::tls::cluster(ClusterClientBuilder::new(seeds.clone()), root_cert)
+                        .connection_timeout(builder.connect_timeout)
+                        .response_timeout(builder.timeout)
+                        .retries(2)
+                        .build()
+                        .map_err(|e| connect_error(&shown, e.to_string()))?;
                 // Cluster connects can hang on a half-up cluster: bound them.
                 let connection = tokio::time::timeout(
                     builder.connect_timeout * 3,
@@ -152,6 +163,7 @@ impl RedisTier {
                 let sharded = builder.sharded_pubsub
                     && all_masters_support_sharded_pubsub(&backend, builder.timeout).await;
                 let feed = builder.bus.then(|| Feed::Cluster {
+                    root_cert: root_cert.map(<[u8]>::to_vec),
                     seeds: seeds.clone(),
                     sharded,
                     slot: namespace.channel_slot(),

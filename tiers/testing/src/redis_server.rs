@@ -131,6 +131,31 @@ fn wait_for(port: u16, args: &[&str], ready: impl Fn(&str) -> bool) -> Result<()
     })
 }
 
+/// Waits, bounded by [`READY_WITHIN`], until a TLS server on `port` answers `redis-cli --tls`.
+fn wait_for_tls(port: u16, ca: &Path) -> Result<(), ServerError> {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < READY_WITHIN {
+        let output = Command::new("redis-cli")
+            .args(["--tls", "--cacert"])
+            .arg(ca)
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "PING"])
+            .stdin(Stdio::null())
+            .output()?;
+        last = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        if last.contains("PONG") {
+            return Ok(());
+        }
+        std::thread::sleep(POLL);
+    }
+    Err(ServerError::NotReady {
+        port,
+        waited: start.elapsed(),
+        detail: last.trim().to_string(),
+    })
+}
+
 /// One `redis-server` process on a loopback port, killed when dropped.
 #[derive(Debug)]
 pub struct RedisServer {
@@ -138,6 +163,16 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     cluster: bool,
+    /// TLS only (`--port 0 --tls-port <port>`), with these files.
+    tls: Option<TlsFiles>,
+}
+
+/// A TLS server's certificate, key and CA (PEM files).
+#[derive(Debug)]
+struct TlsFiles {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    ca: std::path::PathBuf,
 }
 
 impl RedisServer {
@@ -154,20 +189,73 @@ impl RedisServer {
         let port = free_port(cluster)?;
         let dir = tempfile::tempdir()?;
         let server = RedisServer {
-            child: Self::launch(port, dir.path(), cluster)?,
+            child: Self::launch(port, dir.path(), cluster, None)?,
             port,
             dir,
             cluster,
+            tls: None,
         };
         wait_for(port, &["PING"], |reply| reply.starts_with("+PONG"))?;
         Ok(server)
     }
 
-    fn launch(port: u16, dir: &Path, cluster: bool) -> std::io::Result<Child> {
+    /// Starts a server that speaks only TLS, on a free loopback port, presenting `cert` with
+    /// `key` (PEM files; `cert` signed by the CA in `ca`) and asking no client certificate; or
+    /// `Ok(None)` as for [`start`](Self::start). Readiness is checked with `redis-cli --tls`.
+    pub fn start_tls(
+        cert: &Path,
+        key: &Path,
+        ca: &Path,
+    ) -> Result<Option<RedisServer>, ServerError> {
+        if !require("redis-server")? || !require("redis-cli")? {
+            return Ok(None);
+        }
+        let port = free_port(false)?;
+        let dir = tempfile::tempdir()?;
+        let tls = Some(TlsFiles {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            ca: ca.to_path_buf(),
+        });
+        let server = RedisServer {
+            child: Self::launch(port, dir.path(), false, tls.as_ref())?,
+            port,
+            dir,
+            cluster: false,
+            tls,
+        };
+        wait_for_tls(port, ca)?;
+        Ok(Some(server))
+    }
+
+    fn launch(
+        port: u16,
+        dir: &Path,
+        cluster: bool,
+        tls: Option<&TlsFiles>,
+    ) -> std::io::Result<Child> {
         let port_arg = port.to_string();
+        let (plain_port, tls_args) = match tls {
+            Some(files) => (
+                "0".to_owned(),
+                vec![
+                    "--tls-port".to_owned(),
+                    port_arg.clone(),
+                    "--tls-cert-file".to_owned(),
+                    files.cert.display().to_string(),
+                    "--tls-key-file".to_owned(),
+                    files.key.display().to_string(),
+                    "--tls-ca-cert-file".to_owned(),
+                    files.ca.display().to_string(),
+                    "--tls-auth-clients".to_owned(),
+                    "no".to_owned(),
+                ],
+            ),
+            None => (port_arg.clone(), Vec::new()),
+        };
         let mut args = vec![
             "--port",
-            &port_arg,
+            &plain_port,
             "--bind",
             "127.0.0.1",
             "--save",
@@ -193,6 +281,7 @@ impl RedisServer {
         }
         Command::new("redis-server")
             .args(&args)
+            .args(&tls_args)
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -204,9 +293,14 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>` (`rediss://` for a TLS server).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Stops the process (`SIGSTOP`): connections stay open but nothing is answered.
@@ -235,8 +329,11 @@ impl RedisServer {
     /// dataset, as nothing is persisted), waiting until it answers.
     pub fn restart(&mut self) -> Result<(), ServerError> {
         self.stop();
-        self.child = Self::launch(self.port, self.dir.path(), self.cluster)?;
-        wait_for(self.port, &["PING"], |reply| reply.starts_with("+PONG"))
+        self.child = Self::launch(self.port, self.dir.path(), self.cluster, self.tls.as_ref())?;
+        match &self.tls {
+            Some(files) => wait_for_tls(self.port, &files.ca),
+            None => wait_for(self.port, &["PING"], |reply| reply.starts_with("+PONG")),
+        }
     }
 
     /// Sends one command and returns the raw reply (for tests that check the server's state).

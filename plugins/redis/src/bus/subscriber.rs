@@ -37,6 +37,7 @@ pub(crate) enum Feed {
         seeds: Vec<String>,
         sharded: bool,
         slot: u16,
+        root_cert: Option<Vec<u8>>,
     },
 }
 
@@ -166,8 +167,10 @@ async fn connect(
             seeds,
             sharded,
             slot,
+            root_cert,
         } => {
-            let client = ClusterClientBuilder::new(seeds.clone())
+            let builder = ClusterClientBuilder::new(seeds.clone());
+            let client = crate::tls::cluster(builder, root_cert.as_deref())
                 .use_protocol(ProtocolVersion::RESP3)
                 .push_sender(sender)
                 .connection_timeout(setup.connect_timeout)
