@@ -357,3 +357,123 @@ fn apply(setup: &SubscriberSetup, batch: Vec<PushInfo>) -> Option<String> {
     }
     lost
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use strata_tier::KeyPattern;
+
+    use super::*;
+
+    fn setup(sink: SharedSink) -> SubscriberSetup {
+        SubscriberSetup {
+            feed: Arc::new(Feed::Standalone(
+                Client::open("redis://127.0.0.1:1").expect("a valid URL"),
+            )),
+            channel: "strata:{ns}:invalidations".into(),
+            origin: 7,
+            counters: Arc::new(Counters::new()),
+            sink,
+            heartbeat: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            label: "test".into(),
+            namespace: Namespace::new("ns", false),
+            tracking: false,
+        }
+    }
+
+    fn message(origin: u64, events: Vec<Invalidation>) -> PushInfo {
+        let payload = Message {
+            origin,
+            generation: 1,
+            sent_at_micros: now_micros(),
+            events,
+        }
+        .encode();
+        PushInfo {
+            kind: PushKind::Message,
+            data: vec![
+                Value::BulkString(b"strata:{ns}:invalidations".to_vec()),
+                Value::BulkString(payload),
+            ],
+        }
+    }
+
+    fn recorder() -> (Arc<Mutex<Vec<Invalidation>>>, SharedSink) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = {
+            let seen = Arc::clone(&seen);
+            move |event: Invalidation| seen.lock().unwrap().push(event)
+        };
+        (seen, Arc::new(sink))
+    }
+
+    #[test]
+    fn a_burst_is_applied_once_per_key_and_own_and_foreign_messages_are_skipped() {
+        let (seen, sink) = recorder();
+        let setup = setup(sink);
+        let key = |k: &str| Invalidation::Key(k.to_owned());
+        let mut burst: Vec<PushInfo> = (0..50).map(|_| message(1, vec![key("hot")])).collect();
+        burst.push(message(2, vec![key("a"), key("b"), key("hot")]));
+        burst.push(message(7, vec![key("own")])); // this subscriber's own origin
+        burst.push(PushInfo {
+            kind: PushKind::Message,
+            data: vec![
+                Value::BulkString(b"c".to_vec()),
+                Value::BulkString(b"hello".to_vec()),
+            ],
+        });
+        assert_eq!(apply(&setup, burst), None);
+        let mut applied = seen.lock().unwrap().clone();
+        applied.sort_by_key(|e| e.to_string());
+        assert_eq!(applied, vec![key("a"), key("b"), key("hot")]);
+        let bus = setup.counters.bus();
+        assert_eq!((bus.applied, bus.own_skipped, bus.malformed), (3, 1, 1));
+    }
+
+    #[test]
+    fn a_clear_in_a_burst_stands_for_everything_and_a_disconnect_is_a_loss() {
+        let (seen, sink) = recorder();
+        let setup = setup(sink);
+        let pattern = Invalidation::Pattern(KeyPattern::new("user:*").unwrap());
+        let burst = vec![
+            message(1, vec![Invalidation::Key("a".into()), pattern]),
+            message(1, vec![Invalidation::Clear]),
+            PushInfo {
+                kind: PushKind::Disconnection,
+                data: vec![],
+            },
+        ];
+        assert!(
+            apply(&setup, burst).is_some(),
+            "a disconnect must end the subscription"
+        );
+        assert_eq!(*seen.lock().unwrap(), vec![Invalidation::Clear]);
+    }
+
+    #[test]
+    fn tracking_pushes_name_redis_keys_and_a_flush_clears() {
+        let (seen, sink) = recorder();
+        let setup = setup(sink);
+        let burst = vec![PushInfo {
+            kind: PushKind::Invalidate,
+            data: vec![Value::Array(vec![
+                Value::BulkString(b"ns:user:1".to_vec()),
+                Value::BulkString(b"other:user:1".to_vec()),
+            ])],
+        }];
+        assert_eq!(apply(&setup, burst), None);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![Invalidation::Key("user:1".into())]
+        );
+        let flush = vec![PushInfo {
+            kind: PushKind::Invalidate,
+            data: vec![Value::Nil],
+        }];
+        assert_eq!(apply(&setup, flush), None);
+        assert_eq!(seen.lock().unwrap().last(), Some(&Invalidation::Clear));
+    }
+}
