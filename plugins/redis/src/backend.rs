@@ -6,6 +6,7 @@ use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_util::future::join_all;
 use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
@@ -13,12 +14,19 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Value};
 use strata_tier::TierError;
 
+use crate::direct::{is_server_reply, DirectManager};
 use crate::error::tier_error;
-use crate::pool::Manager;
+use crate::pool::{Lease, Manager};
 
 /// A standalone server's connections.
 pub(crate) struct Standalone {
+    /// Direct connections for single-key reads (a plain-TCP server only; see `direct`).
+    pub(crate) direct: Option<bb8::Pool<DirectManager>>,
     pub(crate) pool: bb8::Pool<Manager>,
+    /// The connection the last checkout leased, reused by reads until its alarm is raised: a
+    /// read then costs no pool checkout (bb8's own deadline and bookkeeping), only a clone of
+    /// the connection's handle.
+    pub(crate) hot: std::sync::Mutex<Option<Lease>>,
     /// Writes to a key always go through `lanes[hash(key) % len]`: one connection, so one
     /// order, whatever callers abandon.
     pub(crate) lanes: Vec<ConnectionManager>,
@@ -85,44 +93,80 @@ impl Standalone {
         timeout: Duration,
     ) -> Result<T, TierError> {
         bounded(timeout, async {
-            // A connection whose alarm is up is dropped from the pool (bb8 asks `has_broken`
-            // when the checkout ends); at most every pooled connection once, then a new one.
-            let mut lease = None;
-            for _ in 0..=self.pool.state().connections {
-                let connection = self.pool.get().await.map_err(|error| match error {
-                    bb8::RunError::User(error) => error,
-                    bb8::RunError::TimedOut => RedisError::from(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "no pooled connection within the connect timeout",
-                    )),
-                })?;
-                if !connection.is_broken() {
-                    lease = Some(connection.lease());
-                    break;
-                }
-            }
-            let lease = lease.ok_or_else(|| {
-                RedisError::from(std::io::Error::new(
-                    std::io::ErrorKind::NotConnected,
-                    "every pooled connection is broken",
-                ))
-            })?;
+            let hot = self
+                .hot
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .filter(|lease| !lease.is_broken())
+                .cloned();
+            let lease = match hot {
+                Some(lease) => lease,
+                None => self.checkout().await?,
+            };
             lease.query::<T>(cmd).await
         })
         .await
     }
+
+    /// A lease from the pool, which becomes the hot one. A connection whose alarm is up is
+    /// dropped from the pool (bb8 asks `has_broken` when the checkout ends); at most every
+    /// pooled connection once, then a new one.
+    async fn checkout(&self) -> Result<Lease, RedisError> {
+        for _ in 0..=self.pool.state().connections {
+            let connection = self.pool.get().await.map_err(|error| match error {
+                bb8::RunError::User(error) => error,
+                bb8::RunError::TimedOut => RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no pooled connection within the connect timeout",
+                )),
+            })?;
+            if !connection.is_broken() {
+                let lease = connection.lease();
+                *self.hot.lock().unwrap_or_else(|p| p.into_inner()) = Some(lease.clone());
+                return Ok(lease);
+            }
+        }
+        Err(RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::NotConnected,
+            "every pooled connection is broken",
+        )))
+    }
 }
 
 impl Backend {
-    /// `GET key`.
+    /// `GET key`: on a direct connection where there are some, else like any command.
     pub(crate) async fn get(
         &self,
         key: &str,
         timeout: Duration,
-    ) -> Result<Option<Vec<u8>>, TierError> {
+    ) -> Result<Option<Bytes>, TierError> {
+        if let Backend::Standalone(Standalone {
+            direct: Some(direct),
+            ..
+        }) = self
+        {
+            let read = async {
+                let mut connection = direct.get().await.map_err(|error| match error {
+                    bb8::RunError::User(error) => error,
+                    bb8::RunError::TimedOut => std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no pooled connection within the connect timeout",
+                    ),
+                })?;
+                connection.get(key).await
+            };
+            return match tokio::time::timeout(timeout, read).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(error)) if is_server_reply(&error) => Err(TierError::backend(error)),
+                Ok(Err(error)) => Err(tier_error(RedisError::from(error), timeout)),
+                Err(_) => Err(TierError::Timeout(timeout)),
+            };
+        }
         let mut cmd = redis::cmd("GET");
         cmd.arg(key);
-        self.query(&cmd, timeout).await
+        let value: Option<Vec<u8>> = self.query(&cmd, timeout).await?;
+        Ok(value.map(Bytes::from))
     }
 
     /// `MGET keys…` (split by slot in a cluster).

@@ -108,6 +108,7 @@
 mod backend;
 mod builder;
 mod bus;
+mod direct;
 mod error;
 mod factory;
 mod keys;

@@ -1,8 +1,9 @@
 //! The standalone read pool: bb8 over multiplexed connections that are opened with an explicit
 //! connect timeout, *shared* while in use, and discarded once they failed or timed out.
 //!
-//! A caller checks a connection out only to clone its handle and returns it at once, so that
-//! concurrent reads share a few connections and the redis crate pipelines them (a read holding
+//! A caller checks a connection out only to clone its handle and returns it at once (and later
+//! reads reuse that handle until it breaks), so that concurrent reads share a connection and the
+//! redis crate pipelines them (a read holding
 //! a connection for its whole round trip would give each concurrent caller its own socket, and
 //! Redis a system call per request). The pool still bounds the connections, opens them within
 //! the connect timeout, and replaces broken ones: a call that fails at the connection level, or
@@ -46,12 +47,17 @@ impl PoolConnection {
 }
 
 /// One call's handle on a pooled connection.
+#[derive(Clone)]
 pub(crate) struct Lease {
     connection: MultiplexedConnection,
     broken: Arc<AtomicBool>,
 }
 
 impl Lease {
+    pub(crate) fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Relaxed)
+    }
+
     /// Runs one command. The alarm is raised unless an answer came back (or the error was the
     /// server's, on a healthy connection), also when this future is dropped half-way.
     pub(crate) async fn query<T: FromRedisValue>(mut self, cmd: &Cmd) -> Result<T, RedisError> {

@@ -16,6 +16,7 @@ use strata_tier::{
 use crate::backend::{Backend, Cluster, Standalone};
 use crate::builder::{RedisTierBuilder, Target};
 use crate::bus::{spawn_subscriber, Feed, Publisher, SubscriberSetup};
+use crate::direct::DirectManager;
 use crate::error::RedisTierError;
 use crate::keys::Namespace;
 use crate::pool::Manager;
@@ -122,8 +123,11 @@ impl RedisTier {
                     lanes.push(lane);
                 }
                 let address = client.get_connection_info().addr().to_string();
+                let direct = direct_pool(client.get_connection_info(), &builder);
                 let backend = Backend::Standalone(Standalone {
+                    direct,
                     pool,
+                    hot: std::sync::Mutex::new(None),
                     lanes,
                     address,
                 });
@@ -212,7 +216,10 @@ impl RedisTier {
         let counters = &self.inner.counters;
         let pool = match &self.inner.backend {
             Backend::Standalone(standalone) => {
-                let state = standalone.pool.state();
+                let state = match &standalone.direct {
+                    Some(direct) => direct.state(),
+                    None => standalone.pool.state(),
+                };
                 PoolStats {
                     connections: state.connections,
                     idle: state.idle_connections,
@@ -397,6 +404,33 @@ impl RedisTier {
     }
 }
 
+/// Direct read connections for a plain-TCP server (not TLS, not a Unix socket), opened lazily.
+fn direct_pool(
+    info: &redis::ConnectionInfo,
+    builder: &RedisTierBuilder,
+) -> Option<bb8::Pool<DirectManager>> {
+    let redis::ConnectionAddr::Tcp(host, port) = info.addr() else {
+        return None;
+    };
+    let settings = info.redis_settings();
+    let manager = DirectManager {
+        host: host.clone(),
+        port: *port,
+        username: settings.username().map(str::to_owned),
+        password: settings.password().map(str::to_owned),
+        db: settings.db(),
+        connect_timeout: builder.connect_timeout,
+    };
+    Some(
+        bb8::Pool::builder()
+            .max_size(builder.pool_size)
+            .connection_timeout(builder.connect_timeout)
+            .test_on_check_out(false)
+            .retry_connection(false)
+            .build_unchecked(manager),
+    )
+}
+
 async fn all_masters_support_sharded_pubsub(backend: &Backend, timeout: Duration) -> bool {
     let Backend::Cluster(cluster) = backend else {
         return false;
@@ -473,7 +507,7 @@ impl Tier for RedisTier {
             .get(&inner.namespace.key(key), inner.timeout)
             .await;
         inner.counters.record(&found);
-        Lookup::from_result(found.map(|v| v.map(Bytes::from)))
+        Lookup::from_result(found)
     }
 
     async fn get_many(&self, keys: &[&str]) -> Vec<Lookup> {
