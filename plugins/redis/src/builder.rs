@@ -93,7 +93,8 @@ impl RedisTierBuilder {
         self
     }
 
-    /// The most connections the read pool of a standalone server opens (default 16).
+    /// The most connections each read pool of a standalone server opens (default 16): the
+    /// direct connections for single-key reads, and the shared multiplexed ones for batches.
     pub fn pool_size(mut self, connections: u32) -> Self {
         self.pool_size = connections.max(1);
         self

@@ -26,10 +26,15 @@
 //!
 //! # Design
 //!
-//! * **Standalone.** Reads (`GET`, `MGET`), scans and health checks use a bb8 pool of
-//!   multiplexed connections, opened with explicit connect and response timeouts; a
-//!   connection whose command failed at the connection level or was abandoned (its caller's
-//!   deadline passed) is discarded, so the pool heals after a restart. Writes go through a few
+//! * **Standalone.** A single-key `GET` on a plain-TCP server goes over a *direct*
+//!   connection from a bb8 pool, which the reading task drives itself (it writes the request
+//!   and reads the reply, no multiplexer task in between: one `epoll_wait` per read, as
+//!   `redis-benchmark` does); a direct connection is held for one request and discarded if the
+//!   request failed or was abandoned half-way. Batches (`MGET`), scans and health checks (and
+//!   `GET` over TLS) use a bb8 pool of the redis crate's multiplexed connections, opened with an
+//!   explicit connect timeout and *shared* by concurrent callers so that the crate pipelines
+//!   them; a connection whose command failed at the connection level or was abandoned is
+//!   discarded, so both pools heal after a restart. Writes go through a few
 //!   *write lanes* (reconnecting multiplexed connections), each key always through the same
 //!   lane: Redis runs one connection's commands in order, which is what keeps a key's writes
 //!   in the order they were issued (the `Tier` contract's order rule), even when a caller gives

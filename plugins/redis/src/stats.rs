@@ -22,8 +22,8 @@ pub struct RedisStats {
     pub timeouts: u64,
     /// Each node as last checked by [`health`](strata_tier::Tier::health).
     pub nodes: Vec<NodeStats>,
-    /// The standalone read pool (zero in a cluster, whose connection keeps one multiplexed
-    /// connection per node).
+    /// The standalone server's direct read pool (zero in a cluster, whose connection keeps one
+    /// multiplexed connection per node).
     pub pool: PoolStats,
     /// The invalidation bus.
     pub bus: BusStats,

@@ -249,3 +249,52 @@ async fn ttls_are_set_in_milliseconds_and_fills_use_nx() {
         .unwrap()
         .starts_with(":-1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_reads_select_the_database_and_survive_an_error_reply() {
+    let Some(server) = RedisServer::start().expect("start redis-server") else {
+        return;
+    };
+    // Database 2: the write lanes and the direct read connections both select it.
+    let tier = RedisTier::standalone(format!("{}/2", server.url()))
+        .namespace("db")
+        .open()
+        .await
+        .unwrap();
+    tier.set("k", value("v"), None, WriteIntent::Update)
+        .await
+        .unwrap();
+    assert_eq!(tier.get("k").await.into_hit(), Some(value("v")));
+    assert!(
+        server
+            .command(&["EXISTS", "db:k"])
+            .unwrap()
+            .starts_with(":0"),
+        "written to db 0"
+    );
+
+    // A key of another type under the namespace: the read answers degraded (an error reply),
+    // and the same connections go on serving.
+    let other = RedisTier::standalone(server.url())
+        .namespace("db")
+        .open()
+        .await
+        .unwrap();
+    other
+        .set("plain", value("p"), None, WriteIntent::Update)
+        .await
+        .unwrap();
+    assert!(server
+        .command(&["HSET", "db:h", "f", "v"])
+        .unwrap()
+        .starts_with(":1"));
+    for _ in 0..3 {
+        assert!(other.get("h").await.is_degraded());
+        assert_eq!(other.get("plain").await.into_hit(), Some(value("p")));
+    }
+    let stats = other.stats();
+    assert!(
+        stats.pool.connections <= 2,
+        "error replies must not cost connections: {stats:?}"
+    );
+}
