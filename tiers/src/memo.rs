@@ -77,6 +77,181 @@ impl postcard::ser_flavors::Flavor for HexInto<'_> {
     }
 }
 
+thread_local! {
+    /// The key of a memoized call's L1 lookup, built here so that a hit allocates nothing.
+    static KEY_BUFFER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// The L1 hit of a memoized call, without allocating: `build` writes the key into a reused
+/// thread-local buffer (and answers `false` if it could not, when the call runs uncached).
+/// `None` on a miss; the caller then takes the full path (single flight, lower tiers).
+#[inline]
+pub fn l1_hit<V, C>(cache: &TieredCache<V, C>, build: impl FnOnce(&mut String) -> bool) -> Option<V>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    KEY_BUFFER.with(|buffer| {
+        // A `Display` of an argument that itself calls a memoized function finds the buffer
+        // taken: that inner call just skips its fast path.
+        let mut buffer = buffer.try_borrow_mut().ok()?;
+        buffer.clear();
+        if !build(&mut buffer) {
+            return None;
+        }
+        cache.shared.l1.get(buffer.as_str())
+    })
+}
+
+/// Builds a default key into a borrowed buffer, as [`KeyEncoder`] does into its own.
+pub struct KeyWriter<'a> {
+    key: &'a mut String,
+    failed: bool,
+}
+
+impl<'a> KeyWriter<'a> {
+    /// Starts a key in `key` (cleared by the caller).
+    #[inline]
+    pub fn new(key: &'a mut String, prefix: &str, namespace: &str) -> Self {
+        key.push_str(prefix);
+        key.push_str(namespace);
+        key.push(':');
+        key.push_str(KEY_VERSION);
+        key.push(':');
+        KeyWriter { key, failed: false }
+    }
+
+    /// Appends one argument's encoding.
+    #[inline]
+    pub fn arg<T: Serialize + ?Sized>(&mut self, value: &T) {
+        if postcard::serialize_with_flavor(value, HexInto(self.key)).is_err() {
+            self.failed = true;
+        }
+    }
+
+    /// Whether every argument could be encoded.
+    #[inline]
+    pub fn finish(self) -> bool {
+        !self.failed
+    }
+}
+
+/// An argument interpolated into a key template; `(&KeyArg(&x)).push_key(buf)` appends it,
+/// without the formatting machinery for strings and integers ([`PushFast`]), by `Display`
+/// for anything else ([`PushDisplay`]). Either way the text is what `format!("{x}")` gives.
+pub struct KeyArg<'a, T: ?Sized>(pub &'a T);
+
+/// The fast way to append a key argument (strings, integers, `bool`, `char`).
+pub trait PushFast {
+    /// Appends the argument.
+    fn push_key(&self, buf: &mut String);
+}
+
+/// The general way to append a key argument: its `Display`.
+pub trait PushDisplay {
+    /// Appends the argument.
+    fn push_key(&self, buf: &mut String);
+}
+
+impl<T: FastKey + ?Sized> PushFast for KeyArg<'_, T> {
+    #[inline]
+    fn push_key(&self, buf: &mut String) {
+        self.0.push_fast(buf);
+    }
+}
+
+impl<T: fmt::Display + ?Sized> PushDisplay for &KeyArg<'_, T> {
+    #[inline]
+    fn push_key(&self, buf: &mut String) {
+        use std::fmt::Write as _;
+        let _ = write!(buf, "{}", self.0);
+    }
+}
+
+/// Types whose `Display` text a key can take without the formatting machinery.
+pub trait FastKey {
+    /// Appends exactly what `Display` would write.
+    fn push_fast(&self, buf: &mut String);
+}
+
+impl FastKey for str {
+    #[inline]
+    fn push_fast(&self, buf: &mut String) {
+        buf.push_str(self);
+    }
+}
+
+impl FastKey for String {
+    #[inline]
+    fn push_fast(&self, buf: &mut String) {
+        buf.push_str(self);
+    }
+}
+
+impl FastKey for bool {
+    #[inline]
+    fn push_fast(&self, buf: &mut String) {
+        buf.push_str(if *self { "true" } else { "false" });
+    }
+}
+
+impl FastKey for char {
+    #[inline]
+    fn push_fast(&self, buf: &mut String) {
+        buf.push(*self);
+    }
+}
+
+impl<T: FastKey + ?Sized> FastKey for &T {
+    #[inline]
+    fn push_fast(&self, buf: &mut String) {
+        (**self).push_fast(buf);
+    }
+}
+
+/// Appends the decimal digits of `n`.
+#[inline]
+fn push_decimal(buf: &mut String, mut n: u128) {
+    let mut digits = [0u8; 39];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend(digits[at..].iter().map(|&digit| char::from(digit)));
+}
+
+macro_rules! fast_unsigned {
+    ($($t:ty),*) => {$(
+        impl FastKey for $t {
+            #[inline]
+            fn push_fast(&self, buf: &mut String) {
+                push_decimal(buf, *self as u128);
+            }
+        }
+    )*};
+}
+
+macro_rules! fast_signed {
+    ($($t:ty),*) => {$(
+        impl FastKey for $t {
+            #[inline]
+            fn push_fast(&self, buf: &mut String) {
+                if *self < 0 {
+                    buf.push('-');
+                }
+                push_decimal(buf, self.unsigned_abs() as u128);
+            }
+        }
+    )*};
+}
+
+fast_unsigned!(u8, u16, u32, u64, u128, usize);
+fast_signed!(i8, i16, i32, i64, i128, isize);
+
 /// Escapes glob characters in a value interpolated into an `#[invalidates]` pattern, so that an
 /// argument holding `*` matches itself only.
 pub fn escape_glob(value: &dyn fmt::Display) -> String {
@@ -337,5 +512,56 @@ where
 {
     if let Err(error) = cache.invalidate_pattern(pattern).await {
         tracing::error!(%pattern, %error, "invalidation failed");
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    fn pushed<T: FastKey + fmt::Display + ?Sized>(value: &T) -> (String, String) {
+        let mut fast = String::new();
+        value.push_fast(&mut fast);
+        (fast, value.to_string())
+    }
+
+    #[test]
+    fn fast_key_text_is_what_display_writes() {
+        for n in [0u64, 7, 10, 99, 12345, u64::MAX] {
+            let (fast, display) = pushed(&n);
+            assert_eq!(fast, display);
+        }
+        for n in [0i64, -1, 42, -9_223_372_036_854_775_808, i64::MAX] {
+            let (fast, display) = pushed(&n);
+            assert_eq!(fast, display);
+        }
+        for n in [i128::MIN, u128::MAX as i128 / 3] {
+            let (fast, display) = pushed(&n);
+            assert_eq!(fast, display);
+        }
+        let (fast, display) = pushed(&u128::MAX);
+        assert_eq!(fast, display);
+        let (fast, display) = pushed(&i8::MIN);
+        assert_eq!(fast, display);
+        let (fast, display) = pushed("héllo {x}");
+        assert_eq!(fast, display);
+        let (fast, display) = pushed(&true);
+        assert_eq!(fast, display);
+        let (fast, display) = pushed(&'é');
+        assert_eq!(fast, display);
+    }
+
+    #[test]
+    // The borrow is what picks the path (autoref specialization), as in the macro's expansion.
+    #[allow(clippy::needless_borrow)]
+    fn the_display_path_serves_other_types() {
+        #[allow(unused_imports)]
+        use super::{PushDisplay as _, PushFast as _};
+        let mut buf = String::new();
+        (&KeyArg(&1.5f64)).push_key(&mut buf);
+        (&KeyArg(&std::net::Ipv4Addr::LOCALHOST)).push_key(&mut buf);
+        (&KeyArg(&42u32)).push_key(&mut buf);
+        (&KeyArg(&"s")).push_key(&mut buf);
+        assert_eq!(buf, "1.5127.0.0.142s");
     }
 }

@@ -122,7 +122,8 @@ impl RedisTierBuilder {
     }
 
     /// How often the invalidation subscriber pings its connection (default 1 s). A ping that
-    /// is not answered within the timeout counts as a lost subscription.
+    /// is not answered within the longer of this period and the timeout counts as a lost
+    /// subscription.
     pub fn heartbeat(mut self, every: Duration) -> Self {
         self.heartbeat = every;
         self

@@ -99,8 +99,8 @@
 //!   bus: other instances' L1s learn of them only with [`tracking`](RedisTierBuilder::tracking)
 //!   on, or when their copies expire.
 //! - **Missed messages.** A subscriber that lost its connection clears its whole L1 after it
-//!   resubscribes; until then (at most the heartbeat plus the timeout after a silent loss) it
-//!   may serve values another instance replaced.
+//!   resubscribes; until then (after a silent loss, up to twice the heartbeat, or the heartbeat
+//!   plus the timeout if that is longer) it may serve values another instance replaced.
 //! - **Failed writes.** A write that returned an error (a timeout, Redis down, or stored but
 //!   not published) may or may not have taken effect; the cache treats it as failed. A write
 //!   whose bytes reached a paused server is applied, and published, when it resumes.

@@ -6,8 +6,8 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Expr, ItemFn, LitBool, LitStr};
 
 use crate::common::{
-    args_of, format_key, hidden, returns_of, template, ttl_millis, ttl_tokens, without_mut, Arg,
-    Returns,
+    args_of, format_key, hidden, push_key, returns_of, template, ttl_millis, ttl_tokens,
+    without_mut, Arg, Returns,
 };
 
 /// The attribute's options.
@@ -80,12 +80,19 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         .unwrap_or_default();
     let receiver = sig.receiver();
 
-    // The key, as an `Option<String>` expression (`None`: could not encode, run uncached).
-    let key = match &options.key {
+    // The key, as an `Option<String>` expression (`None`: could not encode, run uncached);
+    // and the same key written into a buffer `__strata_buf` (a `bool` block: `false` if it
+    // could not be encoded), for the L1 fast path.
+    let buf = hidden("__strata_buf");
+    let (key, key_into_buf) = match &options.key {
         Some(lit) => {
             let template = template(lit, &prefix, &args, name)?;
             let format = format_key(&template, lit.span());
-            quote!(::core::option::Option::Some(#format))
+            let pushes = push_key(&template, &buf);
+            (
+                quote!(::core::option::Option::Some(#format)),
+                quote!({ #pushes true }),
+            )
         }
         None => {
             let namespace =
@@ -103,30 +110,42 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                     }
                 };
             let encoder = hidden("__strata_key");
-            let pushes = args
+            let pushes: Vec<_> = args
                 .iter()
-                .map(|Arg { ident, ty }| quote_spanned!(ty.span()=> #encoder.arg(&#ident);));
-            quote!({
-                let mut #encoder = ::strata::__private::KeyEncoder::new(#prefix, #namespace);
-                #(#pushes)*
-                #encoder.finish()
-            })
+                .map(|Arg { ident, ty }| quote_spanned!(ty.span()=> #encoder.arg(&#ident);))
+                .collect();
+            (
+                quote!({
+                    let mut #encoder = ::strata::__private::KeyEncoder::new(#prefix, #namespace);
+                    #(#pushes)*
+                    #encoder.finish()
+                }),
+                quote!({
+                    let mut #encoder =
+                        ::strata::__private::KeyWriter::new(#buf, #prefix, #namespace);
+                    #(#pushes)*
+                    #encoder.finish()
+                }),
+            )
         }
     };
 
     let ttl = ttl_tokens(options.ttl);
-    let (memo, refresh, value_ty, error_ty) = match &returns {
+    let hit = hidden("__strata_hit");
+    let (memo, refresh, value_ty, error_ty, wrap_hit) = match &returns {
         Returns::Result { value, error } => (
             quote!(memo_result),
             quote!(refresh_result),
             value.clone(),
             error.clone(),
+            quote!(::core::result::Result::Ok(#hit)),
         ),
         Returns::Option { value } if !options.cache_none => (
             quote!(memo_option),
             quote!(refresh_option),
             value.clone(),
             None,
+            quote!(::core::option::Option::Some(#hit)),
         ),
         Returns::Option { .. } | Returns::Value => {
             let syn::ReturnType::Type(_, ty) = &sig.output else {
@@ -137,6 +156,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                 quote!(refresh_value),
                 (**ty).clone(),
                 None,
+                quote!(#hit),
             )
         }
     };
@@ -200,8 +220,19 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             #value_check
             #error_check
             let #cache_var = &(#cache);
+            // An L1 hit answers here, its key built in a reused buffer: no allocation.
+            if let ::core::option::Option::Some(#hit) =
+                ::strata::__private::l1_hit(#cache_var, |#buf: &mut ::std::string::String| #key_into_buf)
+            {
+                return #wrap_hit;
+            }
             let #key_var: ::core::option::Option<::std::string::String> = #key;
-            ::strata::__private::#memo(#cache_var, #key_var, #ttl, move || #call).await
+            // The miss path, boxed: this function's own future stays small, which keeps a hit
+            // cheap (a large future costs its copies even when the hit never polls the rest).
+            ::std::boxed::Box::pin(
+                ::strata::__private::#memo(#cache_var, #key_var, #ttl, move || #call),
+            )
+            .await
         }
 
         #[doc = #uncached_doc]

@@ -100,10 +100,18 @@ pub fn returns_of(sig: &Signature, macro_name: &str) -> syn::Result<Returns> {
     Ok(Returns::Value)
 }
 
+/// A piece of a key template: literal text, or an argument's value.
+pub enum Part {
+    Text(String),
+    Arg(Ident),
+}
+
 /// A parsed key template: the `format!` string and the arguments it names, in order.
 pub struct Template {
     pub format: String,
     pub names: Vec<Ident>,
+    /// The template in order, for building the key without `format!`.
+    pub parts: Vec<Part>,
     /// Glob characters (`*`, `?`, `[`) outside the placeholders: an invalidation pattern.
     pub is_pattern: bool,
 }
@@ -118,6 +126,11 @@ pub fn template(
     let text = lit.value();
     let mut format = escape_braces(prefix);
     let mut names: Vec<Ident> = Vec::new();
+    let mut parts = vec![Part::Text(prefix.to_owned())];
+    let text_part = |parts: &mut Vec<Part>, c: char| match parts.last_mut() {
+        Some(Part::Text(text)) => text.push(c),
+        _ => parts.push(Part::Text(c.to_string())),
+    };
     let mut is_pattern = false;
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -125,10 +138,12 @@ pub fn template(
             '{' if chars.peek() == Some(&'{') => {
                 chars.next();
                 format.push_str("{{");
+                text_part(&mut parts, '{');
             }
             '}' if chars.peek() == Some(&'}') => {
                 chars.next();
                 format.push_str("}}");
+                text_part(&mut parts, '}');
             }
             '{' => {
                 let mut name = String::new();
@@ -163,6 +178,7 @@ pub fn template(
                 format.push('{');
                 format.push_str(&arg.ident.to_string());
                 format.push('}');
+                parts.push(Part::Arg(arg.ident.clone()));
                 if !names.contains(&arg.ident) {
                     names.push(arg.ident.clone());
                 }
@@ -176,20 +192,27 @@ pub fn template(
             '\\' => {
                 // An escaped glob character stays escaped (and literal) in a pattern.
                 format.push(c);
+                text_part(&mut parts, c);
                 if let Some(next) = chars.next() {
                     format.push_str(&escape_braces(&next.to_string()));
+                    text_part(&mut parts, next);
                 }
             }
             '*' | '?' | '[' => {
                 is_pattern = true;
                 format.push(c);
+                text_part(&mut parts, c);
             }
-            c => format.push(c),
+            c => {
+                format.push(c);
+                text_part(&mut parts, c);
+            }
         }
     }
     Ok(Template {
         format,
         names,
+        parts,
         is_pattern,
     })
 }
@@ -209,6 +232,26 @@ pub fn format_key(template: &Template, span: Span) -> TokenStream {
         }
     });
     quote!(::std::format!(#format, #(#values),*))
+}
+
+/// Statements that append the key to the `String` named `buf`, piece by piece: literal text
+/// with `push_str`, integers and strings without the formatting machinery, anything else by
+/// `Display` (the same text `format!` gives).
+pub fn push_key(template: &Template, buf: &Ident) -> TokenStream {
+    let pushes = template.parts.iter().map(|part| match part {
+        Part::Text(text) if text.is_empty() => quote!(),
+        Part::Text(text) => quote!(#buf.push_str(#text);),
+        // The borrow picks the fast path or `Display` (autoref specialization).
+        Part::Arg(name) => quote_spanned!(name.span()=>
+            #[allow(clippy::needless_borrow)]
+            let () = (&::strata::__private::KeyArg(&#name)).push_key(#buf);
+        ),
+    });
+    quote!({
+        #[allow(unused_imports)]
+        use ::strata::__private::{PushDisplay as _, PushFast as _};
+        #(#pushes)*
+    })
 }
 
 /// `"5m"`, `"90s"`, `"1h30m"`, `"250ms"`, `"2d"` in milliseconds.

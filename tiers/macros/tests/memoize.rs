@@ -469,6 +469,35 @@ async fn keys_are_the_same_in_another_process() {
     assert_eq!(there, here);
 }
 
+// --- the L1 fast path builds the same key --------------------------------------------------
+
+static MIXED: LazyLock<Numbers> = LazyLock::new(numbers);
+static MIXED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Integers, strings, a `Display` type and literal braces: a hit builds its key without
+/// `format!`, and must build exactly the key the first call stored.
+#[cached(cache = MIXED, key = "mix:{a}:{b}:{c}:{d}:{{x}}")]
+async fn mixed(a: i64, b: &str, c: std::net::Ipv4Addr, d: bool) -> u64 {
+    let _ = (a, b, c, d);
+    MIXED_RUNS.fetch_add(1, SeqCst) as u64 + 1
+}
+
+#[tokio::test]
+async fn a_hit_builds_exactly_the_stored_key() {
+    let ip = std::net::Ipv4Addr::new(10, 0, 0, 1);
+    assert_eq!(mixed(-5, "héllo", ip, true).await, 1);
+    assert!(MIXED.l1().contains_key("mix:-5:héllo:10.0.0.1:true:{x}"));
+    for _ in 0..3 {
+        assert_eq!(mixed(-5, "héllo", ip, true).await, 1, "a hit ran the body");
+    }
+    assert_eq!(mixed(i64::MIN, "", ip, false).await, 2);
+    assert!(MIXED
+        .l1()
+        .contains_key(&format!("mix:{}::10.0.0.1:false:{{x}}", i64::MIN)));
+    assert_eq!(mixed(i64::MIN, "", ip, false).await, 2);
+    assert_eq!(MIXED_RUNS.load(SeqCst), 2);
+}
+
 // --- cost of a hit ---------------------------------------------------------------------------
 
 static BENCH: LazyLock<Numbers> = LazyLock::new(numbers);

@@ -236,7 +236,9 @@ async fn listen(
                 }
             }
             _ = heartbeat.tick() => {
-                if let Err(reason) = ping(live, setup.timeout).await {
+                // A ping may take as long as the heartbeat's period, not just one call's
+                // deadline: a busy server or machine must not cost every instance its L1.
+                if let Err(reason) = ping(live, setup.timeout.max(setup.heartbeat)).await {
                     return format!("heartbeat unanswered: {reason}");
                 }
             }
