@@ -39,8 +39,9 @@ mod invalidates;
 ///     Ok(())
 /// }
 ///
-/// // A web handler (axum's `async fn(Path(id): Path<u64>) -> ...` has the same shape): the
-/// // memoized call is an ordinary `async fn` call.
+/// // A web handler: the memoized call is an ordinary `async fn` call. With axum it is
+/// // `async fn get_user(Path(id): Path<u64>) -> Result<Json<Arc<User>>, StatusCode>`; the
+/// // `strata` crate's example `memo_axum` runs one (`cargo run -p strata --example memo_axum`).
 /// async fn get_user_handler(id: u64) -> Result<String, (u16, String)> {
 ///     match load_user(id).await {
 ///         Ok(user) => Ok(format!("{{\"id\":{},\"name\":{:?}}}", user.id, user.name)),
