@@ -134,6 +134,22 @@ async fn l1_cleared_after_bus_is_back(other: &Instance) -> Duration {
     start.elapsed()
 }
 
+/// What every standalone outage must show: the breaker opened, no read waited much past the
+/// Redis deadline, and the key deleted during the outage stayed deleted.
+async fn assert_survived(stack: &Stack, served: &Served) {
+    assert!(served.breaker_opened, "the Redis breaker never opened");
+    assert!(
+        served.longest <= TIMEOUT + Duration::from_millis(400),
+        "a read took {:?}",
+        served.longest
+    );
+    assert_eq!(
+        stack.cache.get("k:999").await,
+        None,
+        "the deleted key came back"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_redis_is_survived() {
     let Some(server) = RedisServer::start().expect("start redis-server") else {
@@ -154,17 +170,7 @@ async fn a_paused_redis_is_survived() {
     let back = recovery(&stack, "probe").await;
     let cleared = l1_cleared_after_bus_is_back(&other).await;
 
-    assert!(served.breaker_opened, "the Redis breaker never opened");
-    assert!(
-        served.longest <= TIMEOUT + Duration::from_millis(400),
-        "a read took {:?}",
-        served.longest
-    );
-    assert_eq!(
-        stack.cache.get("k:999").await,
-        None,
-        "the deleted key came back"
-    );
+    assert_survived(&stack, &served).await;
     println!(
         "SIGSTOP 5 s: {} reads served, all correct; longest read {:?} (Redis timeout {TIMEOUT:?}); \
          breaker opened; Redis back {:?} after SIGCONT; the other instance's L1 cleared {:?} later",
@@ -194,17 +200,7 @@ async fn a_killed_and_restarted_redis_is_survived() {
     // The restarted server is empty: reads fall through to redb, still correct.
     let after = serve_for(&stack, Duration::from_millis(500)).await;
 
-    assert!(served.breaker_opened, "the Redis breaker never opened");
-    assert!(
-        served.longest <= TIMEOUT + Duration::from_millis(400),
-        "a read took {:?}",
-        served.longest
-    );
-    assert_eq!(
-        stack.cache.get("k:999").await,
-        None,
-        "the deleted key came back"
-    );
+    assert_survived(&stack, &served).await;
     let stats = stack.redis.stats();
     assert!(stats.pool.connections >= 1, "{stats:?}");
     println!(

@@ -6,6 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
+use strata_redis::RedisTierBuilder;
 use strata_testing::contract;
 use strata_testing::redis_server::{RedisCluster, RedisServer};
 use strata_tier::Tier;
@@ -28,28 +29,30 @@ fn expect_all_checked(report: &contract::Report) {
     }
 }
 
+/// Runs the suite on a tier from `builder` (with the value limit), with a second handle on the
+/// same namespace as the peer that stands for another instance.
+async fn check(builder: impl Fn() -> RedisTierBuilder) -> contract::Report {
+    let tier = builder()
+        .max_value_size(MAX_VALUE)
+        .open()
+        .await
+        .expect("open");
+    let peer = builder().open().await.expect("open peer");
+    let options = contract::Options::default()
+        .max_value_size(MAX_VALUE)
+        .peer(Arc::new(peer) as Arc<dyn Tier>);
+    contract::check(Arc::new(tier), options)
+        .await
+        .unwrap_or_else(|failure| panic!("{failure}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standalone_redis_tier_keeps_the_tier_contract() {
     let Some(server) = RedisServer::start().expect("start redis-server") else {
         return;
     };
     let ns = common::namespace("contract");
-    let tier = common::standalone(&server, &ns)
-        .max_value_size(MAX_VALUE)
-        .open()
-        .await
-        .expect("open");
-    let peer = common::standalone(&server, &ns)
-        .open()
-        .await
-        .expect("open peer");
-    let options = contract::Options::default()
-        .max_value_size(MAX_VALUE)
-        .peer(Arc::new(peer) as Arc<dyn Tier>);
-    let report = contract::check(Arc::new(tier), options)
-        .await
-        .unwrap_or_else(|failure| panic!("{failure}"));
-    expect_all_checked(&report);
+    expect_all_checked(&check(|| common::standalone(&server, &ns)).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,21 +61,6 @@ async fn a_cluster_redis_tier_keeps_the_tier_contract() {
         return;
     };
     let ns = common::namespace("contract");
-    let tier = common::cluster(&cluster, &ns)
-        .max_value_size(MAX_VALUE)
-        .open()
-        .await
-        .expect("open");
-    assert!(tier.is_cluster());
-    let peer = common::cluster(&cluster, &ns)
-        .open()
-        .await
-        .expect("open peer");
-    let options = contract::Options::default()
-        .max_value_size(MAX_VALUE)
-        .peer(Arc::new(peer) as Arc<dyn Tier>);
-    let report = contract::check(Arc::new(tier), options)
-        .await
-        .unwrap_or_else(|failure| panic!("{failure}"));
+    let report = check(|| common::cluster(&cluster, &ns)).await;
     expect_all_checked(&report);
 }
