@@ -80,7 +80,8 @@ impl RedisTierBuilder {
     }
 
     /// Every key is stored as `<namespace>:<key>`, and invalidations travel on the namespace's
-    /// channel (default `strata`). Caches that share data share a namespace.
+    /// channel (default `strata`). Caches that share data share a namespace. A namespace may not
+    /// hold `:`, `{` or `}` (`shop` and `shop:eu` would share keys); use `.` or `-` instead.
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
         self
@@ -187,6 +188,29 @@ impl RedisTierBuilder {
             return Err(RedisTierError::InvalidConfig(
                 "the namespace must not be empty".into(),
             ));
+        }
+        // `shop` and `shop:eu` would share keys (`shop:eu:x`), and braces would change the
+        // channel's hash tag.
+        if let Some(bad) = self
+            .namespace
+            .chars()
+            .find(|c| matches!(c, ':' | '{' | '}'))
+        {
+            return Err(RedisTierError::InvalidConfig(format!(
+                "the namespace {:?} holds {bad:?}: namespaces may not hold ':', '{{' or '}}'",
+                self.namespace
+            )));
+        }
+        for (what, value) in [
+            ("timeout", self.timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("heartbeat", self.heartbeat),
+        ] {
+            if value.is_zero() {
+                return Err(RedisTierError::InvalidConfig(format!(
+                    "{what} must be more than zero"
+                )));
+            }
         }
         if self.tls_root_cert.is_some() && !cfg!(feature = "tls") {
             return Err(RedisTierError::InvalidConfig(

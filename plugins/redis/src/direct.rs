@@ -84,7 +84,10 @@ impl DirectConnection {
         self.stream.write_all(&self.request).await?;
         let reply = self.read_reply().await;
         // A server error leaves the connection in step; anything else that failed does not.
-        self.busy = matches!(&reply, Err(error) if !is_server_reply(error));
+        // Bytes beyond the reply (the server answered more than asked) would be read as the
+        // next request's answer: such a connection is out of step too.
+        self.busy =
+            matches!(&reply, Err(error) if !is_server_reply(error)) || !self.buffer.is_empty();
         reply
     }
 
@@ -116,6 +119,9 @@ fn parse(buffer: &mut BytesMut) -> io::Result<Option<io::Result<Reply>>> {
         }
         return Ok(None);
     };
+    if end == 0 {
+        return Err(protocol("an empty reply line"));
+    }
     let line = &buffer[1..end];
     match buffer.first() {
         Some(b'+') => {
@@ -150,7 +156,16 @@ fn parse(buffer: &mut BytesMut) -> io::Result<Option<io::Result<Reply>>> {
                 return Err(protocol("a bulk reply not ended by CRLF"));
             }
             buffer.advance(end + 2);
-            let value = buffer.split_to(length).freeze();
+            // A small value is copied: a slice of the read buffer would keep all of it alive
+            // for as long as the value sits in a cache.
+            let value = if length < 1024 {
+                Bytes::copy_from_slice(&buffer[..length])
+            } else {
+                buffer.split_to(length).freeze()
+            };
+            if length < 1024 {
+                buffer.advance(length);
+            }
             buffer.advance(2);
             Ok(Some(Ok(Reply::Bulk(Some(value)))))
         }
@@ -246,6 +261,7 @@ mod tests {
             b"$x\r\n",
             b"$5\r\nhelloXY",
             b"$999999999999\r\n",
+            b"\r\n",
         ] {
             assert!(parsed(bad).0.is_err(), "{bad:?}");
         }

@@ -62,7 +62,10 @@
 //! * **Server-assisted tracking** (optional, [`tracking`](RedisTierBuilder::tracking)): the
 //!   subscriber's connection also runs `CLIENT TRACKING ON BCAST PREFIX <namespace>:` (on every
 //!   master of a cluster), so writes by programs that are not Strata invalidate the L1s too.
-//!   It is enabled again on every new connection (after a reconnect or a failover). Its cost:
+//!   It is enabled again on every new subscriber connection (after a disconnect the
+//!   subscriber sees, including a failover that drops a node); a master replaced without the
+//!   subscriber seeing a disconnect (a manual failover) keeps no tracking until the next
+//!   reconnect. Its cost:
 //!   the server reports every change, an instance's own writes and fills included, so an L1
 //!   also drops what it just wrote or filled and reads it once more from Redis.
 //! * **Lost subscriptions.** The subscriber pings its connection every
@@ -70,7 +73,10 @@
 //!   unsubscribe counts as lost: it resubscribes (backing off from 50 ms to 2 s) and then
 //!   clears its L1, since messages may have been missed meanwhile; [`BusStats`] counts these
 //!   clears and a warning is logged.
-//! * **Outages.** Every call is bounded by the tier's [`timeout`](RedisTierBuilder::timeout);
+//! * **Outages.** Every Redis command is bounded by the tier's
+//!   [`timeout`](RedisTierBuilder::timeout) (a `get_many` of more than 512 keys, a cluster
+//!   write and its publish, and each step of a `delete_matching` scan are several commands;
+//!   a `TieredCache` bounds the whole call by its own per-tier deadline);
 //!   a read that fails answers a degraded miss and the cache goes on to its next tier. A
 //!   `TieredCache`'s breaker stops calls while Redis is down and probes until it is back; the
 //!   pool and the lanes reconnect by themselves.
@@ -102,8 +108,11 @@
 //!   resubscribes; until then (after a silent loss, up to twice the heartbeat, or the heartbeat
 //!   plus the timeout if that is longer) it may serve values another instance replaced.
 //! - **Failed writes.** A write that returned an error (a timeout, Redis down, or stored but
-//!   not published) may or may not have taken effect; the cache treats it as failed. A write
-//!   whose bytes reached a paused server is applied, and published, when it resumes.
+//!   not published) may or may not have taken effect; the cache treats it as failed. On a
+//!   standalone server, a write whose bytes reached a paused server is applied, and then
+//!   published, when it resumes. On a cluster the publish goes to the channel's master once the
+//!   write answered *or timed out*: a write stuck on a paused master may be applied after other
+//!   instances were told, and one of them may re-read and keep the old value until its TTL.
 //! - **Pattern deletion and clear** remove every key of the namespace that matched when the
 //!   call began; keys written during the scan may survive. They never touch keys outside the
 //!   namespace.

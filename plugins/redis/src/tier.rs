@@ -24,6 +24,8 @@ use crate::stats::{Counters, NodeStats, PoolStats, RedisStats};
 
 /// The most keys one `MGET` asks for.
 const MGET_CHUNK: usize = 512;
+/// The longest expiry sent to Redis (about a century).
+const MAX_TTL_MILLIS: u64 = 100 * 365 * 24 * 3600 * 1000;
 
 /// A [`Tier`] on Redis: a standalone server (a bb8 pool of multiplexed connections for reads,
 /// key-routed connections for writes) or a Redis Cluster (the redis crate's slot-routing
@@ -164,8 +166,12 @@ impl RedisTier {
                 .map_err(|_| connect_error(&shown, "connect timed out".into()))?
                 .map_err(|e| connect_error(&shown, e.to_string()))?;
                 let backend = Backend::Cluster(Cluster { connection });
+                // Every instance on a namespace must make the same choice, or their buses
+                // would not hear each other: a probe that fails fails the open.
                 let sharded = builder.sharded_pubsub
-                    && all_masters_support_sharded_pubsub(&backend, builder.timeout).await;
+                    && all_masters_support_sharded_pubsub(&backend, builder.timeout)
+                        .await
+                        .map_err(|reason| connect_error(&shown, reason))?;
                 let feed = builder.bus.then(|| Feed::Cluster {
                     root_cert: root_cert.map(<[u8]>::to_vec),
                     seeds: seeds.clone(),
@@ -285,12 +291,25 @@ impl RedisTier {
         ttl: Option<Duration>,
         intent: WriteIntent,
     ) -> Cmd {
+        let full = self.inner.namespace.key(key);
+        // Rounded down: a tier may forget early, never answer late. Below 1 ms the value has
+        // already expired: an update removes the old one (which it replaces), a fill stores
+        // nothing (a harmless `EXISTS` keeps the batch's answers in step).
+        let millis = ttl.map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        if millis == Some(0) {
+            let mut cmd = redis::cmd(if intent == WriteIntent::Fill {
+                "EXISTS"
+            } else {
+                "UNLINK"
+            });
+            cmd.arg(full);
+            return cmd;
+        }
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.inner.namespace.key(key)).arg(value.as_ref());
-        if let Some(ttl) = ttl {
-            // Rounded down (at least 1 ms): a tier may forget early, never answer late.
-            let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-            cmd.arg("PX").arg(millis);
+        cmd.arg(full).arg(value.as_ref());
+        if let Some(millis) = millis {
+            // Redis refuses expiries that overflow its clock arithmetic: a century is forever.
+            cmd.arg("PX").arg(millis.min(MAX_TTL_MILLIS));
         }
         if intent == WriteIntent::Fill {
             cmd.arg("NX");
@@ -307,6 +326,9 @@ impl RedisTier {
         commands: Vec<Cmd>,
         announce: &[bool],
     ) -> Vec<Result<Value, TierError>> {
+        if keys.is_empty() {
+            return Vec::new();
+        }
         let inner = &self.inner;
         let groups: Vec<Vec<usize>> = match &inner.backend {
             Backend::Standalone(standalone) => {
@@ -431,34 +453,43 @@ fn direct_pool(
     )
 }
 
-async fn all_masters_support_sharded_pubsub(backend: &Backend, timeout: Duration) -> bool {
+/// Whether every master runs Redis 7 or later (sharded pub/sub); an error if that cannot be
+/// told (a master not answering, a version not found).
+async fn all_masters_support_sharded_pubsub(
+    backend: &Backend,
+    timeout: Duration,
+) -> Result<bool, String> {
     let Backend::Cluster(cluster) = backend else {
-        return false;
+        return Ok(false);
     };
-    let Ok(masters) = backend.masters(timeout).await else {
-        return false;
-    };
+    let masters = backend
+        .masters(timeout)
+        .await
+        .map_err(|e| format!("listing the masters: {e}"))?;
     for (host, port) in masters {
         let mut connection = cluster.connection.clone();
         let mut info = redis::cmd("INFO");
         info.arg("server");
+        let address = format!("{host}:{port}");
         let routing = redis::cluster_routing::RoutingInfo::SingleNode(
             redis::cluster_routing::SingleNodeRoutingInfo::ByAddress { host, port },
         );
-        let answer = tokio::time::timeout(timeout, connection.route_command(info, routing)).await;
-        let Ok(Ok(value)) = answer else { return false };
-        let Ok(text) = redis::from_redis_value::<String>(value) else {
-            return false;
-        };
+        let answer = tokio::time::timeout(timeout, connection.route_command(info, routing))
+            .await
+            .map_err(|_| format!("INFO server on {address} timed out"))?
+            .map_err(|e| format!("INFO server on {address}: {e}"))?;
+        let text = redis::from_redis_value::<String>(answer)
+            .map_err(|e| format!("INFO server on {address}: {e}"))?;
         let major = text
             .lines()
             .find_map(|l| l.strip_prefix("redis_version:"))
-            .and_then(|v| v.trim().split('.').next()?.parse::<u32>().ok());
-        if major.is_none_or(|m| m < 7) {
-            return false;
+            .and_then(|v| v.trim().split('.').next()?.parse::<u32>().ok())
+            .ok_or_else(|| format!("no redis_version in INFO server on {address}"))?;
+        if major < 7 {
+            return Ok(false);
         }
     }
-    true
+    Ok(true)
 }
 
 /// A URL without its password, for errors.
@@ -673,9 +704,12 @@ impl Tier for RedisTier {
     fn subscribe(&self, sink: SharedSink) -> Option<Subscription> {
         let inner = &self.inner;
         let (publisher, feed) = (inner.publisher.as_ref()?, inner.feed.as_ref()?);
+        // Under the lock `close` takes, so that a subscription is either refused or aborted.
+        let mut subscribers = inner.subscribers.lock().unwrap_or_else(|p| p.into_inner());
         if self.closed() {
             return None;
         }
+        subscribers.retain(|task| !task.is_finished());
         let task = spawn_subscriber(
             &inner.runtime,
             SubscriberSetup {
@@ -693,24 +727,20 @@ impl Tier for RedisTier {
             },
         );
         let abort = task.abort_handle();
-        inner
-            .subscribers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(abort.clone());
+        subscribers.push(abort.clone());
         Some(Subscription::new(move || abort.abort()))
     }
 
     async fn close(&self) -> Result<(), TierError> {
-        // Every write was acknowledged by Redis before it returned: nothing to flush.
-        self.inner.counters.closed.store(true, Relaxed);
-        for task in self
+        // Every write was acknowledged by Redis before it returned: nothing to flush. The
+        // connections close when the last handle on the tier is dropped.
+        let mut subscribers = self
             .inner
             .subscribers
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-        {
+            .unwrap_or_else(|p| p.into_inner());
+        self.inner.counters.closed.store(true, Relaxed);
+        for task in subscribers.drain(..) {
             task.abort();
         }
         Ok(())

@@ -130,6 +130,10 @@ async fn the_cluster_tier_shards_its_bus_spreads_or_colocates_keys_and_checks_ev
         3
     );
 
+    // Empty batches answer empty (on a cluster too).
+    assert!(tier.delete_many(&[]).await.is_empty());
+    assert!(tier.set_many(Vec::new()).await.is_empty());
+
     // Health checks each master.
     assert_eq!(tier.health().await, Health::Healthy);
     let nodes = tier.stats().nodes;

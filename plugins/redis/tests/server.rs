@@ -298,3 +298,73 @@ async fn direct_reads_select_the_database_and_survive_an_error_reply() {
         "error replies must not cost connections: {stats:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_that_would_break_sharing_or_the_bus_are_refused() {
+    let Some(server) = RedisServer::start().expect("start redis-server") else {
+        return;
+    };
+    for (builder, says) in [
+        (
+            RedisTier::standalone(server.url()).namespace("shop:eu"),
+            "':'",
+        ),
+        (
+            RedisTier::standalone(server.url()).namespace("{shop}"),
+            "'{'",
+        ),
+        (
+            RedisTier::standalone(server.url()).heartbeat(Duration::ZERO),
+            "heartbeat",
+        ),
+        (
+            RedisTier::standalone(server.url()).timeout(Duration::ZERO),
+            "timeout",
+        ),
+    ] {
+        let error = builder.open().await.unwrap_err();
+        assert!(
+            matches!(error, RedisTierError::InvalidConfig(_)) && error.to_string().contains(says),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttls_below_a_millisecond_store_nothing_and_huge_ones_are_clamped() {
+    let Some(server) = RedisServer::start().expect("start redis-server") else {
+        return;
+    };
+    let tier = common::standalone(&server, "edges").open().await.unwrap();
+    tier.set("k", value("old"), None, WriteIntent::Update)
+        .await
+        .unwrap();
+    // An update already expired removes the value it replaces; a fill already expired keeps it.
+    let kept = tier
+        .set(
+            "k",
+            value("fill"),
+            Some(Duration::from_micros(500)),
+            WriteIntent::Fill,
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, strata_tier::Stored::Written);
+    assert_eq!(tier.get("k").await.into_hit(), Some(value("old")));
+    tier.set("k", value("new"), Some(Duration::ZERO), WriteIntent::Update)
+        .await
+        .unwrap();
+    assert!(
+        !tier.get("k").await.is_hit(),
+        "an expired update must not be readable"
+    );
+    // A TTL beyond Redis's range is clamped, not an error (which would count as a fault).
+    tier.set("long", value("v"), Some(Duration::MAX), WriteIntent::Update)
+        .await
+        .unwrap();
+    assert!(tier.get("long").await.is_hit());
+    // Empty batches answer empty.
+    assert!(tier.delete_many(&[]).await.is_empty());
+    assert!(tier.set_many(Vec::new()).await.is_empty());
+    assert!(tier.get_many(&[]).await.is_empty());
+}
