@@ -24,7 +24,7 @@ use hdrhistogram::Histogram;
 use strata_redb::{Durability, RedbTier, WriteAck};
 use strata_tier::{Bytes, Tier, TierWrite};
 
-use crate::report::{thousands, Section, Table};
+use crate::report::{median, thousands, Section, Table};
 
 /// The seed's claim for one L3 (disk tier) hit.
 const SEED_CLAIM_MICROS: f64 = 2_000.0;
@@ -74,16 +74,6 @@ pub fn run(args: &RedbArgs) -> anyhow::Result<Vec<Section>> {
     section.table(writes.table);
     section.table(writes.ratios);
     Ok(vec![section])
-}
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    let mid = samples.len() / 2;
-    if samples.len() % 2 == 1 {
-        samples[mid]
-    } else {
-        (samples[mid - 1] + samples[mid]) / 2.0
-    }
 }
 
 fn range(samples: &[f64], digits: usize) -> String {
@@ -267,18 +257,9 @@ async fn write_throughput(args: &RedbArgs, dir: &Path) -> anyhow::Result<WriteTa
             mode.writers.to_string(),
             thousands(ops_median as u64),
             range(&ops, 0),
-            format!(
-                "{:.1}",
-                median(runs.iter().map(|r| r.ops_per_commit).collect())
-            ),
-            format!(
-                "{:.0}",
-                median(runs.iter().map(|r| r.commit_p50_us).collect())
-            ),
-            format!(
-                "{:.0}",
-                median(runs.iter().map(|r| r.commit_p99_us).collect())
-            ),
+            format!("{:.1}", median(runs.iter().map(|r| r.ops_per_commit))),
+            format!("{:.0}", median(runs.iter().map(|r| r.commit_p50_us))),
+            format!("{:.0}", median(runs.iter().map(|r| r.commit_p99_us))),
         ]);
     }
     // Ratios are taken within each run (the three modes ran back to back), then the median: the

@@ -25,7 +25,8 @@ use strata_redis::RedisTier;
 use strata_testing::redis_server::RedisServer;
 use strata_tier::{Bytes, Tier};
 
-use crate::report::{thousands, Section, Table};
+use crate::report::{median, thousands, Section, Table};
+use crate::zipf::SplitMix64;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RedisArgs {
@@ -203,21 +204,9 @@ fn redis_benchmark(port: u16, args: &[String]) -> anyhow::Result<f64> {
         .with_context(|| format!("redis-benchmark's rps {rps:?}"))
 }
 
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
-
-/// A cheap deterministic key picker (xorshift), the same sequence every run.
-struct Picker(u64);
-
-impl Picker {
-    fn next(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
+/// A uniform index below `n` (the tiny modulo bias does not matter for picking keys).
+fn pick(rng: &mut SplitMix64, n: usize) -> usize {
+    (rng.next_u64() % n as u64) as usize
 }
 
 /// Who answers reads in a comparison.
@@ -298,7 +287,7 @@ fn table_of(
         let ratio = median(ratios);
         table.row([
             side.label().to_string(),
-            format(median(samples[i].clone())),
+            format(median(samples[i].iter().copied())),
             samples[i]
                 .iter()
                 .map(|&v| format(v))
@@ -351,13 +340,13 @@ fn latency(
                 1e6 / redis_benchmark(port, &bench_args)?
             } else {
                 runtime.block_on(async {
-                    let mut picker = Picker(0x9E37_79B9_7F4A_7C15 ^ run as u64);
+                    let mut picker = SplitMix64::new(0x9E37_79B9_7F4A_7C15 ^ run as u64);
                     let mut start = Instant::now();
                     for i in 0..n + 1000 {
                         if i == 1000 {
                             start = Instant::now(); // after a warm-up of 1,000
                         }
-                        let k = picker.next(keys.len());
+                        let k = pick(&mut picker, keys.len());
                         let found = match side {
                             Side::RedisCrate => redis::cmd("GET")
                                 .arg(&raw_keys[k])
@@ -443,12 +432,13 @@ fn batches(args: &RedisArgs, url: &str, port: u16, keys: &[String]) -> anyhow::R
                                 let readers = Arc::clone(&readers);
                                 tokio::spawn(async move {
                                     let mut raw = readers.raw.clone();
-                                    let mut picker =
-                                        Picker(0xA076_1D64_78BD_642F ^ ((run * 1000 + c) as u64));
+                                    let mut picker = SplitMix64::new(
+                                        0xA076_1D64_78BD_642F ^ ((run * 1000 + c) as u64),
+                                    );
                                     for _ in 0..batches_each {
                                         let batch: Vec<&str> = (0..BATCH)
                                             .map(|_| {
-                                                readers.keys[picker.next(readers.keys.len())]
+                                                readers.keys[pick(&mut picker, readers.keys.len())]
                                                     .as_str()
                                             })
                                             .collect();

@@ -163,6 +163,21 @@ pub fn markdown_report(command_line: &str, sections: &[Section]) -> String {
     out
 }
 
+/// The median (mean of the middle two for an even count); NaN for no values.
+pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut sorted: Vec<f64> = values.into_iter().collect();
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
 /// `x` with a thousands separator every three digits, for readable counts.
 pub fn thousands(x: u64) -> String {
     let digits = x.to_string();

@@ -19,7 +19,7 @@ use anyhow::ensure;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::contenders::{Contender, Hashbrown, Lookup, Moka, QuickCache, Strata, StrataWeighted};
-use crate::report::{thousands, Section, Table};
+use crate::report::{median, thousands, Section, Table};
 use crate::timed::{timed, Rate};
 use crate::zipf::{key_of, uniform_stream, zipf_stream, Zipf};
 
@@ -100,21 +100,6 @@ impl Series {
 
     fn median_hit_ratio(&self) -> f64 {
         median(self.samples.iter().map(|s| s.rate.hit_ratio))
-    }
-}
-
-/// The median (mean of the middle two for an even count); NaN for no values.
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut sorted: Vec<f64> = values.collect();
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 1 {
-        sorted[mid]
-    } else {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
     }
 }
 

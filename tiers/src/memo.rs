@@ -29,25 +29,35 @@ pub struct KeyEncoder {
     failed: bool,
 }
 
+/// Writes a default key's head: `{prefix}{namespace}:{KEY_VERSION}:`.
+#[inline]
+fn start_key(key: &mut String, prefix: &str, namespace: &str) {
+    key.push_str(prefix);
+    key.push_str(namespace);
+    key.push(':');
+    key.push_str(KEY_VERSION);
+    key.push(':');
+}
+
+/// Appends one argument's postcard bytes in hex; `false` if it could not be encoded.
+#[inline]
+fn encode_arg<T: Serialize + ?Sized>(key: &mut String, value: &T) -> bool {
+    postcard::serialize_with_flavor(value, HexInto(key)).is_ok()
+}
+
 impl KeyEncoder {
     /// Starts a key.
     #[inline]
     pub fn new(prefix: &str, namespace: &str) -> Self {
         let mut key = String::with_capacity(prefix.len() + namespace.len() + 3 + 32);
-        key.push_str(prefix);
-        key.push_str(namespace);
-        key.push(':');
-        key.push_str(KEY_VERSION);
-        key.push(':');
+        start_key(&mut key, prefix, namespace);
         KeyEncoder { key, failed: false }
     }
 
     /// Appends one argument's encoding.
     #[inline]
     pub fn arg<T: Serialize + ?Sized>(&mut self, value: &T) {
-        if postcard::serialize_with_flavor(value, HexInto(&mut self.key)).is_err() {
-            self.failed = true;
-        }
+        self.failed |= !encode_arg(&mut self.key, value);
     }
 
     /// The key, or `None` if an argument could not be encoded (a sequence of unknown length,
@@ -112,20 +122,14 @@ impl<'a> KeyWriter<'a> {
     /// Starts a key in `key` (cleared by the caller).
     #[inline]
     pub fn new(key: &'a mut String, prefix: &str, namespace: &str) -> Self {
-        key.push_str(prefix);
-        key.push_str(namespace);
-        key.push(':');
-        key.push_str(KEY_VERSION);
-        key.push(':');
+        start_key(key, prefix, namespace);
         KeyWriter { key, failed: false }
     }
 
     /// Appends one argument's encoding.
     #[inline]
     pub fn arg<T: Serialize + ?Sized>(&mut self, value: &T) {
-        if postcard::serialize_with_flavor(value, HexInto(self.key)).is_err() {
-            self.failed = true;
-        }
+        self.failed |= !encode_arg(self.key, value);
     }
 
     /// Whether every argument could be encoded.

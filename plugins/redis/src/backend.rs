@@ -63,6 +63,17 @@ pub(crate) async fn bounded<T>(
     }
 }
 
+/// A failed pool checkout as the pool's own error type.
+fn checkout_error<E: From<std::io::Error>>(error: bb8::RunError<E>) -> E {
+    match error {
+        bb8::RunError::User(error) => error,
+        bb8::RunError::TimedOut => E::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no pooled connection within the connect timeout",
+        )),
+    }
+}
+
 fn parsed<T: FromRedisValue>(value: Value) -> Result<T, TierError> {
     T::from_redis_value(value).map_err(|e| TierError::backend(RedisError::from(e)))
 }
@@ -114,13 +125,7 @@ impl Standalone {
     /// pooled connection once, then a new one.
     async fn checkout(&self) -> Result<Lease, RedisError> {
         for _ in 0..=self.pool.state().connections {
-            let connection = self.pool.get().await.map_err(|error| match error {
-                bb8::RunError::User(error) => error,
-                bb8::RunError::TimedOut => RedisError::from(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "no pooled connection within the connect timeout",
-                )),
-            })?;
+            let connection = self.pool.get().await.map_err(checkout_error)?;
             if !connection.is_broken() {
                 let lease = connection.lease();
                 *self.hot.lock().unwrap_or_else(|p| p.into_inner()) = Some(lease.clone());
@@ -147,13 +152,7 @@ impl Backend {
         }) = self
         {
             let read = async {
-                let mut connection = direct.get().await.map_err(|error| match error {
-                    bb8::RunError::User(error) => error,
-                    bb8::RunError::TimedOut => std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "no pooled connection within the connect timeout",
-                    ),
-                })?;
+                let mut connection = direct.get().await.map_err(checkout_error)?;
                 connection.get(key).await
             };
             return match tokio::time::timeout(timeout, read).await {

@@ -9,7 +9,7 @@
 //! request failed or was abandoned half-way (its reply would otherwise be read by the next
 //! caller). Batches, writes, scans and TLS servers go through the redis crate.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -73,11 +73,10 @@ impl DirectConnection {
     async fn call(&mut self, args: &[&[u8]]) -> io::Result<Reply> {
         self.busy = true;
         self.request.clear();
-        self.request
-            .extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        // Writes into a Vec cannot fail.
+        let _ = write!(self.request, "*{}\r\n", args.len());
         for arg in args {
-            self.request
-                .extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            let _ = write!(self.request, "${}\r\n", arg.len());
             self.request.extend_from_slice(arg);
             self.request.extend_from_slice(b"\r\n");
         }
@@ -159,13 +158,12 @@ fn parse(buffer: &mut BytesMut) -> io::Result<Option<io::Result<Reply>>> {
             // A small value is copied: a slice of the read buffer would keep all of it alive
             // for as long as the value sits in a cache.
             let value = if length < 1024 {
-                Bytes::copy_from_slice(&buffer[..length])
+                let value = Bytes::copy_from_slice(&buffer[..length]);
+                buffer.advance(length);
+                value
             } else {
                 buffer.split_to(length).freeze()
             };
-            if length < 1024 {
-                buffer.advance(length);
-            }
             buffer.advance(2);
             Ok(Some(Ok(Reply::Bulk(Some(value)))))
         }

@@ -27,6 +27,20 @@ pub enum RedisTierError {
     NoRuntime,
 }
 
+/// A server URL with its password replaced by `***`, for errors and logs.
+pub(crate) fn redacted(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 /// A Redis error as a tier error: connection trouble is `Unavailable`, a timeout `Timeout`,
 /// anything else (a server error reply) `Backend`. All three count towards a circuit breaker.
 pub(crate) fn tier_error(error: redis::RedisError, timeout: Duration) -> TierError {

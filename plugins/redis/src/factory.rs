@@ -9,7 +9,7 @@ use redis::IntoConnectionInfo;
 use strata_tier::{OpenFuture, Tier, TierFactory};
 
 use crate::builder::{RedisTierBuilder, Target};
-use crate::error::RedisTierError;
+use crate::error::{redacted, RedisTierError};
 
 /// The query parameters a Redis tier URL may carry.
 const KNOWN: &[&str] = &[
@@ -165,17 +165,7 @@ fn check(server: &str) -> Result<(), String> {
     server
         .into_connection_info()
         .map(|_| ())
-        .map_err(|e| format!("{}: {e}", shown(server)))
-}
-
-fn shown(server: &str) -> String {
-    match server.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((_, host)) => format!("{scheme}://***@{host}"),
-            None => server.to_owned(),
-        },
-        None => server.to_owned(),
-    }
+        .map_err(|e| format!("{}: {e}", redacted(server)))
 }
 
 fn flag(value: &str) -> Result<bool, String> {

@@ -17,7 +17,7 @@ use crate::backend::{Backend, Cluster, Standalone};
 use crate::builder::{RedisTierBuilder, Target};
 use crate::bus::{spawn_subscriber, Feed, Publisher, SubscriberSetup};
 use crate::direct::DirectManager;
-use crate::error::RedisTierError;
+use crate::error::{redacted, RedisTierError};
 use crate::keys::Namespace;
 use crate::pool::Manager;
 use crate::stats::{Counters, NodeStats, PoolStats, RedisStats};
@@ -88,7 +88,7 @@ impl RedisTier {
         let root_cert = root_cert.as_deref();
         let (backend, feed, sharded) = match &builder.target {
             Target::Standalone(url) => {
-                let shown = shown(url);
+                let shown = redacted(url);
                 let client = crate::tls::client(url.as_str(), root_cert)
                     .map_err(|e| connect_error(&shown, e.to_string()))?;
                 // No response timeout of the redis crate's own: every pooled call is bounded
@@ -149,7 +149,11 @@ impl RedisTier {
                 (backend, feed, false)
             }
             Target::Cluster(seeds) => {
-                let shown = seeds.iter().map(|s| shown(s)).collect::<Vec<_>>().join(",");
+                let shown = seeds
+                    .iter()
+                    .map(|s| redacted(s))
+                    .collect::<Vec<_>>()
+                    .join(",");
                 let client =
                     crate::tls::cluster(ClusterClientBuilder::new(seeds.clone()), root_cert)
                         .connection_timeout(builder.connect_timeout)
@@ -490,20 +494,6 @@ async fn all_masters_support_sharded_pubsub(
         }
     }
     Ok(true)
-}
-
-/// A URL without its password, for errors.
-fn shown(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((userinfo, host)) => {
-                let user = userinfo.split(':').next().unwrap_or_default();
-                format!("{scheme}://{user}:***@{host}")
-            }
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
 }
 
 fn stored(answer: Value) -> Stored {
