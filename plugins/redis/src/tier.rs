@@ -359,12 +359,11 @@ impl RedisTier {
             let publish = self.publish(events);
             let lane_key = keys[group[0]];
             async move {
-                let published = publish.is_some();
                 let answers = inner
                     .backend
                     .write(lane_key, cmds, publish, inner.timeout)
                     .await;
-                if published {
+                if matches!(answers.publish, Some(Ok(_))) {
                     inner.counters.published.fetch_add(1, Relaxed);
                 }
                 (group, answers)
@@ -419,7 +418,9 @@ impl RedisTier {
         if let Some(cmd) = self.publish(vec![event]) {
             let published = inner.backend.query::<Value>(&cmd, inner.timeout).await;
             inner.counters.record(&published);
-            inner.counters.published.fetch_add(1, Relaxed);
+            if published.is_ok() {
+                inner.counters.published.fetch_add(1, Relaxed);
+            }
             published.map_err(|e| {
                 TierError::Unavailable(format!(
                     "removed, but the invalidation was not published: {e}"
