@@ -7,6 +7,7 @@
 
 mod alloc_counter;
 mod contenders;
+mod http_server;
 mod memory;
 mod redb;
 mod redis;
@@ -51,6 +52,8 @@ enum Command {
     Redb(redb::RedbArgs),
     /// The Redis tier through TieredCache, side by side with redis-benchmark on the same server.
     Redis(redis::RedisArgs),
+    /// Serves the app that `benches/http_load.sh` loads with wrk (the HTTP layer's load test).
+    HttpServer(http_server::HttpServerArgs),
     /// All of the above, as one markdown report.
     All {
         #[command(flatten)]
@@ -74,6 +77,7 @@ fn main() -> anyhow::Result<()> {
         Command::Tiered(args) => print(&tiered::run(&args)?),
         Command::Redb(args) => print(&redb::run(&args)?),
         Command::Redis(args) => print(&redis::run(&args)?),
+        Command::HttpServer(args) => http_server::run(&args)?,
         Command::All {
             throughput,
             traces,

@@ -1,0 +1,129 @@
+//! [`Forward`]: the service at the bottom of the proxy, sending each request to the origin.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName};
+use http::uri::{Authority, Scheme};
+use http::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::ProxyError;
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), not forwarded in either direction.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Sends requests to one origin over pooled HTTP/1.1 connections, keeping the client's `Host`
+/// and path; an unreachable origin or one that does not answer within the timeout gets a
+/// `502` / `504` (never a service error, so the cache's `stale-if-error` applies).
+#[derive(Clone)]
+pub struct Forward {
+    client: Client<HttpConnector, Body>,
+    scheme: Scheme,
+    authority: Authority,
+    timeout: Duration,
+}
+
+impl Forward {
+    /// A forwarder to `upstream` (`http://host[:port]`).
+    pub fn new(upstream: &str, timeout: Duration) -> Result<Forward, ProxyError> {
+        let bad = || ProxyError::Upstream(upstream.to_owned());
+        let uri: Uri = upstream.parse().map_err(|_| bad())?;
+        if uri.scheme() != Some(&Scheme::HTTP) || uri.path().len() > 1 || uri.query().is_some() {
+            return Err(bad());
+        }
+        let authority = uri.authority().cloned().ok_or_else(bad)?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Ok(Forward {
+            client,
+            scheme: Scheme::HTTP,
+            authority,
+            timeout,
+        })
+    }
+
+    async fn forward(self, request: Request<Body>) -> Response<Body> {
+        let (mut parts, body) = request.into_parts();
+        let mut target = http::uri::Parts::default();
+        target.scheme = Some(self.scheme.clone());
+        target.authority = Some(self.authority.clone());
+        target.path_and_query = parts.uri.path_and_query().cloned();
+        parts.uri = match Uri::from_parts(target) {
+            Ok(uri) => uri,
+            Err(_) => return plain(StatusCode::BAD_REQUEST),
+        };
+        strip_hop_by_hop(&mut parts.headers);
+        let request = Request::from_parts(parts, body);
+        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => {
+                let (mut parts, body) = response.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, Body::new(body))
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "upstream request failed");
+                plain(StatusCode::BAD_GATEWAY)
+            }
+            Err(_) => plain(StatusCode::GATEWAY_TIMEOUT),
+        }
+    }
+}
+
+fn plain(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::from(Bytes::from_static(b"")));
+    *response.status_mut() = status;
+    response
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+    for name in named {
+        headers.remove(name);
+    }
+}
+
+impl tower::Service<Request<Body>> for Forward {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let forward = self.clone();
+        Box::pin(async move { Ok(forward.forward(request).await) })
+    }
+}

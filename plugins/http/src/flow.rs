@@ -1,0 +1,766 @@
+//! One request through the cache: bypass, hit, stale serve, revalidation, or a (collapsed)
+//! miss whose response is stored when the rules and RFC 9111 allow it.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body::Body;
+use http_cache_semantics::{AfterResponse, BeforeRequest};
+use tower::ServiceExt;
+use tower_service::Service;
+
+use crate::body::{buffer_up_to, Buffered, CacheBody};
+use crate::cache::{HttpCache, Inner};
+use crate::collapse::{self, Outcome, Role};
+use crate::key::{request_key, RequestKey};
+use crate::request::{
+    check_headers, has_credentials, is_unsafe, policy_parts, request_directive, PolicyRequest,
+    CREDENTIALS,
+};
+use crate::respond::{self, directive, mark, serve};
+use crate::rules::{PathDecision, Settings};
+use crate::stats::{CacheStatus, Stats};
+use crate::stored::{CachedResponse, Entry, StoredResponse, Variants};
+
+/// What every step needs to reach upstream.
+pub(crate) trait Upstream<ReqB, ResB>:
+    Service<Request<ReqB>, Response = Response<ResB>, Future: Send, Error: Send>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, ReqB, ResB> Upstream<ReqB, ResB> for S where
+    S: Service<Request<ReqB>, Response = Response<ResB>, Future: Send, Error: Send>
+        + Clone
+        + Send
+        + 'static
+{
+}
+
+/// What the layer needs of a response body.
+pub(crate) trait UpstreamBody: Body<Data = Bytes, Error: Send> + Send + 'static {}
+
+impl<B> UpstreamBody for B where B: Body<Data = Bytes, Error: Send> + Send + 'static {}
+
+type Reply<ResB, E> = Result<Response<CacheBody<ResB>>, E>;
+
+/// The request's facts that the miss and revalidation paths share.
+struct Lookup<'a> {
+    cache: &'a HttpCache,
+    inner: &'a Inner,
+    settings: &'a Settings,
+    key: RequestKey,
+    per_user: bool,
+    variants: Option<Variants>,
+    /// The client's method, URI and headers as it sent them.
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+pub(crate) async fn handle<S, ReqB, ResB>(
+    cache: HttpCache,
+    upstream: S,
+    request: Request<ReqB>,
+) -> Reply<ResB, S::Error>
+where
+    S: Upstream<ReqB, ResB>,
+    ReqB: Default + Send + 'static,
+    ResB: UpstreamBody,
+{
+    let inner = &*cache.inner;
+    let rules = &inner.rules;
+    if rules.admin_path.as_deref() == Some(request.uri().path()) && request.method() == Method::GET
+    {
+        let json = cache.admin_json().await;
+        let body = Bytes::from(serde_json::to_vec_pretty(&json).unwrap_or_default());
+        return Ok(respond::own(StatusCode::OK, Some("application/json"), body));
+    }
+    let method = request.method().clone();
+    if is_unsafe(&method) {
+        return unsafe_method(inner, upstream, request).await;
+    }
+    let settings = match rules.for_path(request.uri().path()) {
+        PathDecision::Cache(settings) => settings,
+        PathDecision::Bypass(rule) => return bypass(inner, rule, upstream, request).await,
+    };
+    let headers = request.headers();
+    let per_user = has_credentials(headers);
+    if !settings.methods.contains(&method)
+        || check_headers(headers).is_err()
+        || (per_user && !settings.cache_authenticated)
+        || request_directive(headers, "no-store")
+    {
+        return bypass(inner, settings.index, upstream, request).await;
+    }
+    let extra: &[&HeaderName] = if per_user { &CREDENTIALS } else { &[] };
+    let mut key = match request_key(&method, request.uri(), headers, &rules.key, extra) {
+        Ok(key) => key,
+        Err(_) => return bypass(inner, settings.index, upstream, request).await,
+    };
+    let (parts, body) = request.into_parts();
+    if let Some(key_fn) = &inner.key_fn {
+        match key_fn(&parts) {
+            Some(material) => {
+                key.key = custom_key(&rules.key.prefix, &material, &key.key);
+                // The function decides what is the same resource: the policy compares no URI.
+                key.uri = Uri::from_static("/");
+            }
+            None => {
+                let request = Request::from_parts(parts, body);
+                return bypass(inner, settings.index, upstream, request).await;
+            }
+        }
+    }
+    let found = inner.lookup(&key.key, &parts.headers).await;
+    let lookup = Lookup {
+        cache: &cache,
+        inner,
+        settings,
+        key,
+        per_user,
+        variants: found.variants,
+        method,
+        uri: parts.uri.clone(),
+        headers: parts.headers.clone(),
+    };
+    if let Some((entry_key, entry)) = found.response {
+        if let Entry::Response(stored) = &*entry.0 {
+            let now = SystemTime::now();
+            let view = PolicyRequest {
+                uri: &lookup.key.uri,
+                headers: &lookup.headers,
+            };
+            match stored.policy.before_request(&view, now) {
+                BeforeRequest::Fresh(_) => return Ok(lookup.serve(stored, now, CacheStatus::Hit)),
+                BeforeRequest::Stale {
+                    request: revalidation,
+                    matches: true,
+                } => {
+                    if lookup.may_serve_stale_while_revalidating(stored, now) {
+                        lookup.revalidate_in_background(&entry_key, &entry, &upstream, &parts);
+                        return Ok(lookup.serve(stored, now, CacheStatus::Stale));
+                    }
+                    let mut parts = parts;
+                    parts.headers = revalidation.headers;
+                    parts.method = Method::GET;
+                    let request = Request::from_parts(parts, body);
+                    return lookup
+                        .revalidate(&entry_key, &entry, upstream, request, true)
+                        .await
+                        .map(|(response, _)| response);
+                }
+                BeforeRequest::Stale { matches: false, .. } => {}
+            }
+        }
+    }
+    lookup
+        .miss(upstream, Request::from_parts(parts, body))
+        .await
+}
+
+/// A custom key: the prefix, `fn:`, and the function's material (bounded like other keys).
+fn custom_key(prefix: &str, material: &str, fallback: &str) -> String {
+    let key = format!("{prefix}fn:{material}");
+    if key.len() <= crate::key::MAX_KEY_LEN {
+        key
+    } else {
+        let hash = crate::key::hex_hash(&[key.as_bytes(), fallback.as_bytes()]);
+        format!("{prefix}fn:~{hash}")
+    }
+}
+
+/// Passes a request through untouched (marked `BYPASS`).
+async fn bypass<S, ReqB, ResB>(
+    inner: &Inner,
+    rule: usize,
+    upstream: S,
+    request: Request<ReqB>,
+) -> Reply<ResB, S::Error>
+where
+    S: Upstream<ReqB, ResB>,
+{
+    inner.stats.count(rule, CacheStatus::Bypass);
+    let response = upstream.oneshot(request).await.inspect_err(|_| {
+        Stats::bump(&inner.stats.upstream_errors);
+    })?;
+    Ok(marked(inner, response, CacheStatus::Bypass))
+}
+
+fn marked<ResB>(
+    inner: &Inner,
+    response: Response<ResB>,
+    status: CacheStatus,
+) -> Response<CacheBody<ResB>> {
+    let (mut parts, body) = response.into_parts();
+    mark(&mut parts.headers, &inner.rules.status_header, status);
+    Response::from_parts(parts, CacheBody::upstream(body))
+}
+
+/// An unsafe method: passed through; on success its target URI, `Location` and
+/// `Content-Location` (same host only) are invalidated (RFC 9111 §4.4).
+async fn unsafe_method<S, ReqB, ResB>(
+    inner: &Inner,
+    upstream: S,
+    request: Request<ReqB>,
+) -> Reply<ResB, S::Error>
+where
+    S: Upstream<ReqB, ResB>,
+{
+    let rules = &inner.rules;
+    let (settings_index, keyed) = match rules.for_path(request.uri().path()) {
+        PathDecision::Cache(settings) => (
+            settings.index,
+            settings.cache_authenticated || !rules.key.headers.is_empty(),
+        ),
+        PathDecision::Bypass(rule) => (rule, false),
+    };
+    let target = request_key(
+        &Method::GET,
+        request.uri(),
+        request.headers(),
+        &rules.key,
+        &[],
+    )
+    .ok();
+    let request_host = host_of(request.uri(), request.headers());
+    let request_headers = request.headers().clone();
+    inner.stats.count(settings_index, CacheStatus::Bypass);
+    let response = upstream.oneshot(request).await.inspect_err(|_| {
+        Stats::bump(&inner.stats.upstream_errors);
+    })?;
+    let status = response.status();
+    if status.is_success() || status.is_redirection() {
+        let mut targets: Vec<RequestKey> = target.into_iter().collect();
+        for name in [header::LOCATION, header::CONTENT_LOCATION] {
+            let Some(uri) = response
+                .headers()
+                .get(&name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<Uri>().ok())
+            else {
+                continue;
+            };
+            // Another host's entries are not this origin's to invalidate.
+            if uri.authority().is_some() && host_of(&uri, &HeaderMap::new()) != request_host {
+                continue;
+            }
+            if let Ok(key) = request_key(&Method::GET, &uri, &request_headers, &rules.key, &[]) {
+                targets.push(key);
+            }
+        }
+        for target in targets {
+            let primary = &target.key[..target.uri_key_len];
+            if let Err(error) = inner.invalidate_uri(primary, keyed).await {
+                Stats::bump(&inner.stats.store_errors);
+                tracing::warn!(%error, key = primary, "invalidation after an unsafe method failed");
+            }
+        }
+    }
+    Ok(marked(inner, response, CacheStatus::Bypass))
+}
+
+fn host_of(uri: &Uri, headers: &HeaderMap) -> Option<String> {
+    let host = match uri.authority() {
+        Some(authority) => authority.host().to_owned(),
+        None => headers
+            .get(header::HOST)?
+            .to_str()
+            .ok()?
+            .split(':')
+            .next()?
+            .to_owned(),
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+impl Lookup<'_> {
+    fn serve<B>(
+        &self,
+        stored: &StoredResponse,
+        now: SystemTime,
+        status: CacheStatus,
+    ) -> Response<CacheBody<B>> {
+        let stats = &self.inner.stats;
+        stats.count(self.settings.index, status);
+        let (response, not_modified) = serve(
+            stored,
+            &self.method,
+            &self.headers,
+            now,
+            &self.inner.rules.status_header,
+            status,
+        );
+        if not_modified {
+            Stats::bump(&stats.not_modified);
+        }
+        response
+    }
+
+    /// `stale-while-revalidate` (RFC 5861): within its window after going stale, and only for
+    /// a request that states no freshness needs of its own.
+    fn may_serve_stale_while_revalidating(&self, stored: &StoredResponse, now: SystemTime) -> bool {
+        let Some(Some(window)) = directive(&stored.headers, "stale-while-revalidate") else {
+            return false;
+        };
+        !self.forbids_stale(stored) && stored.stale_for(now) <= Duration::from_secs(window)
+    }
+
+    /// `stale-if-error` (RFC 5861), from the response or the request.
+    fn may_serve_stale_on_error(&self, stored: &StoredResponse, now: SystemTime) -> bool {
+        let window = [&stored.headers, &self.headers]
+            .into_iter()
+            .filter_map(|headers| directive(headers, "stale-if-error").flatten())
+            .max();
+        match window {
+            Some(window) => {
+                !self.forbids_stale(stored) && stored.stale_for(now) <= Duration::from_secs(window)
+            }
+            None => false,
+        }
+    }
+
+    fn forbids_stale(&self, stored: &StoredResponse) -> bool {
+        self.headers.contains_key(header::CACHE_CONTROL)
+            || self.headers.contains_key(header::PRAGMA)
+            || ["must-revalidate", "proxy-revalidate", "no-cache"]
+                .iter()
+                .any(|d| directive(&stored.headers, d).is_some())
+            // s-maxage implies proxy-revalidate for a shared cache (RFC 9111 §5.2.2.10).
+            || (!stored.per_user && directive(&stored.headers, "s-maxage").is_some())
+    }
+
+    /// Sends a conditional request for a stale entry; a `304` refreshes the stored headers and
+    /// serves the stored body, another response is handled like a miss's.
+    async fn revalidate<S, ReqB, ResB>(
+        &self,
+        entry_key: &str,
+        entry: &CachedResponse,
+        upstream: S,
+        request: Request<ReqB>,
+        respond: bool,
+    ) -> Result<(Response<CacheBody<ResB>>, Option<CachedResponse>), S::Error>
+    where
+        S: Upstream<ReqB, ResB>,
+        ReqB: Default + Send + 'static,
+        ResB: UpstreamBody,
+    {
+        let Entry::Response(stored) = &*entry.0 else {
+            unreachable!("revalidate is only called for a response");
+        };
+        let stats = &self.inner.stats;
+        Stats::bump(&stats.revalidations);
+        let stale = |_: ()| {
+            (
+                self.serve(stored, SystemTime::now(), CacheStatus::Stale),
+                None,
+            )
+        };
+        let upstream_for_retry = upstream.clone();
+        let response = match upstream.oneshot(request).await {
+            Ok(response) => response,
+            Err(error) => {
+                Stats::bump(&stats.upstream_errors);
+                if self.may_serve_stale_on_error(stored, SystemTime::now()) {
+                    return Ok(stale(()));
+                }
+                return Err(error);
+            }
+        };
+        let now = SystemTime::now();
+        if response.status().is_server_error() && self.may_serve_stale_on_error(stored, now) {
+            return Ok(stale(()));
+        }
+        if response.status() != StatusCode::NOT_MODIFIED {
+            return Ok(self.store_upstream(response, now).await);
+        }
+        let (parts, _) = response.into_parts();
+        let view = PolicyRequest {
+            uri: &self.key.uri,
+            headers: &self.headers,
+        };
+        match stored.policy.after_response(&view, &parts, now) {
+            AfterResponse::NotModified(..) => {
+                let headers = merge_not_modified(&stored.headers, &parts.headers);
+                let refreshed = StoredResponse::new(
+                    stored.request.clone(),
+                    stored.status,
+                    headers,
+                    stored.body.clone(),
+                    now,
+                    stored.per_user,
+                );
+                let ttl = storage_ttl(&refreshed, now, self.inner.rules.stale_retention);
+                let value = self.inner.put_refreshed(entry_key, refreshed, ttl).await;
+                let Entry::Response(refreshed) = &*value.0 else {
+                    unreachable!("restore stores a response");
+                };
+                let response = if respond {
+                    self.serve(refreshed, now, CacheStatus::Hit)
+                } else {
+                    respond::own(StatusCode::NO_CONTENT, None, Bytes::new())
+                };
+                Ok((response, Some(value.clone())))
+            }
+            // A 304 for something else than what is stored: fetch the whole response.
+            AfterResponse::Modified(..) => {
+                let (mut parts, ()) = Request::new(()).into_parts();
+                parts.method = Method::GET;
+                parts.uri = self.uri.clone();
+                parts.headers = self.headers.clone();
+                strip_conditionals(&mut parts.headers);
+                let request = Request::from_parts(parts, ReqB::default());
+                let response = upstream_for_retry.oneshot(request).await.inspect_err(|_| {
+                    Stats::bump(&stats.upstream_errors);
+                })?;
+                Ok(self.store_upstream(response, SystemTime::now()).await)
+            }
+        }
+    }
+
+    /// Serves stale now and revalidates in a background task (one per key at a time).
+    fn revalidate_in_background<S, ReqB, ResB>(
+        &self,
+        entry_key: &str,
+        entry: &CachedResponse,
+        upstream: &S,
+        parts: &http::request::Parts,
+    ) where
+        S: Upstream<ReqB, ResB>,
+        ReqB: Default + Send + 'static,
+        ResB: UpstreamBody,
+    {
+        let Entry::Response(stored) = &*entry.0 else {
+            return;
+        };
+        let Role::Leader(leader) = self
+            .inner
+            .collapser
+            .join(&format!("revalidate {entry_key}"))
+        else {
+            return;
+        };
+        let view = PolicyRequest {
+            uri: &self.key.uri,
+            headers: &self.headers,
+        };
+        let BeforeRequest::Stale {
+            request: revalidation,
+            ..
+        } = stored.policy.before_request(&view, SystemTime::now())
+        else {
+            return;
+        };
+        let (mut request, ()) = Request::new(()).into_parts();
+        request.method = Method::GET;
+        request.uri = parts.uri.clone();
+        request.version = parts.version;
+        request.headers = revalidation.headers;
+        let request = Request::from_parts(request, ReqB::default());
+        let cache = self.cache.clone();
+        let settings_index = self.settings.index;
+        let key = self.key.clone();
+        let per_user = self.per_user;
+        let variants = self.variants.clone();
+        let headers = self.headers.clone();
+        let uri = self.uri.clone();
+        let entry_key = entry_key.to_owned();
+        let entry = entry.clone();
+        let upstream = upstream.clone();
+        tokio::spawn(async move {
+            let inner = &*cache.inner;
+            let Some(settings) = inner.rules.settings(settings_index) else {
+                return;
+            };
+            let lookup = Lookup {
+                cache: &cache,
+                inner,
+                settings,
+                key,
+                per_user,
+                variants,
+                method: Method::GET,
+                uri,
+                headers,
+            };
+            // A failure leaves the stale entry as it is; the next request tries again.
+            let _ = lookup
+                .revalidate(&entry_key, &entry, upstream, request, false)
+                .await;
+            drop(leader);
+        });
+    }
+
+    /// A miss: `only-if-cached` gets a `504`; otherwise upstream, collapsed with concurrent
+    /// misses of the same key when the request is shareable.
+    async fn miss<S, ReqB, ResB>(
+        &self,
+        upstream: S,
+        request: Request<ReqB>,
+    ) -> Reply<ResB, S::Error>
+    where
+        S: Upstream<ReqB, ResB>,
+        ReqB: Default + Send + 'static,
+        ResB: UpstreamBody,
+    {
+        if request_directive(&self.headers, "only-if-cached") {
+            self.inner
+                .stats
+                .count(self.settings.index, CacheStatus::Miss);
+            let mut response = respond::own(StatusCode::GATEWAY_TIMEOUT, None, Bytes::new());
+            mark(
+                response.headers_mut(),
+                &self.inner.rules.status_header,
+                CacheStatus::Miss,
+            );
+            return Ok(response);
+        }
+        let collapsible = self.method == Method::GET
+            && !self.per_user
+            && !self.headers.contains_key(header::CACHE_CONTROL)
+            && !self.headers.contains_key(header::PRAGMA);
+        if !collapsible {
+            return self
+                .fetch(upstream, request)
+                .await
+                .map(|(response, _)| response);
+        }
+        match self.inner.collapser.join(&self.key.key) {
+            Role::Leader(leader) => {
+                let (response, stored) = self.fetch(upstream, request).await?;
+                leader.finish(match stored {
+                    Some(stored) if !self.per_user => Outcome::Stored(stored),
+                    _ => Outcome::Alone,
+                });
+                Ok(response)
+            }
+            Role::Follower(slot) => {
+                if let Outcome::Stored(entry) = collapse::wait(slot).await {
+                    if let Entry::Response(stored) = &*entry.0 {
+                        let now = SystemTime::now();
+                        let view = PolicyRequest {
+                            uri: &self.key.uri,
+                            headers: &self.headers,
+                        };
+                        if let BeforeRequest::Fresh(_) = stored.policy.before_request(&view, now) {
+                            Stats::bump(&self.inner.stats.collapsed);
+                            return Ok(self.serve(stored, now, CacheStatus::Hit));
+                        }
+                    }
+                }
+                self.fetch(upstream, request)
+                    .await
+                    .map(|(response, _)| response)
+            }
+        }
+    }
+
+    /// Fetches from upstream (without the client's validators, so that a full response comes
+    /// back to be stored) and stores what may be stored.
+    async fn fetch<S, ReqB, ResB>(
+        &self,
+        upstream: S,
+        mut request: Request<ReqB>,
+    ) -> Result<(Response<CacheBody<ResB>>, Option<CachedResponse>), S::Error>
+    where
+        S: Upstream<ReqB, ResB>,
+        ResB: UpstreamBody,
+    {
+        if self.method == Method::HEAD {
+            // A HEAD response has no body to store: pass it on.
+            self.inner
+                .stats
+                .count(self.settings.index, CacheStatus::Miss);
+            let response = upstream.oneshot(request).await.inspect_err(|_| {
+                Stats::bump(&self.inner.stats.upstream_errors);
+            })?;
+            return Ok((marked(self.inner, response, CacheStatus::Miss), None));
+        }
+        strip_conditionals(request.headers_mut());
+        let response = upstream.oneshot(request).await.inspect_err(|_| {
+            Stats::bump(&self.inner.stats.upstream_errors);
+        })?;
+        Ok(self.store_upstream(response, SystemTime::now()).await)
+    }
+
+    /// Decides whether an upstream response is stored, stores it, and answers the client.
+    async fn store_upstream<ResB>(
+        &self,
+        response: Response<ResB>,
+        now: SystemTime,
+    ) -> (Response<CacheBody<ResB>>, Option<CachedResponse>)
+    where
+        ResB: UpstreamBody,
+    {
+        let inner = self.inner;
+        inner.stats.count(self.settings.index, CacheStatus::Miss);
+        let (mut parts, body) = response.into_parts();
+        let Some((stored, vary, ttl)) = self.storable(&mut parts, now) else {
+            mark(
+                &mut parts.headers,
+                &inner.rules.status_header,
+                CacheStatus::Miss,
+            );
+            return (Response::from_parts(parts, CacheBody::upstream(body)), None);
+        };
+        mark(
+            &mut parts.headers,
+            &inner.rules.status_header,
+            CacheStatus::Miss,
+        );
+        match buffer_up_to(body, inner.rules.max_body_size).await {
+            Ok(Buffered::Whole(bytes)) => {
+                let mut stored = stored;
+                stored.body = bytes.clone();
+                let value = inner
+                    .put(
+                        &self.key.key,
+                        stored,
+                        &vary,
+                        self.variants.as_ref(),
+                        &self.headers,
+                        ttl,
+                    )
+                    .await;
+                let response = match &*value.0 {
+                    // The client's own validators were not sent upstream: answer them here (and
+                    // a HEAD that revalidated with a GET gets no body).
+                    Entry::Response(stored)
+                        if self.method == Method::HEAD
+                            || respond::conditional_matches(&self.headers, &stored.headers) =>
+                    {
+                        let (response, not_modified) = serve(
+                            stored,
+                            &self.method,
+                            &self.headers,
+                            now,
+                            &inner.rules.status_header,
+                            CacheStatus::Miss,
+                        );
+                        if not_modified {
+                            Stats::bump(&inner.stats.not_modified);
+                        }
+                        response
+                    }
+                    _ => Response::from_parts(parts, CacheBody::full(bytes)),
+                };
+                (response, Some(value))
+            }
+            Ok(Buffered::Partial(body)) => {
+                Stats::bump(&inner.stats.too_large);
+                (Response::from_parts(parts, body), None)
+            }
+            Err(_) => {
+                Stats::bump(&inner.stats.upstream_errors);
+                let mut response = respond::own(StatusCode::BAD_GATEWAY, None, Bytes::new());
+                mark(
+                    response.headers_mut(),
+                    &inner.rules.status_header,
+                    CacheStatus::Miss,
+                );
+                (response, None)
+            }
+        }
+    }
+
+    /// The stored form of an upstream response and its lifetime in the tiers, or `None` if it
+    /// must not be stored. Edits the client's response the way the stored one is edited
+    /// (added `Vary`, application-mode `max-age`).
+    fn storable(
+        &self,
+        parts: &mut http::response::Parts,
+        now: SystemTime,
+    ) -> Option<(StoredResponse, Vec<HeaderName>, Duration)> {
+        let settings = self.settings;
+        if !settings.status_codes.contains(&parts.status.as_u16())
+            || parts.headers.contains_key(header::CONTENT_RANGE)
+            || parts
+                .headers
+                .get_all(header::CACHE_CONTROL)
+                .iter()
+                .any(|v| v.to_str().is_err())
+        {
+            return None;
+        }
+        let private_allowed = self.per_user && settings.cache_private;
+        if parts.headers.contains_key(header::SET_COOKIE) && !private_allowed {
+            return None;
+        }
+        if !self.per_user && directive(&parts.headers, "private").is_some() {
+            return None;
+        }
+        respond::add_vary(&mut parts.headers, &settings.vary);
+        if let Some(ttl) = settings.ttl {
+            if !respond::has_explicit_freshness(&parts.headers) {
+                respond::add_max_age(&mut parts.headers, ttl);
+            }
+        }
+        let vary = respond::vary_names(&parts.headers)?;
+        let request = policy_parts(&self.key.uri, &self.headers, &vary);
+        let stored = StoredResponse::new(
+            request,
+            parts.status,
+            respond::storable_headers(&parts.headers),
+            Bytes::new(),
+            now,
+            self.per_user,
+        );
+        if !stored.policy.is_storable() {
+            return None;
+        }
+        let ttl = storage_ttl(&stored, now, self.inner.rules.stale_retention);
+        (!ttl.is_zero()).then_some((stored, vary, ttl))
+    }
+}
+
+/// How long a response stays in the tiers: its freshness, plus the stale retention if it can
+/// be revalidated or served stale.
+fn storage_ttl(stored: &StoredResponse, now: SystemTime, retention: Duration) -> Duration {
+    let fresh = stored.policy.time_to_live(now);
+    let headers = &stored.headers;
+    let stale_window = ["stale-while-revalidate", "stale-if-error"]
+        .iter()
+        .filter_map(|d| directive(headers, d).flatten())
+        .max()
+        .map_or(Duration::ZERO, Duration::from_secs);
+    let has_validator =
+        headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED);
+    if has_validator || !stale_window.is_zero() {
+        fresh.saturating_add(retention.max(stale_window))
+    } else {
+        fresh
+    }
+}
+
+/// Removes the client's validators from a request the cache sends to fill itself.
+fn strip_conditionals(headers: &mut HeaderMap) {
+    headers.remove(header::IF_NONE_MATCH);
+    headers.remove(header::IF_MODIFIED_SINCE);
+}
+
+/// The stored headers updated by a `304` (RFC 9111 §4.3.4): each header the `304` carries
+/// replaces all of that name, except those describing the body.
+fn merge_not_modified(stored: &HeaderMap, not_modified: &HeaderMap) -> HeaderMap {
+    const KEEP_STORED: &[&str] = &[
+        "content-length",
+        "content-encoding",
+        "content-range",
+        "transfer-encoding",
+    ];
+    let mut merged = stored.clone();
+    let updates = respond::storable_headers(not_modified);
+    for name in updates.keys() {
+        if KEEP_STORED.contains(&name.as_str()) {
+            continue;
+        }
+        merged.remove(name);
+        for value in updates.get_all(name) {
+            merged.append(name.clone(), value.clone());
+        }
+    }
+    merged
+}
