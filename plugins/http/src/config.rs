@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Status codes stored by default: those RFC 9110 §15.1 defines as heuristically cacheable
-/// (`206` left out: partial content is not cached).
-pub const DEFAULT_STATUS_CODES: &[u16] = &[200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
+/// Status codes stored by default: those the cache understands (RFC 9110 §15.1's heuristically
+/// cacheable codes and the redirects `302`, `303`, `307`, which are stored only with explicit
+/// freshness; `206` is left out: partial content is not cached).
+pub const DEFAULT_STATUS_CODES: &[u16] = &[
+    200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501,
+];
 
 /// The HTTP cache's options. Every field has a default (`HttpCacheConfig::default()`): a strict
 /// RFC 9111 shared cache of `GET`/`HEAD` responses that never stores anything for requests with
@@ -37,8 +40,9 @@ pub const DEFAULT_STATUS_CODES: &[u16] = &[200, 203, 204, 300, 301, 308, 404, 40
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct HttpCacheConfig {
-    /// Freshness for a response that carries none (no `max-age`, `s-maxage` or `Expires`):
-    /// *application mode*. `None` (the default, and what `strata-proxy` uses) is strict RFC
+    /// Freshness for a response that carries none (no `max-age`, `s-maxage` or `Expires`) and
+    /// whose status is heuristically cacheable (200, 203, 204, 300, 301, 308, 404, 405, 410,
+    /// 414, 501): *application mode*. `None` (the default, and what `strata-proxy` uses) is strict RFC
     /// mode, where such a response is only fresh by the RFC's heuristic (10% of the time
     /// since its `Last-Modified`), else stored only to be revalidated.
     #[serde(with = "humantime_serde")]

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
-use http_cache_semantics::{AfterResponse, BeforeRequest};
+use http_cache_semantics::BeforeRequest;
 use tower::ServiceExt;
 use tower_service::Service;
 
@@ -21,6 +21,7 @@ use crate::request::{
 };
 use crate::respond::{self, directive, mark, serve};
 use crate::rules::{PathDecision, Settings};
+use crate::service::Disconnected;
 use crate::stats::{CacheStatus, Stats};
 use crate::stored::{CachedResponse, Entry, StoredResponse, Variants};
 
@@ -302,7 +303,7 @@ impl Lookup<'_> {
     }
 
     /// `stale-while-revalidate` (RFC 5861): within its window after going stale, and only for
-    /// a request that states no freshness needs of its own.
+    /// a request that does not forbid stale responses.
     fn may_serve_stale_while_revalidating(&self, stored: &StoredResponse, now: SystemTime) -> bool {
         let Some(Some(window)) = directive(&stored.headers, "stale-while-revalidate") else {
             return false;
@@ -311,22 +312,33 @@ impl Lookup<'_> {
     }
 
     /// `stale-if-error` (RFC 5861), from the response or the request.
-    fn may_serve_stale_on_error(&self, stored: &StoredResponse, now: SystemTime) -> bool {
+    /// Or, when the origin could not be reached at all (`disconnected`), for as long as the
+    /// entry is kept, since RFC 9111 §4.2.4 lets a disconnected cache serve stale.
+    fn may_serve_stale_on_error(
+        &self,
+        stored: &StoredResponse,
+        now: SystemTime,
+        disconnected: bool,
+    ) -> bool {
+        if self.forbids_stale(stored) {
+            return false;
+        }
         let window = [&stored.headers, &self.headers]
             .into_iter()
             .filter_map(|headers| directive(headers, "stale-if-error").flatten())
             .max();
         match window {
-            Some(window) => {
-                !self.forbids_stale(stored) && stored.stale_for(now) <= Duration::from_secs(window)
-            }
-            None => false,
+            Some(window) => disconnected || stored.stale_for(now) <= Duration::from_secs(window),
+            None => disconnected,
         }
     }
 
+    /// Whether the request (`no-cache`, `max-age`, `min-fresh`) or the response forbids a
+    /// stale serve.
     fn forbids_stale(&self, stored: &StoredResponse) -> bool {
-        self.headers.contains_key(header::CACHE_CONTROL)
-            || self.headers.contains_key(header::PRAGMA)
+        ["no-cache", "max-age", "min-fresh"]
+            .iter()
+            .any(|d| request_directive(&self.headers, d))
             || ["must-revalidate", "proxy-revalidate", "no-cache"]
                 .iter()
                 .any(|d| directive(&stored.headers, d).is_some())
@@ -353,73 +365,60 @@ impl Lookup<'_> {
             unreachable!("revalidate is only called for a response");
         };
         let stats = &self.inner.stats;
-        Stats::bump(&stats.revalidations);
+        if request.headers().contains_key(header::IF_NONE_MATCH)
+            || request.headers().contains_key(header::IF_MODIFIED_SINCE)
+        {
+            Stats::bump(&stats.revalidations);
+        }
         let stale = |_: ()| {
             (
                 self.serve(stored, SystemTime::now(), CacheStatus::Stale),
                 None,
             )
         };
-        let upstream_for_retry = upstream.clone();
         let response = match upstream.oneshot(request).await {
             Ok(response) => response,
             Err(error) => {
                 Stats::bump(&stats.upstream_errors);
-                if self.may_serve_stale_on_error(stored, SystemTime::now()) {
+                if self.may_serve_stale_on_error(stored, SystemTime::now(), true) {
                     return Ok(stale(()));
                 }
                 return Err(error);
             }
         };
         let now = SystemTime::now();
-        if response.status().is_server_error() && self.may_serve_stale_on_error(stored, now) {
+        let disconnected = response.extensions().get::<Disconnected>().is_some();
+        if (disconnected || response.status().is_server_error())
+            && self.may_serve_stale_on_error(stored, now, disconnected)
+        {
             return Ok(stale(()));
         }
         if response.status() != StatusCode::NOT_MODIFIED {
             return Ok(self.store_upstream(response, now).await);
         }
+        // The request carried the validators of this one stored response, so a 304 is about
+        // it (whatever validators the 304 repeats): refresh its headers, keep its body.
         let (parts, _) = response.into_parts();
-        let view = PolicyRequest {
-            uri: &self.key.uri,
-            headers: &self.headers,
+        let headers = merge_not_modified(&stored.headers, &parts.headers);
+        let refreshed = StoredResponse::new(
+            stored.request.clone(),
+            stored.status,
+            headers,
+            stored.body.clone(),
+            now,
+            stored.per_user,
+        );
+        let ttl = storage_ttl(&refreshed, now, self.inner.rules.stale_retention);
+        let value = self.inner.put_refreshed(entry_key, refreshed, ttl).await;
+        let Entry::Response(refreshed) = &*value.0 else {
+            unreachable!("put_refreshed stores a response");
         };
-        match stored.policy.after_response(&view, &parts, now) {
-            AfterResponse::NotModified(..) => {
-                let headers = merge_not_modified(&stored.headers, &parts.headers);
-                let refreshed = StoredResponse::new(
-                    stored.request.clone(),
-                    stored.status,
-                    headers,
-                    stored.body.clone(),
-                    now,
-                    stored.per_user,
-                );
-                let ttl = storage_ttl(&refreshed, now, self.inner.rules.stale_retention);
-                let value = self.inner.put_refreshed(entry_key, refreshed, ttl).await;
-                let Entry::Response(refreshed) = &*value.0 else {
-                    unreachable!("restore stores a response");
-                };
-                let response = if respond {
-                    self.serve(refreshed, now, CacheStatus::Hit)
-                } else {
-                    respond::own(StatusCode::NO_CONTENT, None, Bytes::new())
-                };
-                Ok((response, Some(value.clone())))
-            }
-            // A 304 for something else than what is stored: fetch the whole response.
-            AfterResponse::Modified(..) => {
-                let (mut parts, ()) = Request::new(()).into_parts();
-                parts.method = Method::GET;
-                parts.uri = self.uri.clone();
-                parts.headers = self.headers.clone();
-                strip_conditionals(&mut parts.headers);
-                let request = Request::from_parts(parts, ReqB::default());
-                let response = upstream_for_retry.oneshot(request).await.inspect_err(|_| {
-                    Stats::bump(&stats.upstream_errors);
-                })?;
-                Ok(self.store_upstream(response, SystemTime::now()).await)
-            }
-        }
+        let response = if respond {
+            self.serve(refreshed, now, CacheStatus::Hit)
+        } else {
+            respond::own(StatusCode::NO_CONTENT, None, Bytes::new())
+        };
+        Ok((response, Some(value.clone())))
     }
 
     /// Serves stale now and revalidates in a background task (one per key at a time).
@@ -519,10 +518,9 @@ impl Lookup<'_> {
             );
             return Ok(response);
         }
-        let collapsible = self.method == Method::GET
-            && !self.per_user
-            && !self.headers.contains_key(header::CACHE_CONTROL)
-            && !self.headers.contains_key(header::PRAGMA);
+        // Each waiter checks the shared response against its own request (Vary, request
+        // directives) before using it.
+        let collapsible = self.method == Method::GET && !self.per_user;
         if !collapsible {
             return self
                 .fetch(upstream, request)
@@ -695,7 +693,9 @@ impl Lookup<'_> {
         }
         respond::add_vary(&mut parts.headers, &settings.vary);
         if let Some(ttl) = settings.ttl {
-            if !respond::has_explicit_freshness(&parts.headers) {
+            if HEURISTICALLY_CACHEABLE.contains(&parts.status.as_u16())
+                && !respond::has_explicit_freshness(&parts.headers)
+            {
                 respond::add_max_age(&mut parts.headers, ttl);
             }
         }
@@ -717,6 +717,10 @@ impl Lookup<'_> {
     }
 }
 
+/// Status codes a response may be reused for without explicit freshness (RFC 9110 §15.1):
+/// the only ones application mode gives its default TTL.
+const HEURISTICALLY_CACHEABLE: &[u16] = &[200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
+
 /// How long a response stays in the tiers: its freshness, plus the stale retention if it can
 /// be revalidated or served stale.
 fn storage_ttl(stored: &StoredResponse, now: SystemTime, retention: Duration) -> Duration {
@@ -729,7 +733,17 @@ fn storage_ttl(stored: &StoredResponse, now: SystemTime, retention: Duration) ->
         .map_or(Duration::ZERO, Duration::from_secs);
     let has_validator =
         headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED);
-    if has_validator || !stale_window.is_zero() {
+    // Without a validator, a stale copy is only of use when the origin cannot be reached, and
+    // not even then if the response forbids serving it stale.
+    let never_stale = [
+        "must-revalidate",
+        "proxy-revalidate",
+        "no-cache",
+        "s-maxage",
+    ]
+    .iter()
+    .any(|d| directive(headers, d).is_some());
+    if has_validator || !stale_window.is_zero() || !never_stale {
         fresh.saturating_add(retention.max(stale_window))
     } else {
         fresh
@@ -743,13 +757,15 @@ fn strip_conditionals(headers: &mut HeaderMap) {
 }
 
 /// The stored headers updated by a `304` (RFC 9111 §4.3.4): each header the `304` carries
-/// replaces all of that name, except those describing the body.
+/// replaces all of that name, except those describing the stored body and its validator.
 fn merge_not_modified(stored: &HeaderMap, not_modified: &HeaderMap) -> HeaderMap {
     const KEEP_STORED: &[&str] = &[
         "content-length",
         "content-encoding",
         "content-range",
+        "content-md5",
         "transfer-encoding",
+        "etag",
     ];
     let mut merged = stored.clone();
     let updates = respond::storable_headers(not_modified);

@@ -26,7 +26,9 @@
 //!   `no-cache`, `must-revalidate`, `proxy-revalidate` honoured; request `no-cache`,
 //!   `no-store`, `max-age`, `min-fresh`, `max-stale` and `only-if-cached` (`504` on a miss).
 //!   On top of it: `stale-while-revalidate` (serve stale, refresh in the background, once per
-//!   key) and `stale-if-error` (serve stale when upstream fails or answers 5xx).
+//!   key), `stale-if-error` (serve stale when upstream fails or answers 5xx), and stale serves
+//!   while the origin cannot be reached at all (a service error, or a response marked
+//!   [`Disconnected`]), which RFC 9111 §4.2.4 allows unless the response forbids it.
 //! - **Vary**: one stored variant per distinct value of the varying request headers, under its
 //!   own key; variants never overwrite each other.
 //! - **Revalidation**: a stale entry with a validator is revalidated with `If-None-Match` /
@@ -60,15 +62,16 @@
 //!   met). A request with credentials never reads or fills a shared entry, and a per-user entry
 //!   is under a key no other credentials produce.
 //! - **Collapsing never hands a response to a request it was not made for.** Only `GET`s
-//!   without credentials and without their own `Cache-Control`/`Pragma` are collapsed; the
-//!   leader shares a response only once it has stored it as a shared entry, and each waiter
+//!   without credentials are collapsed; the leader shares a response only once it has stored it as a shared entry, and each waiter
 //!   checks it against its own request as if it had read it from the cache; otherwise (not
 //!   storable, private, another variant, too large, an upstream error, a cancelled leader)
 //!   every waiter goes upstream itself.
 //! - **A stored response is served at most as old as its freshness allows**, except within a
-//!   `stale-while-revalidate` or `stale-if-error` window the response granted, and never when
-//!   it says `must-revalidate`, `proxy-revalidate`, `no-cache` or `s-maxage`, or the request
-//!   carries its own `Cache-Control`/`Pragma`. Stale serves say `x-cache: STALE`.
+//!   `stale-while-revalidate` or `stale-if-error` window the response granted, or while the
+//!   origin cannot be reached (for as long as the entry is kept: its freshness plus
+//!   [`HttpCacheConfig::stale_retention`]); never when it says `must-revalidate`,
+//!   `proxy-revalidate`, `no-cache` or `s-maxage`, or the request says `no-cache`, `max-age`
+//!   or `min-fresh`. Stale serves say `x-cache: STALE`.
 //! - **After an unsafe request succeeds, this process's reads of its target URI miss**: the
 //!   invalidation completes before the response is returned. Other processes sharing the
 //!   tiers see it as the tiers' own consistency says (with Redis, their L1s are invalidated
@@ -104,6 +107,6 @@ pub use cache::{HttpCache, HttpStore, KeyFn, PurgeError};
 pub use config::{HttpCacheConfig, Rule, DEFAULT_STATUS_CODES};
 pub use error::ConfigError;
 pub use key::{request_key, KeyError, KeyOptions, RequestKey, MAX_KEY_LEN};
-pub use service::{CacheLayer, CacheService};
+pub use service::{CacheLayer, CacheService, Disconnected};
 pub use stats::{CacheStatus, HttpCacheStats, RuleStats};
 pub use stored::{CachedResponse, HttpCodec};

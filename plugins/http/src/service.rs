@@ -71,3 +71,11 @@ where
         Box::pin(handle(self.cache.clone(), upstream, request))
     }
 }
+
+/// A marker an upstream service puts in the extensions of a response it made up because the
+/// origin could not be reached (a refused connection, a timeout): the cache then treats the
+/// response as a disconnection and may serve a stale entry instead (RFC 9111 §4.2.4), unless
+/// the entry says `must-revalidate`, `proxy-revalidate`, `no-cache` or `s-maxage`, or the
+/// request says `no-cache`, `max-age` or `min-fresh`. A service error (`Err`) counts the same.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Disconnected;

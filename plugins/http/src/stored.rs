@@ -74,7 +74,7 @@ impl StoredResponse {
         response_time: SystemTime,
         per_user: bool,
     ) -> StoredResponse {
-        let response = response_parts(status, &headers);
+        let response = response_parts(status, &policy_headers(&headers));
         let policy =
             CachePolicy::new_options(&request, &response, response_time, policy_options(per_user));
         // A huge max-age must not overflow the clock: cap at "never stale" in practice.
@@ -97,6 +97,48 @@ impl StoredResponse {
     pub(crate) fn stale_for(&self, now: SystemTime) -> Duration {
         now.duration_since(self.fresh_until).unwrap_or_default()
     }
+}
+
+/// The response headers as the policy reads them: `Cache-Control` directive names lower-cased
+/// (they are case-insensitive; the policy compares them as written), and an `Age` that is not
+/// one non-negative integer (a list, a second line, a sign, a fraction, parameters) replaced by
+/// a huge one, so that such a response counts as stale (RFC 9111 §5.1).
+fn policy_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut out = headers.clone();
+    let cache_control: Vec<HeaderValue> = headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .map(|value| match value.to_str() {
+            Ok(text) => {
+                let lowered = text
+                    .split(',')
+                    .map(|part| match part.split_once('=') {
+                        Some((name, arg)) => format!("{}={arg}", name.to_ascii_lowercase()),
+                        None => part.to_ascii_lowercase(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",");
+                HeaderValue::from_str(&lowered).unwrap_or_else(|_| value.clone())
+            }
+            Err(_) => value.clone(),
+        })
+        .collect();
+    if !cache_control.is_empty() {
+        out.remove(http::header::CACHE_CONTROL);
+        for value in cache_control {
+            out.append(http::header::CACHE_CONTROL, value);
+        }
+    }
+    let ages: Vec<&HeaderValue> = headers.get_all(http::header::AGE).iter().collect();
+    let valid_age = match ages.as_slice() {
+        [] => true,
+        [one] => !one.is_empty() && one.as_bytes().iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    if !valid_age {
+        out.insert(http::header::AGE, HeaderValue::from_static("2147483648"));
+    }
+    out
 }
 
 /// A time no entry reaches (about 2^40 seconds after the epoch).

@@ -32,7 +32,7 @@ const HOP_BY_HOP: &[&str] = &[
 
 /// Sends requests to one origin over pooled HTTP/1.1 connections, keeping the client's `Host`
 /// and path; an unreachable origin or one that does not answer within the timeout gets a
-/// `502` / `504` (never a service error, so the cache's `stale-if-error` applies).
+/// `502` / `504` marked [`strata_http::Disconnected`] (so the cache may serve stale instead).
 #[derive(Clone)]
 pub struct Forward {
     client: Client<HttpConnector, Body>,
@@ -84,11 +84,18 @@ impl Forward {
             }
             Ok(Err(error)) => {
                 tracing::warn!(%error, "upstream request failed");
-                plain(StatusCode::BAD_GATEWAY)
+                disconnected(StatusCode::BAD_GATEWAY)
             }
-            Err(_) => plain(StatusCode::GATEWAY_TIMEOUT),
+            Err(_) => disconnected(StatusCode::GATEWAY_TIMEOUT),
         }
     }
+}
+
+/// A response standing for an unreachable origin, marked so that the cache may serve stale.
+fn disconnected(status: StatusCode) -> Response<Body> {
+    let mut response = plain(status);
+    response.extensions_mut().insert(strata_http::Disconnected);
+    response
 }
 
 fn plain(status: StatusCode) -> Response<Body> {

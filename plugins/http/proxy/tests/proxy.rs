@@ -146,7 +146,7 @@ async fn every_method_is_forwarded_and_unsafe_ones_invalidate() {
 }
 
 #[tokio::test]
-async fn a_dead_origin_is_a_502_and_entries_survive_a_restart_on_the_disk_tier() {
+async fn a_dead_origin_is_a_502_or_a_stale_serve_and_entries_survive_a_restart_on_the_disk_tier() {
     let origin = Origin::default();
     let server = Server::start(origin.router()).await;
     let upstream = format!("http://{}", server.addr);
@@ -157,9 +157,24 @@ async fn a_dead_origin_is_a_502_and_entries_survive_a_restart_on_the_disk_tier()
     let proxy = Proxy::start(&upstream, &disk).await;
     let first = http.get(&proxy.url(path)).await;
     assert_eq!(first.cache(), "MISS");
+    let short = "/short?cc=max-age%3D1";
+    let strict = "/strict?cc=max-age%3D1%2C%20must-revalidate";
+    let short_first = http.get(&proxy.url(short)).await;
+    http.get(&proxy.url(strict)).await;
     drop(server);
     let gone = http.get(&proxy.url("/other")).await;
     assert_eq!(gone.status, StatusCode::BAD_GATEWAY);
+    // Stale entries: served while the origin is unreachable, unless they forbid it.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let stale = http.get(&proxy.url(short)).await;
+    assert_eq!((stale.status, stale.cache()), (StatusCode::OK, "STALE"));
+    assert_eq!(stale.text(), short_first.text());
+    let refused = http.get(&proxy.url(strict)).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_GATEWAY,
+        "must-revalidate is never served stale"
+    );
     let old_host = proxy.addr.to_string();
     proxy.stop().await;
     // Started again on the same file, origin gone: the entry comes from the disk tier (the key
