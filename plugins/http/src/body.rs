@@ -26,7 +26,8 @@ pin_project! {
         Upstream { #[pin] body: B },
         Prefixed {
             prefix: Option<Bytes>,
-            trailers: Option<HeaderMap>,
+            // Boxed: rare, and a HeaderMap inline would make every response body larger.
+            trailers: Option<Box<HeaderMap>>,
             rest: Pin<Box<B>>,
         },
     }
@@ -80,7 +81,7 @@ where
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
                 if let Some(trailers) = trailers.take() {
-                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                    return Poll::Ready(Some(Ok(Frame::trailers(*trailers))));
                 }
                 rest.as_mut().poll_frame(cx)
             }
@@ -171,7 +172,7 @@ fn prefixed<B>(prefix: Bytes, trailers: Option<HeaderMap>, rest: Pin<Box<B>>) ->
     CacheBody {
         kind: Kind::Prefixed {
             prefix: (!prefix.is_empty()).then_some(prefix),
-            trailers,
+            trailers: trailers.map(Box::new),
             rest,
         },
     }

@@ -197,6 +197,17 @@ impl Inner {
         }
     }
 
+    /// What L1 holds for a request whose primary key is `primary` (synchronous: the hit fast
+    /// path's lookup).
+    pub(crate) fn lookup_l1(&self, primary: &str, headers: &HeaderMap) -> Option<CachedResponse> {
+        let l1 = self.store.l1();
+        let entry = l1.get(primary)?;
+        match &*entry.0 {
+            Entry::Response(_) => Some(entry),
+            Entry::Variants(variants) => l1.get(&variant_key(primary, variants, headers)),
+        }
+    }
+
     /// Stores `stored` under `primary` (directly, or as a variant when it varies on `vary`),
     /// living `ttl` in the tiers. Returns the stored value.
     pub(crate) async fn put(
@@ -293,7 +304,7 @@ impl Inner {
 
 /// A variant's key: the primary key, the index's generation and a hash of the request's values
 /// of the varying headers.
-fn variant_key(primary: &str, variants: &Variants, headers: &HeaderMap) -> String {
+pub(crate) fn variant_key(primary: &str, variants: &Variants, headers: &HeaderMap) -> String {
     let mut parts: Vec<&[u8]> = Vec::with_capacity(variants.vary.len() * 2);
     let mut values: Vec<Vec<u8>> = Vec::with_capacity(variants.vary.len());
     for name in &variants.vary {

@@ -55,6 +55,8 @@ struct Lookup<'a> {
     inner: &'a Inner,
     settings: &'a Settings,
     key: RequestKey,
+    /// The URI the policy compares (the key's path and normalized query).
+    policy_uri: Uri,
     per_user: bool,
     variants: Option<Variants>,
     /// The client's method, URI and headers as it sent them.
@@ -109,7 +111,7 @@ where
             Some(material) => {
                 key.key = custom_key(&rules.key.prefix, &material, &key.key);
                 // The function decides what is the same resource: the policy compares no URI.
-                key.uri = Uri::from_static("/");
+                key.path_and_query = "/".to_owned();
             }
             None => {
                 let request = Request::from_parts(parts, body);
@@ -118,10 +120,16 @@ where
         }
     }
     let found = inner.lookup(&key.key, &parts.headers).await;
+    if let Some((_, entry)) = &found.response {
+        if let Some(response) = serve_fresh(inner, settings, entry, &method, &parts.headers) {
+            return Ok(response);
+        }
+    }
     let lookup = Lookup {
         cache: &cache,
         inner,
         settings,
+        policy_uri: key.uri(),
         key,
         per_user,
         variants: found.variants,
@@ -133,7 +141,7 @@ where
         if let Entry::Response(stored) = &*entry.0 {
             let now = SystemTime::now();
             let view = PolicyRequest {
-                uri: &lookup.key.uri,
+                uri: &lookup.policy_uri,
                 headers: &lookup.headers,
             };
             match stored.policy.before_request(&view, now) {
@@ -162,6 +170,77 @@ where
     lookup
         .miss(upstream, Request::from_parts(parts, body))
         .await
+}
+
+/// The hit fast path, synchronous, tried before the request's future is made: a plain
+/// cacheable request (no credentials, no `Cache-Control`/`Pragma`, no custom key function)
+/// whose fresh response is in L1. `None` sends the request down the full path.
+pub(crate) fn try_hit<ReqB, B>(
+    cache: &HttpCache,
+    request: &Request<ReqB>,
+) -> Option<Response<CacheBody<B>>> {
+    let inner = &*cache.inner;
+    let rules = &inner.rules;
+    let method = request.method();
+    if inner.key_fn.is_some()
+        || is_unsafe(method)
+        || rules.admin_path.as_deref() == Some(request.uri().path())
+    {
+        return None;
+    }
+    let PathDecision::Cache(settings) = rules.for_path(request.uri().path()) else {
+        return None;
+    };
+    let headers = request.headers();
+    if !settings.methods.contains(method)
+        || has_credentials(headers)
+        || headers.contains_key(header::CACHE_CONTROL)
+        || headers.contains_key(header::PRAGMA)
+        || check_headers(headers).is_err()
+    {
+        return None;
+    }
+    let key = request_key(method, request.uri(), headers, &rules.key, &[]).ok()?;
+    let entry = inner.lookup_l1(&key.key, headers)?;
+    serve_fresh(inner, settings, &entry, method, headers)
+}
+
+/// The hit fast path: a response still fresh by its own freshness, for a request without
+/// `Cache-Control` or `Pragma` of its own, is served without asking the policy: its key
+/// already matched what the policy compares (the normalized URI, the `Vary` headers' values
+/// through the variant key), and the host is compared here. Anything else takes the full path.
+fn serve_fresh<B>(
+    inner: &Inner,
+    settings: &Settings,
+    entry: &CachedResponse,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Option<Response<CacheBody<B>>> {
+    let Entry::Response(stored) = &*entry.0 else {
+        return None;
+    };
+    let now = SystemTime::now();
+    if now >= stored.fresh_until
+        || headers.contains_key(header::CACHE_CONTROL)
+        || headers.contains_key(header::PRAGMA)
+        || stored.request.headers.get(header::HOST) != headers.get(header::HOST)
+    {
+        return None;
+    }
+    let stats = &inner.stats;
+    stats.count(settings.index, CacheStatus::Hit);
+    let (response, not_modified) = serve(
+        stored,
+        method,
+        headers,
+        now,
+        &inner.rules.status_header,
+        CacheStatus::Hit,
+    );
+    if not_modified {
+        Stats::bump(&stats.not_modified);
+    }
+    Some(response)
 }
 
 /// A custom key: the prefix, `fn:`, and the function's material (bounded like other keys).
@@ -444,7 +523,7 @@ impl Lookup<'_> {
             return;
         };
         let view = PolicyRequest {
-            uri: &self.key.uri,
+            uri: &self.policy_uri,
             headers: &self.headers,
         };
         let BeforeRequest::Stale {
@@ -463,6 +542,7 @@ impl Lookup<'_> {
         let cache = self.cache.clone();
         let settings_index = self.settings.index;
         let key = self.key.clone();
+        let policy_uri = self.policy_uri.clone();
         let per_user = self.per_user;
         let variants = self.variants.clone();
         let headers = self.headers.clone();
@@ -480,6 +560,7 @@ impl Lookup<'_> {
                 inner,
                 settings,
                 key,
+                policy_uri,
                 per_user,
                 variants,
                 method: Method::GET,
@@ -541,7 +622,7 @@ impl Lookup<'_> {
                     if let Entry::Response(stored) = &*entry.0 {
                         let now = SystemTime::now();
                         let view = PolicyRequest {
-                            uri: &self.key.uri,
+                            uri: &self.policy_uri,
                             headers: &self.headers,
                         };
                         if let BeforeRequest::Fresh(_) = stored.policy.before_request(&view, now) {
@@ -700,11 +781,22 @@ impl Lookup<'_> {
             }
         }
         let vary = respond::vary_names(&parts.headers)?;
-        let request = policy_parts(&self.key.uri, &self.headers, &vary);
+        let request = policy_parts(&self.policy_uri, &self.headers, &vary);
+        let mut headers = respond::storable_headers(&parts.headers);
+        // Placeholders for what every serve sets, so that setting them replaces in place
+        // instead of growing the map each time.
+        if !headers.contains_key(header::AGE) {
+            headers.insert(header::AGE, http::HeaderValue::from_static("0"));
+        }
+        mark(
+            &mut headers,
+            &self.inner.rules.status_header,
+            CacheStatus::Hit,
+        );
         let stored = StoredResponse::new(
             request,
             parts.status,
-            respond::storable_headers(&parts.headers),
+            headers,
             Bytes::new(),
             now,
             self.per_user,

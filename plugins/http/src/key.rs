@@ -57,8 +57,18 @@ pub struct RequestKey {
     pub key: String,
     /// The key without its header hash: what an invalidation of the URI removes as a prefix.
     pub uri_key_len: usize,
-    /// The URI as the policy sees it: path and normalized query.
-    pub uri: Uri,
+    /// The path and normalized query: the URI as the cache policy compares it.
+    pub path_and_query: String,
+}
+
+impl RequestKey {
+    /// [`path_and_query`](Self::path_and_query) as a URI.
+    pub fn uri(&self) -> Uri {
+        // Built from a parsed URI's path and its reordered query, so it parses; "/" otherwise.
+        self.path_and_query
+            .parse()
+            .unwrap_or_else(|_| Uri::from_static("/"))
+    }
 }
 
 /// The key of a request: `{prefix}{GET|method}:{host}{path}[?{sorted query}][#k={hash}]`.
@@ -106,17 +116,15 @@ pub fn request_key(
         key.push_str("#k=");
         key.push_str(&header_hash(headers, &hashed));
     }
-    let normalized = if query.is_empty() {
+    let path_and_query = if query.is_empty() {
         path.to_owned()
     } else {
         format!("{path}?{query}")
     };
-    // Path and query come from a parsed URI and the query was only reordered: it parses.
-    let uri = normalized.parse().map_err(|_| KeyError::NoPath)?;
     Ok(RequestKey {
         key,
         uri_key_len,
-        uri,
+        path_and_query,
     })
 }
 
@@ -160,7 +168,11 @@ fn push_host(key: &mut String, uri: &Uri, headers: &HeaderMap) -> Result<(), Key
     if !valid {
         return Err(KeyError::BadHost);
     }
-    key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        key.push_str(&host.to_ascii_lowercase());
+    } else {
+        key.push_str(host);
+    }
     Ok(())
 }
 

@@ -107,6 +107,6 @@ pub use cache::{HttpCache, HttpStore, KeyFn, PurgeError};
 pub use config::{HttpCacheConfig, Rule, DEFAULT_STATUS_CODES};
 pub use error::ConfigError;
 pub use key::{request_key, KeyError, KeyOptions, RequestKey, MAX_KEY_LEN};
-pub use service::{CacheLayer, CacheService, Disconnected};
+pub use service::{CacheLayer, CacheService, Disconnected, ResponseFuture};
 pub use stats::{CacheStatus, HttpCacheStats, RuleStats};
 pub use stored::{CachedResponse, HttpCodec};

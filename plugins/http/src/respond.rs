@@ -71,7 +71,7 @@ pub(crate) fn serve<B>(
     status: CacheStatus,
 ) -> (Response<CacheBody<B>>, bool) {
     let mut headers = stored.headers.clone();
-    let age = stored.policy.age(now);
+    let age = stored.age(now);
     headers.insert(header::AGE, age_value(age));
     mark(&mut headers, status_header, status);
     let not_modified =

@@ -110,7 +110,7 @@ impl Rules {
 
     /// The settings for `path`, or why it bypasses the cache.
     pub(crate) fn for_path(&self, path: &str) -> PathDecision<'_> {
-        if self.exclude.is_match(path) {
+        if !self.exclude.is_empty() && self.exclude.is_match(path) {
             return PathDecision::Bypass(0);
         }
         if let Some(include) = &self.include {
@@ -118,8 +118,14 @@ impl Rules {
                 return PathDecision::Bypass(0);
             }
         }
-        let settings = match self.paths.matches(path).first() {
-            Some(&rule) => &self.settings[rule + 1],
+        let rule = if self.paths.is_empty() {
+            None
+        } else {
+            // The first rule in the config's order that matches (globset reports them sorted).
+            self.paths.matches(path).first().copied()
+        };
+        let settings = match rule {
+            Some(rule) => &self.settings[rule + 1],
             None => &self.settings[0],
         };
         if settings.cache {

@@ -12,7 +12,7 @@ use tower_service::Service;
 
 use crate::body::CacheBody;
 use crate::cache::HttpCache;
-use crate::flow::{handle, Upstream};
+use crate::flow::{handle, try_hit, Upstream};
 
 /// A tower [`Layer`] that caches the wrapped service's responses in an [`HttpCache`]; made by
 /// [`HttpCache::layer`].
@@ -58,17 +58,58 @@ where
 {
     type Response = Response<CacheBody<ResB>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Future = ResponseFuture<Self::Response, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+        // A fresh L1 hit is answered here, without making the request's future.
+        if let Some(response) = try_hit(&self.cache, &request) {
+            return ResponseFuture {
+                kind: FutureKind::Ready {
+                    result: Some(Ok(response)),
+                },
+            };
+        }
         // The service that was polled ready serves this call; a clone takes its place.
         let clone = self.inner.clone();
         let upstream = std::mem::replace(&mut self.inner, clone);
-        Box::pin(handle(self.cache.clone(), upstream, request))
+        ResponseFuture {
+            kind: FutureKind::Pending {
+                future: Box::pin(handle(self.cache.clone(), upstream, request)),
+            },
+        }
+    }
+}
+
+type BoxedResponse<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
+/// The future of [`CacheService`]: ready at once for a fresh L1 hit, else the cache's work.
+pub struct ResponseFuture<R, E> {
+    kind: FutureKind<R, E>,
+}
+
+enum FutureKind<R, E> {
+    Ready { result: Option<Result<R, E>> },
+    Pending { future: BoxedResponse<R, E> },
+}
+
+// Neither variant is structurally pinned: the result is moved out, the future is boxed.
+impl<R, E> Unpin for ResponseFuture<R, E> {}
+
+impl<R, E> Future for ResponseFuture<R, E> {
+    type Output = Result<R, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R, E>> {
+        match &mut self.kind {
+            FutureKind::Ready { result } => match result.take() {
+                Some(result) => Poll::Ready(result),
+                None => panic!("ResponseFuture polled after it completed"),
+            },
+            FutureKind::Pending { future } => future.as_mut().poll(cx),
+        }
     }
 }
 

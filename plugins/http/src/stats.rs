@@ -60,7 +60,7 @@ impl Counters {
 }
 
 pub(crate) struct Stats {
-    totals: Counters,
+    /// One set per rule (the totals are their sums: one atomic add per request).
     per_rule: Vec<Counters>,
     pub(crate) revalidations: AtomicU64,
     pub(crate) not_modified: AtomicU64,
@@ -75,7 +75,6 @@ pub(crate) struct Stats {
 impl Stats {
     pub(crate) fn new(rules: usize) -> Stats {
         Stats {
-            totals: Counters::default(),
             per_rule: (0..rules).map(|_| Counters::default()).collect(),
             revalidations: AtomicU64::new(0),
             not_modified: AtomicU64::new(0),
@@ -89,7 +88,6 @@ impl Stats {
     }
 
     pub(crate) fn count(&self, rule: usize, status: CacheStatus) {
-        self.totals.count(status);
         if let Some(counters) = self.per_rule.get(rule) {
             counters.count(status);
         }
@@ -100,7 +98,28 @@ impl Stats {
     }
 
     pub(crate) fn snapshot(&self, names: &[String]) -> HttpCacheStats {
-        let totals = self.totals.snapshot("total");
+        let rules: Vec<RuleStats> = self
+            .per_rule
+            .iter()
+            .zip(names)
+            .map(|(counters, name)| counters.snapshot(name))
+            .collect();
+        let totals = rules.iter().fold(
+            RuleStats {
+                name: "total".into(),
+                hits: 0,
+                misses: 0,
+                stale: 0,
+                bypasses: 0,
+            },
+            |mut sum, rule| {
+                sum.hits += rule.hits;
+                sum.misses += rule.misses;
+                sum.stale += rule.stale;
+                sum.bypasses += rule.bypasses;
+                sum
+            },
+        );
         HttpCacheStats {
             requests: totals.hits + totals.misses + totals.stale + totals.bypasses,
             hit_ratio: totals.hit_ratio(),
@@ -116,12 +135,7 @@ impl Stats {
             upstream_errors: self.upstream_errors.load(Relaxed),
             invalidations: self.invalidations.load(Relaxed),
             store_errors: self.store_errors.load(Relaxed),
-            rules: self
-                .per_rule
-                .iter()
-                .zip(names)
-                .map(|(counters, name)| counters.snapshot(name))
-                .collect(),
+            rules,
         }
     }
 }

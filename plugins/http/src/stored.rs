@@ -46,6 +46,8 @@ pub(crate) struct StoredResponse {
     pub(crate) response_time: SystemTime,
     /// When it stops being fresh (its response time plus its remaining freshness then).
     pub(crate) fresh_until: SystemTime,
+    /// Its age when it was received (the policy's `Age`, read once).
+    pub(crate) initial_age: Duration,
     /// Evaluated as a private (per-user) cache.
     pub(crate) per_user: bool,
 }
@@ -81,6 +83,7 @@ impl StoredResponse {
         let fresh_until = response_time
             .checked_add(policy.time_to_live(response_time))
             .unwrap_or_else(far_future);
+        let initial_age = policy.age(response_time);
         StoredResponse {
             policy,
             request,
@@ -89,8 +92,15 @@ impl StoredResponse {
             body,
             response_time,
             fresh_until,
+            initial_age,
             per_user,
         }
+    }
+
+    /// Its age at `now` (what the policy's `age` says, without parsing `Age` again).
+    pub(crate) fn age(&self, now: SystemTime) -> Duration {
+        self.initial_age
+            .saturating_add(now.duration_since(self.response_time).unwrap_or_default())
     }
 
     /// How long it has been stale at `now` (zero while fresh).
