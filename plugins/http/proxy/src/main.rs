@@ -7,6 +7,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use strata_proxy::{run, ProxyConfig, ProxyError};
 
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A shared caching reverse proxy (RFC 9111) in front of one HTTP/1.1 origin.
 #[derive(Parser)]
 #[command(version)]
