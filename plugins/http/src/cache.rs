@@ -22,8 +22,9 @@ use crate::stored::{CachedResponse, Entry, HttpCodec, StoredResponse, Variants};
 pub type HttpStore = TieredCache<CachedResponse, HttpCodec>;
 
 /// Builds a custom key from a request's parts: `Some(material)` replaces method, host, path and
-/// query in the key (it is still prefixed, bounded and hashed if long; `Vary` variants still
-/// apply), `None` makes the request bypass the cache.
+/// query in the key (it is still prefixed, bounded and hashed if long; the hash of keyed
+/// headers and credentials and the `Vary` variants still apply), `None` makes the request
+/// bypass the cache. Entries under custom keys are not reached by URI invalidation.
 pub type KeyFn = Arc<dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync>;
 
 /// An HTTP response cache over a [`HttpStore`]: make one per process, take its
@@ -185,7 +186,7 @@ impl Inner {
                 variants: None,
             },
             Entry::Variants(variants) => {
-                let key = variant_key(primary, variants, headers);
+                let key = variant_key(primary, variants, headers, &self.rules.key.secret);
                 let response = self.store.get(&key).await.and_then(|found| {
                     matches!(&*found.0, Entry::Response(_)).then_some((key, found))
                 });
@@ -204,7 +205,12 @@ impl Inner {
         let entry = l1.get(primary)?;
         match &*entry.0 {
             Entry::Response(_) => Some(entry),
-            Entry::Variants(variants) => l1.get(&variant_key(primary, variants, headers)),
+            Entry::Variants(variants) => l1.get(&variant_key(
+                primary,
+                variants,
+                headers,
+                &self.rules.key.secret,
+            )),
         }
     }
 
@@ -232,7 +238,11 @@ impl Inner {
                         generation: self.next_generation(),
                     };
                     let index = CachedResponse(Arc::new(Entry::Variants(variants.clone())));
-                    let index_ttl = ttl.saturating_add(self.rules.stale_retention);
+                    // An index outliving its variants costs nothing (a variant that is gone is a
+                    // miss); one expiring first would make live variants unreachable.
+                    let index_ttl = ttl
+                        .saturating_add(self.rules.stale_retention)
+                        .max(Duration::from_secs(24 * 3600));
                     if let Err(error) = self
                         .store
                         .set_with(primary, index, SetOptions::default().ttl(index_ttl))
@@ -243,7 +253,7 @@ impl Inner {
                     variants
                 }
             };
-            let key = variant_key(primary, &variants, request_headers);
+            let key = variant_key(primary, &variants, request_headers, &self.rules.key.secret);
             self.store.set_with(&key, value.clone(), options).await
         };
         match result {
@@ -295,6 +305,12 @@ impl Inner {
         Ok(removed)
     }
 
+    /// Whether invalidating a URI must also sweep its keyed entries (`{key}#*`): when keys
+    /// hold headers or any path caches per user.
+    pub(crate) fn keyed(&self) -> bool {
+        !self.rules.key.headers.is_empty() || self.rules.any_per_user
+    }
+
     fn next_generation(&self) -> u64 {
         let n = self.generations.fetch_add(1, Relaxed);
         // Distinct per process (seed) and per call (counter, spread by an odd multiplier).
@@ -304,8 +320,14 @@ impl Inner {
 
 /// A variant's key: the primary key, the index's generation and a hash of the request's values
 /// of the varying headers.
-pub(crate) fn variant_key(primary: &str, variants: &Variants, headers: &HeaderMap) -> String {
-    let mut parts: Vec<&[u8]> = Vec::with_capacity(variants.vary.len() * 2);
+pub(crate) fn variant_key(
+    primary: &str,
+    variants: &Variants,
+    headers: &HeaderMap,
+    secret: &[u8],
+) -> String {
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(variants.vary.len() * 2 + 1);
+    parts.push(secret);
     let mut values: Vec<Vec<u8>> = Vec::with_capacity(variants.vary.len());
     for name in &variants.vary {
         let mut joined = Vec::new();

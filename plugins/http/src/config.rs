@@ -87,6 +87,14 @@ pub struct HttpCacheConfig {
     pub key_host: bool,
     /// Prefix of every key in the tiers (default `http:`).
     pub key_prefix: String,
+    /// A secret mixed into the hashes of header values in keys (credentials, keyed headers,
+    /// `Vary` values), so that key names read from a shared tier do not let anyone test guesses
+    /// of those values. Every instance sharing the tiers must use the same one. Default none.
+    pub key_secret: Option<String>,
+    /// The longest a request waits for a concurrent miss of the same key to finish before going
+    /// upstream itself (default 10 s).
+    #[serde(with = "humantime_serde")]
+    pub collapse_timeout: Duration,
     /// A path the layer answers itself with the cache's stats and tier health as JSON (off by
     /// default). It never purges anything.
     pub admin_path: Option<String>,
@@ -111,6 +119,8 @@ impl Default for HttpCacheConfig {
             stale_retention: Duration::from_secs(300),
             key_host: true,
             key_prefix: "http:".into(),
+            key_secret: None,
+            collapse_timeout: Duration::from_secs(10),
             admin_path: None,
         }
     }
@@ -234,6 +244,18 @@ impl HttpCacheConfig {
     /// Leaves the host out of keys.
     pub fn key_host(mut self, on: bool) -> Self {
         self.key_host = on;
+        self
+    }
+
+    /// Sets the secret mixed into hashed key parts.
+    pub fn key_secret(mut self, secret: impl Into<String>) -> Self {
+        self.key_secret = Some(secret.into());
+        self
+    }
+
+    /// Sets how long a request waits for a concurrent miss of its key.
+    pub fn collapse_timeout(mut self, timeout: Duration) -> Self {
+        self.collapse_timeout = timeout;
         self
     }
 

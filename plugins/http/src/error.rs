@@ -21,7 +21,7 @@ pub enum ConfigError {
     /// An admin path that does not start with `/`.
     #[error("admin path {0:?} must start with '/'")]
     AdminPath(String),
-    /// A key prefix holding glob or separator characters (`* ? [ ] \ #`).
-    #[error("key prefix {0:?} may not hold '*', '?', '[', ']', '\\' or '#'")]
+    /// A key prefix holding glob or separator characters (`* ? [ ] \ #` or a space).
+    #[error("key prefix {0:?} may not hold '*', '?', '[', ']', '\\', '#' or a space")]
     KeyPrefix(String),
 }

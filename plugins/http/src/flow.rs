@@ -16,8 +16,8 @@ use crate::cache::{HttpCache, Inner};
 use crate::collapse::{self, Outcome, Role};
 use crate::key::{request_key, RequestKey};
 use crate::request::{
-    check_headers, has_credentials, is_unsafe, policy_parts, request_directive, PolicyRequest,
-    CREDENTIALS,
+    check_headers, has_credentials, is_unsafe, policy_parts, policy_view, request_directive,
+    PolicyRequest, CREDENTIALS,
 };
 use crate::respond::{self, directive, mark, serve};
 use crate::rules::{PathDecision, Settings};
@@ -63,6 +63,16 @@ struct Lookup<'a> {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    /// The headers as the policy sees them ([`policy_view`]).
+    view: HeaderMap,
+}
+
+/// What a stored response can do for a request.
+enum Decision {
+    Serve(CacheStatus),
+    /// Revalidate with these conditional headers (the stored response's validators only).
+    Revalidate(HeaderMap),
+    Miss,
 }
 
 pub(crate) async fn handle<S, ReqB, ResB>(
@@ -109,7 +119,12 @@ where
     if let Some(key_fn) = &inner.key_fn {
         match key_fn(&parts) {
             Some(material) => {
-                key.key = custom_key(&rules.key.prefix, &material, &key.key);
+                // The hashed part (keyed headers, credentials) stays: a key function decides
+                // what is the same resource, never who may see it.
+                let hashed = key.key[key.uri_key_len..].to_owned();
+                key.key = custom_key(&rules.key.prefix, &material);
+                key.uri_key_len = key.key.len();
+                key.key.push_str(&hashed);
                 // The function decides what is the same resource: the policy compares no URI.
                 key.path_and_query = "/".to_owned();
             }
@@ -121,7 +136,16 @@ where
     }
     let found = inner.lookup(&key.key, &parts.headers).await;
     if let Some((_, entry)) = &found.response {
-        if let Some(response) = serve_fresh(inner, settings, entry, &method, &parts.headers) {
+        let fresh = serve_fresh(
+            inner,
+            settings,
+            entry,
+            &method,
+            &parts.headers,
+            per_user,
+            &key.path_and_query,
+        );
+        if let Some(response) = fresh {
             return Ok(response);
         }
     }
@@ -135,35 +159,28 @@ where
         variants: found.variants,
         method,
         uri: parts.uri.clone(),
+        view: policy_view(&parts.headers),
         headers: parts.headers.clone(),
     };
     if let Some((entry_key, entry)) = found.response {
         if let Entry::Response(stored) = &*entry.0 {
             let now = SystemTime::now();
-            let view = PolicyRequest {
-                uri: &lookup.policy_uri,
-                headers: &lookup.headers,
-            };
-            match stored.policy.before_request(&view, now) {
-                BeforeRequest::Fresh(_) => return Ok(lookup.serve(stored, now, CacheStatus::Hit)),
-                BeforeRequest::Stale {
-                    request: revalidation,
-                    matches: true,
-                } => {
+            match lookup.decide(stored, now) {
+                Decision::Serve(status) => return Ok(lookup.serve(stored, now, status)),
+                Decision::Revalidate(conditionals) => {
                     if lookup.may_serve_stale_while_revalidating(stored, now) {
-                        lookup.revalidate_in_background(&entry_key, &entry, &upstream, &parts);
+                        let request = revalidation_parts(&parts, &conditionals);
+                        lookup.revalidate_in_background(&entry_key, &entry, &upstream, request);
                         return Ok(lookup.serve(stored, now, CacheStatus::Stale));
                     }
-                    let mut parts = parts;
-                    parts.headers = revalidation.headers;
-                    parts.method = Method::GET;
-                    let request = Request::from_parts(parts, body);
+                    let request =
+                        Request::from_parts(revalidation_parts(&parts, &conditionals), body);
                     return lookup
                         .revalidate(&entry_key, &entry, upstream, request, true)
                         .await
                         .map(|(response, _)| response);
                 }
-                BeforeRequest::Stale { matches: false, .. } => {}
+                Decision::Miss => {}
             }
         }
     }
@@ -202,27 +219,40 @@ pub(crate) fn try_hit<ReqB, B>(
     }
     let key = request_key(method, request.uri(), headers, &rules.key, &[]).ok()?;
     let entry = inner.lookup_l1(&key.key, headers)?;
-    serve_fresh(inner, settings, &entry, method, headers)
+    serve_fresh(
+        inner,
+        settings,
+        &entry,
+        method,
+        headers,
+        false,
+        &key.path_and_query,
+    )
 }
 
 /// The hit fast path: a response still fresh by its own freshness, for a request without
-/// `Cache-Control` or `Pragma` of its own, is served without asking the policy: its key
-/// already matched what the policy compares (the normalized URI, the `Vary` headers' values
-/// through the variant key), and the host is compared here. Anything else takes the full path.
+/// `Cache-Control` or `Pragma` of its own, is served without asking the policy. Its key already
+/// matched what the policy compares (the `Vary` headers' values through the variant key), and
+/// the rest is compared here: the stored request's normalized URI and host, and whether the
+/// entry is per user like the request. Anything else takes the full path.
 fn serve_fresh<B>(
     inner: &Inner,
     settings: &Settings,
     entry: &CachedResponse,
     method: &Method,
     headers: &HeaderMap,
+    per_user: bool,
+    path_and_query: &str,
 ) -> Option<Response<CacheBody<B>>> {
     let Entry::Response(stored) = &*entry.0 else {
         return None;
     };
     let now = SystemTime::now();
     if now >= stored.fresh_until
+        || stored.per_user != per_user
         || headers.contains_key(header::CACHE_CONTROL)
         || headers.contains_key(header::PRAGMA)
+        || stored.request.uri != *path_and_query
         || stored.request.headers.get(header::HOST) != headers.get(header::HOST)
     {
         return None;
@@ -243,15 +273,45 @@ fn serve_fresh<B>(
     Some(response)
 }
 
-/// A custom key: the prefix, `fn:`, and the function's material (bounded like other keys).
-fn custom_key(prefix: &str, material: &str, fallback: &str) -> String {
+/// A custom key: the prefix, `fn:`, and the function's material, bounded like other keys; a
+/// material holding `#` (the hashed part's separator) or a space (the shortened keys' mark) is
+/// shortened too, so that no material can name another key.
+fn custom_key(prefix: &str, material: &str) -> String {
     let key = format!("{prefix}fn:{material}");
-    if key.len() <= crate::key::MAX_KEY_LEN {
+    if key.len() <= crate::key::MAX_KEY_LEN && !material.contains(['#', ' ']) {
         key
     } else {
-        let hash = crate::key::hex_hash(&[key.as_bytes(), fallback.as_bytes()]);
-        format!("{prefix}fn:~{hash}")
+        crate::key::shorten(&key)
     }
+}
+
+/// The request sent to revalidate: the client's, as a `GET`, with the stored response's
+/// validators instead of the client's own.
+fn revalidation_parts(
+    parts: &http::request::Parts,
+    conditionals: &HeaderMap,
+) -> http::request::Parts {
+    let (mut request, ()) = Request::new(()).into_parts();
+    request.method = Method::GET;
+    request.uri = parts.uri.clone();
+    request.version = parts.version;
+    request.headers = parts.headers.clone();
+    strip_conditionals(&mut request.headers);
+    for (name, value) in conditionals {
+        request.headers.append(name.clone(), value.clone());
+    }
+    request
+}
+
+/// The validators in a revalidation request the policy made.
+fn conditionals_of(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE] {
+        for value in headers.get_all(&name) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 /// Passes a request through untouched (marked `BYPASS`).
@@ -292,13 +352,11 @@ where
     S: Upstream<ReqB, ResB>,
 {
     let rules = &inner.rules;
-    let (settings_index, keyed) = match rules.for_path(request.uri().path()) {
-        PathDecision::Cache(settings) => (
-            settings.index,
-            settings.cache_authenticated || !rules.key.headers.is_empty(),
-        ),
-        PathDecision::Bypass(rule) => (rule, false),
+    let settings_index = match rules.for_path(request.uri().path()) {
+        PathDecision::Cache(settings) => settings.index,
+        PathDecision::Bypass(rule) => rule,
     };
+    let keyed = inner.keyed();
     let target = request_key(
         &Method::GET,
         request.uri(),
@@ -418,11 +476,48 @@ impl Lookup<'_> {
         ["no-cache", "max-age", "min-fresh"]
             .iter()
             .any(|d| request_directive(&self.headers, d))
-            || ["must-revalidate", "proxy-revalidate", "no-cache"]
-                .iter()
-                .any(|d| directive(&stored.headers, d).is_some())
-            // s-maxage implies proxy-revalidate for a shared cache (RFC 9111 §5.2.2.10).
-            || (!stored.per_user && directive(&stored.headers, "s-maxage").is_some())
+            || response_forbids_stale(stored)
+    }
+
+    /// What `stored` can do for this request: the policy decides, on the request without
+    /// credentials or client validators; a stale response the policy would serve because the
+    /// request allows `max-stale` is served as `STALE`, or revalidated if the response forbids
+    /// stale serves in any form (the policy only checks `must-revalidate`).
+    fn decide(&self, stored: &StoredResponse, now: SystemTime) -> Decision {
+        let view = PolicyRequest {
+            uri: &self.policy_uri,
+            headers: &self.view,
+        };
+        match stored.policy.before_request(&view, now) {
+            BeforeRequest::Fresh(_) if now < stored.fresh_until => {
+                Decision::Serve(CacheStatus::Hit)
+            }
+            BeforeRequest::Fresh(_) if !response_forbids_stale(stored) => {
+                Decision::Serve(CacheStatus::Stale)
+            }
+            BeforeRequest::Fresh(_) => {
+                // Ask again as a request that accepts nothing stale, for the validators.
+                let mut strict = self.view.clone();
+                strict.remove(header::CACHE_CONTROL);
+                strict.remove(header::PRAGMA);
+                let view = PolicyRequest {
+                    uri: &self.policy_uri,
+                    headers: &strict,
+                };
+                match stored.policy.before_request(&view, now) {
+                    BeforeRequest::Stale {
+                        request,
+                        matches: true,
+                    } => Decision::Revalidate(conditionals_of(&request.headers)),
+                    _ => Decision::Miss,
+                }
+            }
+            BeforeRequest::Stale {
+                request,
+                matches: true,
+            } => Decision::Revalidate(conditionals_of(&request.headers)),
+            BeforeRequest::Stale { matches: false, .. } => Decision::Miss,
+        }
     }
 
     /// Sends a conditional request for a stale entry; a `304` refreshes the stored headers and
@@ -444,9 +539,10 @@ impl Lookup<'_> {
             unreachable!("revalidate is only called for a response");
         };
         let stats = &self.inner.stats;
-        if request.headers().contains_key(header::IF_NONE_MATCH)
-            || request.headers().contains_key(header::IF_MODIFIED_SINCE)
-        {
+        // Only the stored response's validators are in the request (see revalidation_parts).
+        let conditional = request.headers().contains_key(header::IF_NONE_MATCH)
+            || request.headers().contains_key(header::IF_MODIFIED_SINCE);
+        if conditional {
             Stats::bump(&stats.revalidations);
         }
         let stale = |_: ()| {
@@ -472,11 +568,13 @@ impl Lookup<'_> {
         {
             return Ok(stale(()));
         }
-        if response.status() != StatusCode::NOT_MODIFIED {
+        // A 304 to an unconditional request is not about the stored response: pass it on.
+        if response.status() != StatusCode::NOT_MODIFIED || !conditional {
             return Ok(self.store_upstream(response, now).await);
         }
-        // The request carried the validators of this one stored response, so a 304 is about
-        // it (whatever validators the 304 repeats): refresh its headers, keep its body.
+        // The request carried the validators of this one stored response and no others, so a
+        // 304 is about it (whatever validators the 304 repeats): refresh its headers, keep its
+        // body.
         let (parts, _) = response.into_parts();
         let headers = merge_not_modified(&stored.headers, &parts.headers);
         let refreshed = StoredResponse::new(
@@ -487,6 +585,19 @@ impl Lookup<'_> {
             now,
             stored.per_user,
         );
+        // The refreshed headers go through the same storage rules as a new response.
+        if !self.may_store(&refreshed.headers) || !refreshed.policy.is_storable() {
+            if let Err(error) = self.inner.store.delete(entry_key).await {
+                Stats::bump(&stats.store_errors);
+                tracing::warn!(%error, key = entry_key, "removing a no longer storable entry failed");
+            }
+            let response = if respond {
+                self.serve(&refreshed, now, CacheStatus::Miss)
+            } else {
+                respond::own(StatusCode::NO_CONTENT, None, Bytes::new())
+            };
+            return Ok((response, None));
+        }
         let ttl = storage_ttl(&refreshed, now, self.inner.rules.stale_retention);
         let value = self.inner.put_refreshed(entry_key, refreshed, ttl).await;
         let Entry::Response(refreshed) = &*value.0 else {
@@ -506,15 +617,12 @@ impl Lookup<'_> {
         entry_key: &str,
         entry: &CachedResponse,
         upstream: &S,
-        parts: &http::request::Parts,
+        request: http::request::Parts,
     ) where
         S: Upstream<ReqB, ResB>,
         ReqB: Default + Send + 'static,
         ResB: UpstreamBody,
     {
-        let Entry::Response(stored) = &*entry.0 else {
-            return;
-        };
         let Role::Leader(leader) = self
             .inner
             .collapser
@@ -522,22 +630,6 @@ impl Lookup<'_> {
         else {
             return;
         };
-        let view = PolicyRequest {
-            uri: &self.policy_uri,
-            headers: &self.headers,
-        };
-        let BeforeRequest::Stale {
-            request: revalidation,
-            ..
-        } = stored.policy.before_request(&view, SystemTime::now())
-        else {
-            return;
-        };
-        let (mut request, ()) = Request::new(()).into_parts();
-        request.method = Method::GET;
-        request.uri = parts.uri.clone();
-        request.version = parts.version;
-        request.headers = revalidation.headers;
         let request = Request::from_parts(request, ReqB::default());
         let cache = self.cache.clone();
         let settings_index = self.settings.index;
@@ -546,6 +638,7 @@ impl Lookup<'_> {
         let per_user = self.per_user;
         let variants = self.variants.clone();
         let headers = self.headers.clone();
+        let view = self.view.clone();
         let uri = self.uri.clone();
         let entry_key = entry_key.to_owned();
         let entry = entry.clone();
@@ -566,6 +659,7 @@ impl Lookup<'_> {
                 method: Method::GET,
                 uri,
                 headers,
+                view,
             };
             // A failure leaves the stale entry as it is; the next request tries again.
             let _ = lookup
@@ -618,14 +712,23 @@ impl Lookup<'_> {
                 Ok(response)
             }
             Role::Follower(slot) => {
-                if let Outcome::Stored(entry) = collapse::wait(slot).await {
+                // A leader stuck on a stalled body does not hold its waiters past the timeout.
+                let outcome =
+                    tokio::time::timeout(self.inner.rules.collapse_timeout, collapse::wait(slot))
+                        .await
+                        .unwrap_or(Outcome::Alone);
+                if let Outcome::Stored(entry) = outcome {
                     if let Entry::Response(stored) = &*entry.0 {
                         let now = SystemTime::now();
                         let view = PolicyRequest {
                             uri: &self.policy_uri,
-                            headers: &self.headers,
+                            headers: &self.view,
                         };
-                        if let BeforeRequest::Fresh(_) = stored.policy.before_request(&view, now) {
+                        let fresh = matches!(
+                            stored.policy.before_request(&view, now),
+                            BeforeRequest::Fresh(_)
+                        );
+                        if fresh && now < stored.fresh_until {
                             Stats::bump(&self.inner.stats.collapsed);
                             return Ok(self.serve(stored, now, CacheStatus::Hit));
                         }
@@ -746,6 +849,15 @@ impl Lookup<'_> {
         }
     }
 
+    /// Whether response headers allow storing: `Set-Cookie` and `private` only in a per-user
+    /// entry on a path with `cache_private`, and never `no-store` (also checked by the policy).
+    fn may_store(&self, headers: &HeaderMap) -> bool {
+        let private_allowed = self.per_user && self.settings.cache_private;
+        let private =
+            headers.contains_key(header::SET_COOKIE) || directive(headers, "private").is_some();
+        (!private || private_allowed) && directive(headers, "no-store").is_none()
+    }
+
     /// The stored form of an upstream response and its lifetime in the tiers, or `None` if it
     /// must not be stored. Edits the client's response the way the stored one is edited
     /// (added `Vary`, application-mode `max-age`).
@@ -765,11 +877,7 @@ impl Lookup<'_> {
         {
             return None;
         }
-        let private_allowed = self.per_user && settings.cache_private;
-        if parts.headers.contains_key(header::SET_COOKIE) && !private_allowed {
-            return None;
-        }
-        if !self.per_user && directive(&parts.headers, "private").is_some() {
+        if !self.may_store(&parts.headers) {
             return None;
         }
         respond::add_vary(&mut parts.headers, &settings.vary);
@@ -777,11 +885,12 @@ impl Lookup<'_> {
             if HEURISTICALLY_CACHEABLE.contains(&parts.status.as_u16())
                 && !respond::has_explicit_freshness(&parts.headers)
             {
-                respond::add_max_age(&mut parts.headers, ttl);
+                // A per-user response says so, or a cache downstream could share it.
+                respond::add_max_age(&mut parts.headers, ttl, self.per_user);
             }
         }
         let vary = respond::vary_names(&parts.headers)?;
-        let request = policy_parts(&self.policy_uri, &self.headers, &vary);
+        let request = policy_parts(&self.policy_uri, &self.view, &vary);
         let mut headers = respond::storable_headers(&parts.headers);
         // Placeholders for what every serve sets, so that setting them replaces in place
         // instead of growing the map each time.
@@ -807,6 +916,16 @@ impl Lookup<'_> {
         let ttl = storage_ttl(&stored, now, self.inner.rules.stale_retention);
         (!ttl.is_zero()).then_some((stored, vary, ttl))
     }
+}
+
+/// Whether a response forbids being served stale: `must-revalidate`, `proxy-revalidate`,
+/// `no-cache`, or (for a shared entry) `s-maxage`, which implies `proxy-revalidate` (RFC 9111
+/// §5.2.2.10).
+fn response_forbids_stale(stored: &StoredResponse) -> bool {
+    ["must-revalidate", "proxy-revalidate", "no-cache"]
+        .iter()
+        .any(|d| directive(&stored.headers, d).is_some())
+        || (!stored.per_user && directive(&stored.headers, "s-maxage").is_some())
 }
 
 /// Status codes a response may be reused for without explicit freshness (RFC 9110 §15.1):

@@ -25,6 +25,10 @@ pub struct KeyOptions {
     pub ignore_query_params: Vec<String>,
     /// Request headers whose values are part of the key (hashed).
     pub headers: Vec<HeaderName>,
+    /// Mixed into every hash of header values (keyed headers, credentials, `Vary` values), so
+    /// that key names in a shared tier do not allow guessing those values offline. Every
+    /// instance sharing the tiers must use the same secret. Empty: plain SHA-256.
+    pub secret: Vec<u8>,
 }
 
 impl Default for KeyOptions {
@@ -34,6 +38,7 @@ impl Default for KeyOptions {
             host: true,
             ignore_query_params: Vec::new(),
             headers: Vec::new(),
+            secret: Vec::new(),
         }
     }
 }
@@ -114,7 +119,7 @@ pub fn request_key(
         .collect();
     if !hashed.is_empty() {
         key.push_str("#k=");
-        key.push_str(&header_hash(headers, &hashed));
+        key.push_str(&header_hash(headers, &hashed, &options.secret));
     }
     let path_and_query = if query.is_empty() {
         path.to_owned()
@@ -176,19 +181,23 @@ fn push_host(key: &mut String, uri: &Uri, headers: &HeaderMap) -> Result<(), Key
     Ok(())
 }
 
-/// A long key: its head (cut at a character boundary) and a hash of all of it.
-fn shorten(key: &str) -> String {
+/// A long key: its head (cut at a character boundary), a space and a hash of all of it. No
+/// request produces a key holding a space (a request target cannot hold one, a host is
+/// checked, the prefix may not hold one), so no request can name a shortened key.
+pub(crate) fn shorten(key: &str) -> String {
     let mut cut = LONG_KEY_HEAD;
     while !key.is_char_boundary(cut) {
         cut -= 1;
     }
-    format!("{}~{}", &key[..cut], hex_hash(&[key.as_bytes()]))
+    format!("{} ~{}", &key[..cut], hex_hash(&[key.as_bytes()]))
 }
 
 /// SHA-256 over the named headers' values, each length-prefixed so that no two different sets
 /// of values hash the same input.
-fn header_hash(headers: &HeaderMap, names: &[&HeaderName]) -> String {
+fn header_hash(headers: &HeaderMap, names: &[&HeaderName], secret: &[u8]) -> String {
     let mut hasher = Sha256::new();
+    hasher.update((secret.len() as u64).to_le_bytes());
+    hasher.update(secret);
     for name in names {
         hasher.update(name.as_str().as_bytes());
         hasher.update([0]);
@@ -324,6 +333,11 @@ mod tests {
         let b = key(Method::GET, &long_b, &[], &options);
         assert!(a.len() <= MAX_KEY_LEN, "{}", a.len());
         assert_ne!(a, b);
+        // A shortened key holds a space, which no request target can: asking for the short
+        // form's path is not even a valid request, so a long URL's entry cannot be named.
+        assert!(a.contains(' '));
+        let head = &a["http:GET:".len()..];
+        assert!(head.parse::<Uri>().is_err());
     }
 
     #[test]

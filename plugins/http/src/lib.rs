@@ -56,11 +56,18 @@
 //! whole, and each `Vary` variant lives under `{key}#v={generation}:{hash}`.
 //!
 //! # Consistency
-//! - **A response stored for one request is served only to requests it was made for.** A
-//!   stored response is served only if the policy says it satisfies *this* request (same
-//!   normalized URI and host, same values of every header named in `Vary`, request directives
-//!   met). A request with credentials never reads or fills a shared entry, and a per-user entry
-//!   is under a key no other credentials produce.
+//! - **A response stored for one request is served only to requests it was made for.** It is
+//!   found under a key made of the normalized URI, the host, the keyed headers and, for a
+//!   per-user entry, a hash of the credentials; a `Vary` variant under a key holding a hash of
+//!   the request's values of the varying headers. It is then served only if the policy says it
+//!   satisfies *this* request (same normalized URI and host, same `Vary` values, request
+//!   directives met); on the fast path (a fresh entry, a request without `Cache-Control` or
+//!   `Pragma`) the stored URI, host and per-user flag are compared directly instead. A request
+//!   with credentials never reads or fills a shared entry; a per-user entry's key holds a hash
+//!   (salted with [`HttpCacheConfig::key_secret`] when set) that no other credentials produce,
+//!   and credentials themselves are never stored. No request can name a shortened key (they
+//!   hold a space), and a key function decides what is the same resource, never who may see
+//!   it (the hashed part of the key stays).
 //! - **Collapsing never hands a response to a request it was not made for.** Only `GET`s
 //!   without credentials are collapsed; the leader shares a response only once it has stored it as a shared entry, and each waiter
 //!   checks it against its own request as if it had read it from the cache; otherwise (not
@@ -73,14 +80,20 @@
 //!   `proxy-revalidate`, `no-cache` or `s-maxage`, or the request says `no-cache`, `max-age`
 //!   or `min-fresh`. Stale serves say `x-cache: STALE`.
 //! - **After an unsafe request succeeds, this process's reads of its target URI miss**: the
-//!   invalidation completes before the response is returned. Other processes sharing the
+//!   invalidation completes before the response is returned. A fill or revalidation of that
+//!   URI already in flight when it runs may still store what it fetched afterwards (the cache
+//!   does not fence HTTP fills). Entries stored under a custom key function are not reached by
+//!   URI invalidation (use [`HttpCache::purge_key`] or [`HttpCache::purge_pattern`]). Other processes sharing the
 //!   tiers see it as the tiers' own consistency says (with Redis, their L1s are invalidated
 //!   over its bus). Invalidating a URI removes every `Vary` variant (they hang off one index)
-//!   and, when keys hold headers or credentials, every keyed entry of the URI (a pattern
-//!   invalidation).
+//!   and, when keys hold headers or any path caches per user, every keyed entry of the URI (a
+//!   pattern invalidation, which sweeps L1 and scans a Redis tier: a cost per unsafe request in
+//!   those configurations).
 //! - A response is written to the tiers before the client gets it on a miss; a failed write is
 //!   counted (`store_errors`) and the response is still served. Concurrent misses of one key
 //!   that are not collapsed may each store; the last write wins.
+//! - A revalidation carries only the stored response's validators (never the client's), and a
+//!   `304` refreshes the stored headers only if they still allow storing.
 //! - Corrupt bytes read from a tier are a miss (counted by the store), never a wrong response.
 
 #![deny(unsafe_code)]

@@ -114,9 +114,26 @@ impl RequestLike for PolicyRequest<'_> {
     }
 }
 
+/// The request headers as the cache policy sees them: without credentials (a per-user entry
+/// is found by a key holding their hash, and is evaluated as a private cache, so the policy
+/// never needs them, and they are never stored) and without the client's own validators (a
+/// revalidation carries only the stored response's; the client's are answered by the cache).
+pub(crate) fn policy_view(headers: &HeaderMap) -> HeaderMap {
+    let mut view = headers.clone();
+    for name in [
+        header::AUTHORIZATION,
+        header::COOKIE,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+    ] {
+        view.remove(name);
+    }
+    view
+}
+
 /// The request parts stored with a response: what the policy reads (`Host`, `Cache-Control`,
-/// `Pragma`, `Authorization`) and the headers the response varies on. Cookies and other
-/// headers are not kept.
+/// `Pragma`) and the headers the response varies on, from the policy's view (so never
+/// credentials). Other headers are not kept.
 pub(crate) fn policy_parts(
     uri: &Uri,
     headers: &HeaderMap,
@@ -125,12 +142,7 @@ pub(crate) fn policy_parts(
     let (mut parts, ()) = http::Request::new(()).into_parts();
     parts.method = Method::GET;
     parts.uri = uri.clone();
-    let kept = [
-        header::HOST,
-        header::CACHE_CONTROL,
-        header::PRAGMA,
-        header::AUTHORIZATION,
-    ];
+    let kept = [header::HOST, header::CACHE_CONTROL, header::PRAGMA];
     for name in kept.iter().chain(vary) {
         for value in headers.get_all(name) {
             parts.headers.append(name.clone(), value.clone());

@@ -195,8 +195,8 @@ pub(crate) fn has_explicit_freshness(headers: &HeaderMap) -> bool {
             .any(|d| directive(headers, d).is_some())
 }
 
-/// Adds `max-age` to a response's `Cache-Control`.
-pub(crate) fn add_max_age(headers: &mut HeaderMap, ttl: Duration) {
+/// Adds `max-age` (and `private` for a per-user response) to a response's `Cache-Control`.
+pub(crate) fn add_max_age(headers: &mut HeaderMap, ttl: Duration, private: bool) {
     let existing: Vec<String> = headers
         .get_all(header::CACHE_CONTROL)
         .iter()
@@ -205,6 +205,9 @@ pub(crate) fn add_max_age(headers: &mut HeaderMap, ttl: Duration) {
     let mut value = existing.join(", ");
     if !value.is_empty() {
         value.push_str(", ");
+    }
+    if private && directive(headers, "private").is_none() {
+        value.push_str("private, ");
     }
     value.push_str(&format!("max-age={}", ttl.as_secs()));
     if let Ok(value) = HeaderValue::from_str(&value) {

@@ -37,7 +37,10 @@ pub(crate) struct Rules {
     pub(crate) max_body_size: usize,
     pub(crate) status_header: HeaderName,
     pub(crate) stale_retention: Duration,
+    pub(crate) collapse_timeout: Duration,
     pub(crate) admin_path: Option<String>,
+    /// Whether any path caches per user (then invalidating a URI also sweeps its keyed entries).
+    pub(crate) any_per_user: bool,
 }
 
 /// What the path rules decide for a path.
@@ -81,10 +84,15 @@ impl Rules {
                 return Err(ConfigError::AdminPath(path.clone()));
             }
         }
-        if config.key_prefix.contains(['*', '?', '[', ']', '\\', '#']) {
+        if config
+            .key_prefix
+            .contains(['*', '?', '[', ']', '\\', '#', ' '])
+        {
             return Err(ConfigError::KeyPrefix(config.key_prefix.clone()));
         }
+        let any_per_user = settings.iter().any(|s| s.cache_authenticated);
         Ok(Rules {
+            any_per_user,
             include,
             exclude,
             paths,
@@ -95,10 +103,12 @@ impl Rules {
                 host: config.key_host,
                 ignore_query_params: config.ignore_query_params.clone(),
                 headers: header_names(&config.key_headers)?,
+                secret: config.key_secret.clone().unwrap_or_default().into_bytes(),
             },
             max_body_size: config.max_body_size,
             status_header,
             stale_retention: config.stale_retention,
+            collapse_timeout: config.collapse_timeout,
             admin_path: config.admin_path.clone(),
         })
     }

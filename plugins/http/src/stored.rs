@@ -112,7 +112,7 @@ impl StoredResponse {
 /// The response headers as the policy reads them: `Cache-Control` directive names lower-cased
 /// (they are case-insensitive; the policy compares them as written), and an `Age` that is not
 /// one non-negative integer (a list, a second line, a sign, a fraction, parameters) replaced by
-/// a huge one, so that such a response counts as stale (RFC 9111 §5.1).
+/// 2^31 seconds, so that such a response counts as stale (RFC 9111 §5.1); so is one past 2^31.
 fn policy_headers(headers: &HeaderMap) -> HeaderMap {
     let mut out = headers.clone();
     let cache_control: Vec<HeaderValue> = headers
@@ -139,10 +139,21 @@ fn policy_headers(headers: &HeaderMap) -> HeaderMap {
             out.append(http::header::CACHE_CONTROL, value);
         }
     }
+    // RFC 9111 §1.2.2: an age past 2^31 seconds is 2^31 (and the policy's arithmetic must not
+    // overflow on one near u64::MAX).
+    const MAX_AGE_SECS: u64 = 1 << 31;
     let ages: Vec<&HeaderValue> = headers.get_all(http::header::AGE).iter().collect();
     let valid_age = match ages.as_slice() {
         [] => true,
-        [one] => !one.is_empty() && one.as_bytes().iter().all(u8::is_ascii_digit),
+        [one] => {
+            !one.is_empty()
+                && one.as_bytes().iter().all(u8::is_ascii_digit)
+                && one
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .is_some_and(|age| age <= MAX_AGE_SECS)
+        }
         _ => false,
     };
     if !valid_age {

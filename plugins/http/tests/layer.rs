@@ -591,36 +591,25 @@ async fn the_admin_path_serves_stats_and_health_and_purging_is_api_only() {
     assert_eq!(json["http"]["misses"], 1);
     assert_eq!(json["healthy"], true);
     // No request a client can send purges: not a PURGE method the origin refuses, not headers.
-    let purge = app
-        .http
-        .send(Method::from_bytes(b"PURGE").unwrap(), &app.url("/a"), &[])
-        .await;
-    assert_eq!(purge.cache(), "BYPASS");
-    for (name, value) in [
-        ("cache-control", &b"purge"[..]),
-        ("x-purge", b"1"),
-        ("x-cache-purge", b"/a"),
-        ("pragma", b"purge"),
-    ] {
-        app.get_with("/z", &[(name, value)]).await;
-    }
-    // The origin answered PURGE (its fallback takes every method), which RFC 9111 treats as a
-    // successful unsafe method: so use a path the origin refuses it on.
     let app2 = App::start(HttpCacheConfig::default().default_ttl(Duration::from_secs(60))).await;
-    let refused = "/r?status=405";
     app2.get("/r").await;
     let purge = app2
         .http
         .send(
             Method::from_bytes(b"PURGE").unwrap(),
-            &app2.url(refused),
+            &app2.url("/r?status=405"),
             &[],
         )
         .await;
     assert_eq!(purge.status, StatusCode::METHOD_NOT_ALLOWED);
-    for (name, value) in [("cache-control", &b"purge"[..]), ("x-purge", b"1")] {
+    for (name, value) in [
+        ("cache-control", &b"purge"[..]),
+        ("x-purge", b"1"),
+        ("x-cache-purge", b"/r"),
+        ("pragma", b"purge"),
+    ] {
         let reply = app2.get_with("/r", &[(name, value)]).await;
-        assert_ne!(reply.cache(), "MISS", "{name} did not purge");
+        assert_eq!(reply.cache(), "HIT", "{name} did not purge");
     }
     assert_eq!(app2.get("/r").await.cache(), "HIT");
     assert_eq!(app2.origin.count("/r"), 1);
@@ -629,4 +618,87 @@ async fn the_admin_path_serves_stats_and_health_and_purging_is_api_only() {
     assert_eq!(app2.get("/r").await.cache(), "MISS");
     app2.cache.purge_pattern("http:GET:*").await.unwrap();
     assert_eq!(app2.get("/r").await.cache(), "MISS");
+}
+
+#[tokio::test]
+async fn a_request_with_no_store_bypasses_and_stores_nothing() {
+    let app = App::start(HttpCacheConfig::default()).await;
+    let path = "/rns?cc=max-age%3D60";
+    let reply = app.get_with(path, &[("cache-control", b"no-store")]).await;
+    assert_eq!(reply.cache(), "BYPASS");
+    assert_eq!(app.get(path).await.cache(), "MISS", "nothing was stored");
+}
+
+#[tokio::test]
+async fn content_location_is_invalidated_and_the_status_header_can_be_renamed() {
+    let app = App::start(HttpCacheConfig::default().status_header("x-edge")).await;
+    let other = "/cl?cc=max-age%3D60";
+    app.get(other).await;
+    let hit = app.get(other).await;
+    assert_eq!(hit.header("x-edge"), Some("HIT"));
+    assert_eq!(hit.header("x-cache"), None);
+    // A PUT elsewhere whose answer's Content-Location names the cached URI.
+    let put = "/w?content_location=/cl%3Fcc%3Dmax-age%253D60";
+    app.http.send(Method::PUT, &app.url(put), &[]).await;
+    assert_eq!(app.get(other).await.header("x-edge"), Some("MISS"));
+}
+
+#[tokio::test]
+async fn max_stale_never_serves_a_response_that_forbids_stale_serves() {
+    let app = App::start(HttpCacheConfig::default()).await;
+    // no-cache with a validator: a max-stale request still revalidates.
+    let path = "/ms?cc=no-cache&etag=e1";
+    app.get(path).await;
+    let reply = app
+        .get_with(path, &[("cache-control", b"max-stale=3600")])
+        .await;
+    assert_eq!(reply.cache(), "HIT");
+    assert_eq!(app.origin.count(path), 2, "revalidated, not served stale");
+    // A plain max-age response may be served stale to max-stale, and says so.
+    let path = "/ms2?cc=max-age%3D1";
+    app.get(path).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let reply = app
+        .get_with(path, &[("cache-control", b"max-stale=3600")])
+        .await;
+    assert_eq!(reply.cache(), "STALE");
+    assert_eq!(app.origin.count(path), 1);
+}
+
+#[tokio::test]
+async fn a_304_that_forbids_storing_removes_the_entry() {
+    let app = App::start(HttpCacheConfig::default()).await;
+    let path = "/nm?cc=max-age%3D1&etag=e&nm_cc=no-store";
+    let first = app.get(path).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let revalidated = app.get(path).await;
+    assert_eq!(revalidated.text(), first.text());
+    assert_eq!(revalidated.cache(), "MISS", "served once, not stored");
+    let next = app.get(path).await;
+    assert_eq!(next.cache(), "MISS");
+    assert_eq!(app.origin.count(path), 3);
+}
+
+#[tokio::test]
+async fn an_absurd_age_is_a_stale_response_not_a_panic() {
+    let app = App::start(HttpCacheConfig::default()).await;
+    for age in [
+        "99999999999999999999999",
+        "18446744073709551615",
+        "2147483649",
+    ] {
+        let path = format!("/age-{}?cc=max-age%3D60&etag=a&age={age}", age.len());
+        for _ in 0..3 {
+            let reply = app.get(&path).await;
+            assert_eq!(reply.status, StatusCode::OK);
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let reply = app.get(&path).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(
+            app.origin.count(&path),
+            4,
+            "stale from the start: every request after the first revalidated"
+        );
+    }
 }

@@ -137,3 +137,103 @@ async fn hostile_headers_bypass_cleanly_and_the_server_stays_up() {
     assert_eq!(http.get(&server.url(path)).await.cache(), "HIT");
     assert!(cache.stats().bypasses >= 5);
 }
+
+/// A client's own validators never reach a revalidation: otherwise a client that learned the
+/// origin's current ETag could get a 304 for it and make the cache keep serving its old body.
+#[tokio::test]
+async fn a_clients_validators_cannot_keep_an_outdated_response_alive() {
+    let (server, origin, _cache, http) = start(HttpCacheConfig::default()).await;
+    let path = "/doc?cc=max-age%3D1&etag=auto";
+    let v1 = http.get(&server.url(path)).await;
+    assert!(v1.text().starts_with("n=1"));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The current ETag at the origin is "v2"; the attacker sends it (and `*`).
+    http.get_with(&server.url(path), &[("if-none-match", b"\"v2\", *")])
+        .await;
+    let victim = http.get(&server.url(path)).await;
+    assert!(
+        !victim.text().starts_with("n=1"),
+        "the outdated body was kept: {}",
+        victim.text()
+    );
+    assert!(origin.count(path) >= 2);
+}
+
+/// A key function decides what is the same resource, never who may see it: per-user entries
+/// keep their credential hash under a custom key.
+#[tokio::test]
+async fn a_key_function_keeps_per_user_entries_apart() {
+    let origin = Origin::default();
+    let cache = HttpCache::with_key_fn(
+        HttpStore::builder().build(),
+        &HttpCacheConfig::default()
+            .cache_authenticated(true)
+            .cache_private(true),
+        |parts| Some(parts.uri.path().to_owned()),
+    )
+    .unwrap();
+    let server = Server::start(origin.router().layer(cache.layer())).await;
+    let http = Http::default();
+    let path = "/me?cc=private%2C%20max-age%3D60&echo=authorization";
+    for _ in 0..2 {
+        for user in ["alice", "bob"] {
+            let token = format!("Bearer {user}");
+            let reply = http
+                .get_with(&server.url(path), &[("authorization", token.as_bytes())])
+                .await;
+            assert!(
+                reply.text().ends_with(&token),
+                "{user} got {}",
+                reply.text()
+            );
+        }
+    }
+    let anonymous = http.get(&server.url(path)).await;
+    assert!(!anonymous.text().contains("Bearer"), "{}", anonymous.text());
+}
+
+/// With per-user caching but without `cache_private`, a `private` response is not stored.
+#[tokio::test]
+async fn private_per_user_responses_need_cache_private() {
+    let (server, origin, _cache, http) =
+        start(HttpCacheConfig::default().cache_authenticated(true)).await;
+    let path = "/pv?cc=private%2C%20max-age%3D60";
+    for _ in 0..2 {
+        http.get_with(&server.url(path), &[("authorization", b"Bearer a")])
+            .await;
+    }
+    assert_eq!(origin.count(path), 2);
+}
+
+/// Credentials are never written to the tiers: a per-user entry's stored bytes hold neither
+/// the token nor the cookie.
+#[tokio::test]
+async fn credentials_are_not_stored() {
+    let origin = Origin::default();
+    let store = HttpStore::builder().build();
+    let cache = HttpCache::new(
+        store.clone(),
+        &HttpCacheConfig::default()
+            .cache_authenticated(true)
+            .key_secret("s3cret"),
+    )
+    .unwrap();
+    let server = Server::start(origin.router().layer(cache.layer())).await;
+    let http = Http::default();
+    let path = "/acct?cc=max-age%3D60";
+    http.get_with(
+        &server.url(path),
+        &[
+            ("authorization", b"Bearer TOPSECRET"),
+            ("cookie", b"sid=COOKIEVALUE"),
+        ],
+    )
+    .await;
+    let keys: Vec<String> = store.l1().keys().collect();
+    assert_eq!(keys.len(), 1);
+    let value = store.get(&keys[0]).await.unwrap();
+    let bytes = strata_http::strata::Codec::encode(&strata_http::HttpCodec, &value).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(!text.contains("TOPSECRET") && !text.contains("COOKIEVALUE"));
+    assert!(!keys[0].contains("TOPSECRET"));
+}

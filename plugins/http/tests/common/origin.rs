@@ -4,7 +4,10 @@
 //!   before now for Last-Modified (an `If-Modified-Since` at or after it gets a 304);
 //! - `vary=` Vary; `echo=` a request header whose value goes into the body;
 //! - `status=` the status; `fail_after=N` 500 from the N+1th request on; `sleep=` ms;
-//! - `cookie=1` a Set-Cookie; `size=` a body of that many bytes; `location=` a Location.
+//! - `cookie=1` a Set-Cookie; `size=` a body of that many bytes; `location=` a Location
+//!   (`content_location=` a Content-Location, on unsafe methods);
+//! - `etag=auto` an ETag that changes every request (`"v{n}"`); `age=` an Age header;
+//! - `nm_cc=` the Cache-Control a 304 carries.
 //!
 //! The body is `n={how many requests this path and query has seen} echo={value}`, so a test
 //! tells a cached response from a fresh one, and `origin.count(path_and_query)` says how many
@@ -88,6 +91,9 @@ async fn respond(State(origin): State<Origin>, request: Request) -> Response {
         if let Some(location) = param(&query, "location") {
             builder = builder.header(header::LOCATION, location);
         }
+        if let Some(location) = param(&query, "content_location") {
+            builder = builder.header(header::CONTENT_LOCATION, location);
+        }
         return builder
             .status(status)
             .body(Body::from(format!("n={n}")))
@@ -114,8 +120,15 @@ async fn respond(State(origin): State<Origin>, request: Request) -> Response {
         builder = builder.header(header::LOCATION, location);
     }
     let mut not_modified = false;
+    if let Some(age) = param_bytes(&query, "age") {
+        builder = builder.header(header::AGE, HeaderValue::from_bytes(age).unwrap());
+    }
     if let Some(etag) = param(&query, "etag") {
-        let tag = format!("\"{etag}\"");
+        let tag = if etag == "auto" {
+            format!("\"v{n}\"")
+        } else {
+            format!("\"{etag}\"")
+        };
         builder = builder.header(header::ETAG, &tag);
         not_modified |= request
             .headers()
@@ -137,6 +150,9 @@ async fn respond(State(origin): State<Origin>, request: Request) -> Response {
         }
     }
     if not_modified && status == 200 {
+        if let Some(cc) = param(&query, "nm_cc") {
+            builder = builder.header("cache-control", cc);
+        }
         return builder.status(304).body(Body::empty()).unwrap();
     }
     let echo = param(&query, "echo")
