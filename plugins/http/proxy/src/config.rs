@@ -107,3 +107,52 @@ impl ProxyConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_file_holds_the_tiers_and_the_rules_and_refuses_unknown_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("proxy.toml");
+        std::fs::write(
+            &path,
+            r#"
+                listen = "127.0.0.1:8080"
+                upstream = "http://127.0.0.1:8000"
+                [cache]
+                memory_max_entries = 1000
+                disk_path = "/var/cache/p.redb"
+                [http]
+                exclude = ["/private/**"]
+                [[http.rules]]
+                path = "/api/**"
+                ttl = "30s"
+            "#,
+        )
+        .unwrap();
+        let config = ProxyConfig::from_file(&path).unwrap();
+        assert_eq!(config.upstream.as_deref(), Some("http://127.0.0.1:8000"));
+        assert_eq!(config.cache_config().memory_max_entries, 1000);
+        assert_eq!(
+            config.http.rules[0].ttl,
+            Some(std::time::Duration::from_secs(30))
+        );
+
+        std::fs::write(&path, "upstream = \"http://x\"\nbogus = 1\n").unwrap();
+        let error = ProxyConfig::from_file(&path).unwrap_err();
+        assert!(error.to_string().contains("bogus"), "{error}");
+        let missing = ProxyConfig::from_file(&dir.path().join("none.toml")).unwrap_err();
+        assert!(matches!(missing, ProxyError::Read { .. }));
+    }
+
+    #[test]
+    fn without_a_cache_section_the_default_is_l1_over_a_redb_file() {
+        let config = ProxyConfig::for_upstream("http://127.0.0.1:8000");
+        assert_eq!(
+            config.cache_config().disk_path,
+            Some(PathBuf::from("strata-proxy.redb"))
+        );
+    }
+}

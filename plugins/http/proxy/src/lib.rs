@@ -13,8 +13,8 @@
 
 mod config;
 mod forward;
-mod serve;
+mod server;
 
 pub use config::{ProxyConfig, ProxyError};
 pub use forward::Forward;
-pub use serve::{build_cache, router, run};
+pub use server::{build_cache, router, run, serve};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use strata_proxy::{run, ProxyConfig, ProxyError};
+use strata_proxy::{build_cache, router, serve, ProxyConfig, ProxyError};
 
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
@@ -24,7 +24,8 @@ struct Args {
     /// A TOML config file (listen, upstream, [cache] tiers, [http] rules).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// A Redis tier between L1 and the disk (redis://, rediss://, redis+cluster://).
+    /// A Redis tier between L1 and the disk (redis://, rediss://, redis+cluster://); needs a
+    /// build with `--features redis`.
     #[arg(long)]
     redis: Option<String>,
     /// The redb file of the disk tier (default strata-proxy.redb).
@@ -72,11 +73,14 @@ async fn start(args: Args) -> Result<(), ProxyError> {
         .listen
         .or(config.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    // Everything that can be wrong with the config fails before the port is taken.
+    let cache = build_cache(&config).await?;
+    let app = router(&config, &cache)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ProxyError::Listen { addr, source })?;
     eprintln!("strata-proxy: listening on {addr}");
-    run(&config, listener, shutdown_signal()).await
+    serve(app, cache, listener, shutdown_signal()).await
 }
 
 /// Ctrl-C or SIGTERM.

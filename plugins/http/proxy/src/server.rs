@@ -47,6 +47,17 @@ pub async fn run(
 ) -> Result<(), ProxyError> {
     let cache = build_cache(config).await?;
     let app = router(config, &cache)?;
+    serve(app, cache, listener, shutdown).await
+}
+
+/// Serves `app` (made by [`router`] over `cache`) on `listener` until `shutdown` resolves,
+/// then lets open requests finish and closes the tiers.
+pub async fn serve(
+    app: Router,
+    cache: HttpCache,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ProxyError> {
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
