@@ -10,7 +10,7 @@ use strata::{CacheError, SetOptions, TieredCache};
 use crate::collapse::Collapser;
 use crate::config::HttpCacheConfig;
 use crate::error::ConfigError;
-use crate::key::{escape_glob, hex_hash, request_key};
+use crate::key::{hex_hash, request_key};
 use crate::rules::Rules;
 use crate::service::CacheLayer;
 use crate::stats::{HttpCacheStats, Stats};
@@ -299,7 +299,7 @@ impl Inner {
         Stats::bump(&self.stats.invalidations);
         let removed = self.store.delete(primary).await?;
         if keyed {
-            let pattern = format!("{}#*", escape_glob(primary));
+            let pattern = format!("{}#*", strata::KeyPattern::escape(primary));
             self.store.invalidate_pattern(&pattern).await?;
         }
         Ok(removed)

@@ -230,18 +230,6 @@ fn truncated_hex(digest: &[u8]) -> String {
     out
 }
 
-/// Escapes Redis glob characters so that `text` matches itself in a pattern.
-pub(crate) fn escape_glob(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,6 +120,7 @@ pub use cache::{HttpCache, HttpStore, KeyFn, PurgeError};
 pub use config::{HttpCacheConfig, Rule, DEFAULT_STATUS_CODES};
 pub use error::ConfigError;
 pub use key::{request_key, KeyError, KeyOptions, RequestKey, MAX_KEY_LEN};
+pub use respond::strip_hop_by_hop;
 pub use service::{CacheLayer, CacheService, Disconnected, ResponseFuture};
 pub use stats::{CacheStatus, HttpCacheStats, RuleStats};
 pub use stored::{CachedResponse, HttpCodec};

@@ -40,6 +40,14 @@ const NOT_MODIFIED_KEEPS: &[&str] = &[
 /// A copy of `headers` without hop-by-hop headers (and those `Connection` names).
 pub(crate) fn storable_headers(headers: &HeaderMap) -> HeaderMap {
     let mut out = headers.clone();
+    strip_hop_by_hop(&mut out);
+    out
+}
+
+/// Removes the hop-by-hop headers (RFC 9110 §7.6.1: `Connection`, `Keep-Alive`, `TE`,
+/// `Transfer-Encoding`, `Upgrade`, `Trailer`, the `Proxy-*` ones) and every header `Connection`
+/// names: what a proxy must not forward and a cache must not store.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -48,12 +56,11 @@ pub(crate) fn storable_headers(headers: &HeaderMap) -> HeaderMap {
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
     for name in HOP_BY_HOP {
-        out.remove(*name);
+        headers.remove(*name);
     }
     for name in named {
-        out.remove(name);
+        headers.remove(name);
     }
-    out
 }
 
 /// Sets the cache status header.

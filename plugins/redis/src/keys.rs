@@ -53,7 +53,7 @@ impl Namespace {
     /// The `SCAN MATCH` glob for a cache-key pattern (`None`: every key of the namespace). The
     /// prefix's own glob characters are escaped, so a namespace named `a*` matches only itself.
     pub(crate) fn scan_glob(&self, pattern: Option<&KeyPattern>) -> String {
-        let mut glob = escape_glob(&self.prefix);
+        let mut glob = strata_tier::KeyPattern::escape(&self.prefix);
         match pattern {
             Some(pattern) => glob.push_str(pattern.as_str()),
             None => glob.push('*'),
@@ -72,18 +72,6 @@ impl Namespace {
     pub(crate) fn channel_slot(&self) -> u16 {
         slot_of(self.name.as_bytes())
     }
-}
-
-/// Backslash-escapes the characters a Redis glob treats specially.
-pub(crate) fn escape_glob(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len() + 4);
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
 }
 
 /// The Redis Cluster slot of a hash tag's content: CRC16 (XMODEM) modulo 16,384.

@@ -49,6 +49,27 @@ pub enum PatternError {
 }
 
 impl KeyPattern {
+    /// `text` with every character a pattern treats specially (`* ? [ ] \`) backslash-escaped,
+    /// so that it matches itself: for building a pattern from a literal prefix.
+    ///
+    /// ```
+    /// use strata_tier::KeyPattern;
+    /// let pattern = format!("{}*", KeyPattern::escape("ns[1]:a*b?"));
+    /// let pattern = KeyPattern::new(&pattern).unwrap();
+    /// assert!(pattern.matches("ns[1]:a*b?:42"));
+    /// assert!(!pattern.matches("ns1:aXbY:42"));
+    /// ```
+    pub fn escape(text: &str) -> String {
+        let mut escaped = String::with_capacity(text.len() + 4);
+        for c in text.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                escaped.push('\\');
+            }
+            escaped.push(c);
+        }
+        escaped
+    }
+
     /// Parses `pattern`.
     pub fn new(pattern: &str) -> Result<Self, PatternError> {
         let mut tokens = Vec::new();

@@ -8,27 +8,15 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName};
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::config::ProxyError;
+use strata_http::strip_hop_by_hop;
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1), not forwarded in either direction.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+use crate::config::ProxyError;
 
 /// Sends requests to one origin over pooled HTTP/1.1 connections, keeping the client's `Host`
 /// and path; an unreachable origin or one that does not answer within the timeout gets a
@@ -102,22 +90,6 @@ fn plain(status: StatusCode) -> Response<Body> {
     let mut response = Response::new(Body::from(Bytes::from_static(b"")));
     *response.status_mut() = status;
     response
-}
-
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
-    }
-    for name in named {
-        headers.remove(name);
-    }
 }
 
 impl tower::Service<Request<Body>> for Forward {
