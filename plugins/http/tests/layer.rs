@@ -290,6 +290,20 @@ async fn bodies_over_the_cap_stream_through_whole_and_uncached() {
     app.get(small).await;
     assert_eq!(app.get(small).await.body.len(), 60_000);
     assert_eq!(app.origin.count(small), 1);
+    // Streamed bodies of unknown length: buffered up to the cap, then streamed on whole.
+    let streamed = "/stream?cc=max-age%3D60&chunks=30";
+    for _ in 0..2 {
+        let reply = app.get(streamed).await;
+        assert_eq!(reply.body.len(), 300_000);
+        assert!(reply.body.iter().all(|&b| b == b'y'));
+        assert_eq!(reply.cache(), "MISS");
+    }
+    assert_eq!(app.origin.count(streamed), 2);
+    let short_stream = "/stream?cc=max-age%3D60&chunks=3";
+    app.get(short_stream).await;
+    let hit = app.get(short_stream).await;
+    assert_eq!((hit.cache(), hit.body.len()), ("HIT", 30_000));
+    assert_eq!(app.cache.stats().too_large, 4);
 }
 
 #[tokio::test]

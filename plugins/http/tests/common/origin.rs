@@ -7,7 +7,8 @@
 //! - `cookie=1` a Set-Cookie; `size=` a body of that many bytes; `location=` a Location
 //!   (`content_location=` a Content-Location, on unsafe methods);
 //! - `etag=auto` an ETag that changes every request (`"v{n}"`); `age=` an Age header;
-//! - `nm_cc=` the Cache-Control a 304 carries.
+//! - `nm_cc=` the Cache-Control a 304 carries; `chunks=N` a streamed body of N 10,000-byte
+//!   chunks with no length known up front.
 //!
 //! The body is `n={how many requests this path and query has seen} echo={value}`, so a test
 //! tells a cached response from a fresh one, and `origin.count(path_and_query)` says how many
@@ -159,9 +160,16 @@ async fn respond(State(origin): State<Origin>, request: Request) -> Response {
         .and_then(|name| request.headers().get(name))
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_default();
-    let body = match param(&query, "size").and_then(|v| v.parse::<usize>().ok()) {
-        Some(size) => Body::from(vec![b'x'; size]),
-        None => Body::from(format!("n={n} echo={echo}")),
+    let chunks = param(&query, "chunks").and_then(|v| v.parse::<usize>().ok());
+    let body = match (
+        param(&query, "size").and_then(|v| v.parse::<usize>().ok()),
+        chunks,
+    ) {
+        (Some(size), _) => Body::from(vec![b'x'; size]),
+        (None, Some(chunks)) => Body::from_stream(futures_util::stream::iter(
+            (0..chunks).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'y'; 10_000]))),
+        )),
+        (None, None) => Body::from(format!("n={n} echo={echo}")),
     };
     builder
         .status(StatusCode::from_u16(status).unwrap())
