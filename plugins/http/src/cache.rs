@@ -215,7 +215,8 @@ impl Inner {
     }
 
     /// Stores `stored` under `primary` (directly, or as a variant when it varies on `vary`),
-    /// living `ttl` in the tiers. Returns the stored value.
+    /// living `ttl` in the tiers. Returns the stored value (also when a tier failed the write,
+    /// which is counted in `store_errors`).
     pub(crate) async fn put(
         &self,
         primary: &str,
@@ -232,27 +233,25 @@ impl Inner {
         } else {
             let variants = match known {
                 Some(known) if known.vary == vary => known.clone(),
-                _ => {
-                    let variants = Variants {
-                        vary: vary.to_vec(),
-                        generation: self.next_generation(),
-                    };
-                    let index = CachedResponse(Arc::new(Entry::Variants(variants.clone())));
-                    // An index outliving its variants costs nothing (a variant that is gone is a
-                    // miss); one expiring first would make live variants unreachable.
-                    let index_ttl = ttl
-                        .saturating_add(self.rules.stale_retention)
-                        .max(Duration::from_secs(24 * 3600));
-                    if let Err(error) = self
-                        .store
-                        .set_with(primary, index, SetOptions::default().ttl(index_ttl))
-                        .await
-                    {
-                        tracing::warn!(%error, key = primary, "storing a variant index failed");
-                    }
-                    variants
-                }
+                _ => Variants {
+                    vary: vary.to_vec(),
+                    generation: self.next_generation(),
+                },
             };
+            // (Re)written with every variant, so that it lives at least as long as the newest
+            // one; an index outliving its variants costs nothing (a variant that is gone is a
+            // miss).
+            let index = CachedResponse(Arc::new(Entry::Variants(variants.clone())));
+            let index_ttl = ttl
+                .saturating_add(self.rules.stale_retention)
+                .max(Duration::from_secs(24 * 3600));
+            if let Err(error) = self
+                .store
+                .set_with(primary, index, SetOptions::default().ttl(index_ttl))
+                .await
+            {
+                tracing::warn!(%error, key = primary, "storing a variant index failed");
+            }
             let key = variant_key(primary, &variants, request_headers, &self.rules.key.secret);
             self.store.set_with(&key, value.clone(), options).await
         };

@@ -1,8 +1,8 @@
 //! Request collapsing: concurrent misses for one key send one request upstream.
 //!
-//! The first caller leads; the others wait for its outcome. The leader shares a response only
-//! after it has decided to store it as a *shared* entry, and each waiter still checks it
-//! against its own request (its `Vary` headers, its `Cache-Control`) before using it. Any
+//! The first caller leads; the others wait for its outcome. When the leader has stored a
+//! *shared* entry, each waiter looks up its own key again (so it finds its own `Vary` variant,
+//! or nothing) and checks what it finds against its own request like any lookup. Any
 //! other outcome (uncacheable, private, too large, an upstream error, a cancelled leader)
 //! sends every waiter upstream on its own, at once: a collapsed response is never handed to a
 //! request it was not made for.
@@ -12,13 +12,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
-use crate::stored::CachedResponse;
-
 /// What a leader hands its waiters.
 #[derive(Clone)]
 pub(crate) enum Outcome {
-    /// A response stored as a shared entry.
-    Stored(CachedResponse),
+    /// A response was stored as a shared entry: look it up (under your own key).
+    Stored,
     /// Go upstream yourself.
     Alone,
 }

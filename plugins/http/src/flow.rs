@@ -167,6 +167,9 @@ where
             let now = SystemTime::now();
             match lookup.decide(stored, now) {
                 Decision::Serve(status) => return Ok(lookup.serve(stored, now, status)),
+                // only-if-cached: never contact the origin (the miss path answers 504).
+                Decision::Revalidate(_) if request_directive(&lookup.headers, "only-if-cached") => {
+                }
                 Decision::Revalidate(conditionals) => {
                     if lookup.may_serve_stale_while_revalidating(stored, now) {
                         let request = revalidation_parts(&parts, &conditionals);
@@ -576,7 +579,11 @@ impl Lookup<'_> {
         // 304 is about it (whatever validators the 304 repeats): refresh its headers, keep its
         // body.
         let (parts, _) = response.into_parts();
-        let headers = merge_not_modified(&stored.headers, &parts.headers);
+        let mut headers = merge_not_modified(&stored.headers, &parts.headers);
+        // The refreshed headers go through the same edits and rules as a new response, and
+        // must still vary on what the entry's key was made of.
+        let same_vary =
+            self.normalize(stored.status, &mut headers) == respond::vary_names(&stored.headers);
         let refreshed = StoredResponse::new(
             stored.request.clone(),
             stored.status,
@@ -585,8 +592,7 @@ impl Lookup<'_> {
             now,
             stored.per_user,
         );
-        // The refreshed headers go through the same storage rules as a new response.
-        if !self.may_store(&refreshed.headers) || !refreshed.policy.is_storable() {
+        if !same_vary || !refreshed.policy.is_storable() {
             if let Err(error) = self.inner.store.delete(entry_key).await {
                 Stats::bump(&stats.store_errors);
                 tracing::warn!(%error, key = entry_key, "removing a no longer storable entry failed");
@@ -706,7 +712,7 @@ impl Lookup<'_> {
             Role::Leader(leader) => {
                 let (response, stored) = self.fetch(upstream, request).await?;
                 leader.finish(match stored {
-                    Some(stored) if !self.per_user => Outcome::Stored(stored),
+                    Some(_) if !self.per_user => Outcome::Stored,
                     _ => Outcome::Alone,
                 });
                 Ok(response)
@@ -717,20 +723,17 @@ impl Lookup<'_> {
                     tokio::time::timeout(self.inner.rules.collapse_timeout, collapse::wait(slot))
                         .await
                         .unwrap_or(Outcome::Alone);
-                if let Outcome::Stored(entry) = outcome {
-                    if let Entry::Response(stored) = &*entry.0 {
-                        let now = SystemTime::now();
-                        let view = PolicyRequest {
-                            uri: &self.policy_uri,
-                            headers: &self.view,
-                        };
-                        let fresh = matches!(
-                            stored.policy.before_request(&view, now),
-                            BeforeRequest::Fresh(_)
-                        );
-                        if fresh && now < stored.fresh_until {
-                            Stats::bump(&self.inner.stats.collapsed);
-                            return Ok(self.serve(stored, now, CacheStatus::Hit));
+                if let Outcome::Stored = outcome {
+                    // Look up again rather than take the leader's response: what is found under
+                    // this request's own key (its own Vary variant) is what it may be served.
+                    let found = self.inner.lookup(&self.key.key, &self.headers).await;
+                    if let Some((_, entry)) = found.response {
+                        if let Entry::Response(stored) = &*entry.0 {
+                            let now = SystemTime::now();
+                            if let Decision::Serve(CacheStatus::Hit) = self.decide(stored, now) {
+                                Stats::bump(&self.inner.stats.collapsed);
+                                return Ok(self.serve(stored, now, CacheStatus::Hit));
+                            }
                         }
                     }
                 }
@@ -780,6 +783,24 @@ impl Lookup<'_> {
     {
         let inner = self.inner;
         inner.stats.count(self.settings.index, CacheStatus::Miss);
+        let (response, stored) = self.store_upstream_body(response, now).await;
+        if self.method == Method::HEAD {
+            // A HEAD that revalidated with a GET: the headers, never the GET's body.
+            let (parts, _) = response.into_parts();
+            return (Response::from_parts(parts, CacheBody::empty()), stored);
+        }
+        (response, stored)
+    }
+
+    async fn store_upstream_body<ResB>(
+        &self,
+        response: Response<ResB>,
+        now: SystemTime,
+    ) -> (Response<CacheBody<ResB>>, Option<CachedResponse>)
+    where
+        ResB: UpstreamBody,
+    {
+        let inner = self.inner;
         let (mut parts, body) = response.into_parts();
         let Some((stored, vary, ttl)) = self.storable(&mut parts, now) else {
             mark(
@@ -849,6 +870,31 @@ impl Lookup<'_> {
         }
     }
 
+    /// The edits and checks every stored header set goes through, new or refreshed by a 304:
+    /// a readable `Cache-Control`, the storage rules of [`may_store`](Self::may_store), the
+    /// rule's added `Vary`, application mode's `max-age`. Returns the names the response varies
+    /// on, or `None` if it must not be stored.
+    fn normalize(&self, status: StatusCode, headers: &mut HeaderMap) -> Option<Vec<HeaderName>> {
+        if headers
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .any(|v| v.to_str().is_err())
+            || !self.may_store(headers)
+        {
+            return None;
+        }
+        respond::add_vary(headers, &self.settings.vary);
+        if let Some(ttl) = self.settings.ttl {
+            if HEURISTICALLY_CACHEABLE.contains(&status.as_u16())
+                && !respond::has_explicit_freshness(headers)
+            {
+                // A per-user response says so, or a cache downstream could share it.
+                respond::add_max_age(headers, ttl, self.per_user);
+            }
+        }
+        respond::vary_names(headers)
+    }
+
     /// Whether response headers allow storing: `Set-Cookie` and `private` only in a per-user
     /// entry on a path with `cache_private`, and never `no-store` (also checked by the policy).
     fn may_store(&self, headers: &HeaderMap) -> bool {
@@ -866,30 +912,12 @@ impl Lookup<'_> {
         parts: &mut http::response::Parts,
         now: SystemTime,
     ) -> Option<(StoredResponse, Vec<HeaderName>, Duration)> {
-        let settings = self.settings;
-        if !settings.status_codes.contains(&parts.status.as_u16())
+        if !self.settings.status_codes.contains(&parts.status.as_u16())
             || parts.headers.contains_key(header::CONTENT_RANGE)
-            || parts
-                .headers
-                .get_all(header::CACHE_CONTROL)
-                .iter()
-                .any(|v| v.to_str().is_err())
         {
             return None;
         }
-        if !self.may_store(&parts.headers) {
-            return None;
-        }
-        respond::add_vary(&mut parts.headers, &settings.vary);
-        if let Some(ttl) = settings.ttl {
-            if HEURISTICALLY_CACHEABLE.contains(&parts.status.as_u16())
-                && !respond::has_explicit_freshness(&parts.headers)
-            {
-                // A per-user response says so, or a cache downstream could share it.
-                respond::add_max_age(&mut parts.headers, ttl, self.per_user);
-            }
-        }
-        let vary = respond::vary_names(&parts.headers)?;
+        let vary = self.normalize(parts.status, &mut parts.headers)?;
         let request = policy_parts(&self.policy_uri, &self.view, &vary);
         let mut headers = respond::storable_headers(&parts.headers);
         // Placeholders for what every serve sets, so that setting them replaces in place

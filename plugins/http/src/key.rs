@@ -156,12 +156,19 @@ fn normalized_query(query: Option<&str>, ignored: &[String]) -> String {
 /// Appends the lower-cased host; refuses one with characters a host may not hold (so a host
 /// cannot forge the `?` or `#` that separate a key's parts).
 fn push_host(key: &mut String, uri: &Uri, headers: &HeaderMap) -> Result<(), KeyError> {
-    let host = match uri.authority() {
-        Some(authority) => authority.as_str(),
-        None => match headers.get(http::header::HOST) {
-            Some(value) => value.to_str().map_err(|_| KeyError::BadHost)?,
-            None => return Ok(()),
-        },
+    let host_header = headers
+        .get(http::header::HOST)
+        .map(|value| value.to_str().map_err(|_| KeyError::BadHost))
+        .transpose()?;
+    let host = match (uri.authority(), host_header) {
+        // An absolute-form target and a Host that disagree: which one the origin uses is not
+        // the cache's to guess.
+        (Some(authority), Some(host)) if !authority.as_str().eq_ignore_ascii_case(host) => {
+            return Err(KeyError::BadHost)
+        }
+        (Some(authority), _) => authority.as_str(),
+        (None, Some(host)) => host,
+        (None, None) => return Ok(()),
     };
     // Userinfo is not part of the origin.
     let host = host.rsplit('@').next().unwrap_or(host);

@@ -30,7 +30,8 @@
 //!   while the origin cannot be reached at all (a service error, or a response marked
 //!   [`Disconnected`]), which RFC 9111 §4.2.4 allows unless the response forbids it.
 //! - **Vary**: one stored variant per distinct value of the varying request headers, under its
-//!   own key; variants never overwrite each other.
+//!   own key; variants never overwrite each other (a response with another `Vary` list starts a
+//!   new index, and the old list's variants become unreachable).
 //! - **Revalidation**: a stale entry with a validator is revalidated with `If-None-Match` /
 //!   `If-Modified-Since`; a `304` refreshes the stored headers and the stored body is served.
 //!   A client's own `If-None-Match` / `If-Modified-Since` against a usable entry gets a `304`.
@@ -69,16 +70,19 @@
 //!   hold a space), and a key function decides what is the same resource, never who may see
 //!   it (the hashed part of the key stays).
 //! - **Collapsing never hands a response to a request it was not made for.** Only `GET`s
-//!   without credentials are collapsed; the leader shares a response only once it has stored it as a shared entry, and each waiter
-//!   checks it against its own request as if it had read it from the cache; otherwise (not
-//!   storable, private, another variant, too large, an upstream error, a cancelled leader)
-//!   every waiter goes upstream itself.
+//!   without credentials are collapsed. When the leader has stored a shared entry, each waiter
+//!   looks up its own key again (its own `Vary` variant) and uses what it finds only if it is
+//!   fresh for its own request; otherwise (not storable, private, another variant, too large,
+//!   an upstream error, a cancelled leader, [`HttpCacheConfig::collapse_timeout`]) every waiter
+//!   goes upstream itself.
 //! - **A stored response is served at most as old as its freshness allows**, except within a
 //!   `stale-while-revalidate` or `stale-if-error` window the response granted, or while the
 //!   origin cannot be reached (for as long as the entry is kept: its freshness plus
-//!   [`HttpCacheConfig::stale_retention`]); never when it says `must-revalidate`,
-//!   `proxy-revalidate`, `no-cache` or `s-maxage`, or the request says `no-cache`, `max-age`
-//!   or `min-fresh`. Stale serves say `x-cache: STALE`.
+//!   [`HttpCacheConfig::stale_retention`]), or to a request that accepts it with `max-stale`
+//!   (or widens the window with its own `stale-if-error`); never when the response says
+//!   `must-revalidate`, `proxy-revalidate`, `no-cache` or (for a shared entry) `s-maxage`; and
+//!   not on an error or outage when the request says `no-cache`, `max-age` or `min-fresh`.
+//!   Stale serves say `x-cache: STALE`. `only-if-cached` never reaches the origin.
 //! - **After an unsafe request succeeds, this process's reads of its target URI miss**: the
 //!   invalidation completes before the response is returned. A fill or revalidation of that
 //!   URI already in flight when it runs may still store what it fetched afterwards (the cache
@@ -93,7 +97,11 @@
 //!   counted (`store_errors`) and the response is still served. Concurrent misses of one key
 //!   that are not collapsed may each store; the last write wins.
 //! - A revalidation carries only the stored response's validators (never the client's), and a
-//!   `304` refreshes the stored headers only if they still allow storing.
+//!   `304` refreshes the stored headers only if they still allow storing and still vary on the
+//!   same headers (else the entry is removed); they get the same edits as a new response.
+//! - Requests whose headers the cache cannot read the way the origin will (a `Connection`
+//!   naming an end-to-end header, two `Host` lines, an absolute target whose authority differs
+//!   from `Host`, unreadable caching headers) bypass the cache.
 //! - Corrupt bytes read from a tier are a miss (counted by the store), never a wrong response.
 
 #![deny(unsafe_code)]

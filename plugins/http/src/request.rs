@@ -34,16 +34,46 @@ pub(crate) fn has_credentials(headers: &HeaderMap) -> bool {
 /// The credential headers a per-user key hashes.
 pub(crate) static CREDENTIALS: [&HeaderName; 2] = [&header::AUTHORIZATION, &header::COOKIE];
 
-/// Checks the headers the cache interprets: each must be visible ASCII, `Cache-Control` may
-/// appear once, and the whole header block must be of a sane size. Anything else bypasses.
+/// Checks the headers the cache interprets: each must be visible ASCII, `Cache-Control` and
+/// `Host` may appear once, `Connection` may name only hop-by-hop headers, and the whole header
+/// block must be of a sane size. Anything else bypasses.
 pub(crate) fn check_headers(headers: &HeaderMap) -> Result<(), Bypass> {
     let mut total = 0usize;
     let mut cache_control_lines = 0;
+    let mut host_lines = 0;
     // One pass over the headers.
     for (name, value) in headers {
         total += name.as_str().len() + value.len() + 4;
         if name == header::CACHE_CONTROL {
             cache_control_lines += 1;
+        }
+        if name == header::HOST {
+            host_lines += 1;
+        }
+        // A proxy downstream of the cache drops what `Connection` names: a request naming an
+        // end-to-end header there reaches the origin without it, so its response could be
+        // stored for requests that have it (poisoning). Only hop-by-hop names are accepted.
+        if name == header::CONNECTION {
+            let names_end_to_end = value.to_str().map_or(true, |v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .any(|n| {
+                        ![
+                            "close",
+                            "keep-alive",
+                            "upgrade",
+                            "te",
+                            "trailer",
+                            "transfer-encoding",
+                        ]
+                        .iter()
+                        .any(|ok| n.eq_ignore_ascii_case(ok))
+                    })
+            });
+            if names_end_to_end {
+                return Err(Bypass::Hostile);
+            }
         }
         let interpreted = name == header::CACHE_CONTROL
             || name == header::PRAGMA
@@ -61,7 +91,7 @@ pub(crate) fn check_headers(headers: &HeaderMap) -> Result<(), Bypass> {
             return Err(Bypass::Unsupported);
         }
     }
-    if total > MAX_REQUEST_HEADER_BYTES || cache_control_lines > 1 {
+    if total > MAX_REQUEST_HEADER_BYTES || cache_control_lines > 1 || host_lines > 1 {
         return Err(Bypass::Hostile);
     }
     Ok(())
@@ -180,6 +210,17 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::RANGE, "bytes=0-1".parse().unwrap());
         assert_eq!(check_headers(&headers), Err(Bypass::Unsupported));
+
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, "keep-alive, Upgrade".parse().unwrap());
+        assert_eq!(check_headers(&headers), Ok(()));
+        headers.insert(header::CONNECTION, "close, host".parse().unwrap());
+        assert_eq!(check_headers(&headers), Err(Bypass::Hostile));
+
+        let mut headers = HeaderMap::new();
+        headers.append(header::HOST, "a.example".parse().unwrap());
+        headers.append(header::HOST, "b.example".parse().unwrap());
+        assert_eq!(check_headers(&headers), Err(Bypass::Hostile));
     }
 
     #[test]

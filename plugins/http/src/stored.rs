@@ -36,8 +36,8 @@ pub(crate) enum Entry {
 pub(crate) struct StoredResponse {
     pub(crate) policy: CachePolicy,
     /// The request as the policy saw it: the normalized URI, `GET` for `HEAD`, and only the
-    /// headers the policy reads (`Host`, `Cache-Control`, `Pragma`, `Authorization`) plus those
-    /// named in `Vary`.
+    /// headers the policy reads (`Host`, `Cache-Control`, `Pragma`) plus those named in `Vary`,
+    /// never credentials.
     pub(crate) request: http::request::Parts,
     pub(crate) status: StatusCode,
     /// The headers served (hop-by-hop ones removed).

@@ -716,3 +716,16 @@ async fn an_absurd_age_is_a_stale_response_not_a_panic() {
         );
     }
 }
+
+#[tokio::test]
+async fn only_if_cached_never_reaches_the_origin_even_for_a_stale_entry() {
+    let app = App::start(HttpCacheConfig::default()).await;
+    let path = "/oic?cc=max-age%3D1&etag=o";
+    app.get(path).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let reply = app
+        .get_with(path, &[("cache-control", b"only-if-cached")])
+        .await;
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(app.origin.count(path), 1);
+}

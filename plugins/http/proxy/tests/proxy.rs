@@ -188,3 +188,27 @@ async fn a_dead_origin_is_a_502_or_a_stale_serve_and_entries_survive_a_restart_o
     assert_eq!(again.text(), first.text());
     proxy.stop().await;
 }
+
+/// A request whose `Connection` names an end-to-end header reaches the origin without it (the
+/// proxy drops what `Connection` names), so the cache must not store its response for others.
+#[tokio::test]
+async fn connection_named_headers_cannot_poison_a_shared_entry() {
+    let (_server, origin, proxy, http, _dir) = setup().await;
+    let path = "/lang?cc=max-age%3D60&vary=accept-language&echo=accept-language";
+    let attack = http
+        .get_with(
+            &proxy.url(path),
+            &[
+                ("accept-language", b"fr"),
+                ("connection", b"accept-language"),
+            ],
+        )
+        .await;
+    assert_eq!(attack.cache(), "BYPASS");
+    let french = http
+        .get_with(&proxy.url(path), &[("accept-language", b"fr")])
+        .await;
+    assert!(french.text().ends_with("echo=fr"), "{}", french.text());
+    assert_eq!(origin.count(path), 2);
+    proxy.stop().await;
+}
