@@ -58,18 +58,7 @@ pub(crate) fn check_headers(headers: &HeaderMap) -> Result<(), Bypass> {
                 v.split(',')
                     .map(str::trim)
                     .filter(|n| !n.is_empty())
-                    .any(|n| {
-                        ![
-                            "close",
-                            "keep-alive",
-                            "upgrade",
-                            "te",
-                            "trailer",
-                            "transfer-encoding",
-                        ]
-                        .iter()
-                        .any(|ok| n.eq_ignore_ascii_case(ok))
-                    })
+                    .any(|n| !crate::respond::is_hop_by_hop(n))
             });
             if names_end_to_end {
                 return Err(Bypass::Hostile);

@@ -25,6 +25,12 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
+/// Whether a name a `Connection` header lists is hop-by-hop (or the `close` option): such a
+/// name leaves the request the origin gets unchanged.
+pub(crate) fn is_hop_by_hop(name: &str) -> bool {
+    name.eq_ignore_ascii_case("close") || HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
 /// Headers a `304` carries over from the response it stands for (RFC 9110 §15.4.5).
 const NOT_MODIFIED_KEEPS: &[&str] = &[
     "cache-control",

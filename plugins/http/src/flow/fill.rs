@@ -122,6 +122,8 @@ impl Lookup<'_> {
         (response, stored)
     }
 
+    /// [`store_upstream`](Self::store_upstream) for any method: stores what may be stored and
+    /// answers with the body.
     async fn store_upstream_body<ResB>(
         &self,
         response: Response<ResB>,
