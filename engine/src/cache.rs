@@ -84,11 +84,12 @@ where
             weighted: config.weigher.is_some(),
             expected_entries: expected,
         });
+        let ghost = Ghost::new(policy::main_share(expected), shards.len());
         Cache {
             inner: Arc::new(Inner {
                 table: Table::new(expected),
                 shards,
-                ghost: Ghost::new(policy::main_share(expected)),
+                ghost,
                 hasher: config.hasher,
                 max_entries: config.max_entries,
                 max_weight: config.max_weight,

@@ -136,7 +136,8 @@ where
                 self.promote(shard, token, over);
                 return true;
             } else if let Some(hash) = self.evict(node, EvictionCause::Evicted, guard) {
-                self.ghost.insert(hash);
+                let now = shard.counters.ghost_clock.fetch_add(1, Ordering::Relaxed) + 1;
+                self.ghost.insert(hash, now);
             }
             return true;
         }

@@ -250,8 +250,10 @@ where
                 // queue. The cache stays within its bounds and answers correctly; only the
                 // victims change, which the oracle in `verify/tests/oracle.rs` must catch (see
                 // `scripts/loom.sh --mutants`).
-                let remembered =
-                    !cfg!(strata_mutant = "ignored_ghost") && self.ghost.contains(hash);
+                let remembered = !cfg!(strata_mutant = "ignored_ghost")
+                    && self
+                        .ghost
+                        .contains(hash, shard.counters.ghost_clock.load(Ordering::Relaxed));
                 self.enqueue(shard, token, weight, remembered, None);
                 // Counted only once queued, with AcqRel: of two racing writers, the one that
                 // counts last sees the full total and, through the acquire, the other's entry

@@ -46,7 +46,8 @@
 //!   reclamation together; seize has no loom support.
 //! * **Eviction.** S3-FIFO: new keys enter a small FIFO (a tenth of the capacity); those read
 //!   while there move on to the main queue, the rest are evicted and remembered by a ghost filter
-//!   of fingerprints, so a key that returns soon after goes straight to main. The tenth is the
+//!   of fingerprints (stamped, so none outlives the main queue's length of later evictions, as
+//!   in the paper's ghost FIFO), so a key that returns soon after goes straight to main. The tenth is the
 //!   small FIFO's share once the cache is full; while it fills, every new entry waits there (its
 //!   ring has a slot for every entry), so the first entries are judged like all later ones.
 //!   Main is a CLOCK over a ring of slots: the hand spares entries read since its last pass, and
@@ -72,8 +73,8 @@
 //!   split-order key, one metadata word packing expiry, frequency, flags and the shard, the
 //!   weight, and the last-read time for a time to idle), 16 to 32 bytes of bucket sentinel (16
 //!   bytes per bucket, half an entry to one per bucket), an 8-byte main-queue slot, an 8-byte
-//!   small-queue slot (a pointer with the queue's stamp in its low bits) and about 2 bytes of
-//!   ghost fingerprints. An entry replaced or removed leaves the table at once, and its key and
+//!   small-queue slot (a pointer with the queue's stamp in its low bits) and about 4 bytes of
+//!   ghost fingerprint and stamp. An entry replaced or removed leaves the table at once, and its key and
 //!   value are dropped one epoch later (once no reader can still hold them); its node stays in
 //!   its queue as a 48-byte shell until the queue reaches it (a ring cannot drop an item from its
 //!   middle). Once the shard has been full, a replacement or removal also takes one step of the

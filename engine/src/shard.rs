@@ -31,6 +31,10 @@ pub(crate) struct Counters {
     /// even under loom, like the statistics counters: modelling it only multiplied the
     /// interleavings of every evicting model.
     pub(crate) filled: std::sync::atomic::AtomicBool,
+    /// Keys this shard's small queue has evicted into the ghost filter: the ghost's clock for this
+    /// shard's keys (see [`crate::ghost`]). A hint like `filled` (a stale reading only shifts a
+    /// ghost's age by a step), so `std`'s even under loom.
+    pub(crate) ghost_clock: std::sync::atomic::AtomicU64,
 }
 
 /// A shard's S3-FIFO queues.

@@ -29,11 +29,15 @@
 //!   M takes the first free slot the hand reaches or, while the cache is over its bound, the slot
 //!   of the first cold entry the hand evicts (cooling warm ones on the way). While the cache is
 //!   within its bound, the hand passes live entries without cooling them.
-//! * G is a direct-mapped table of `capacity - S's share` slots (the paper's G holds as many keys
-//!   as M): a key evicted from S overwrites its slot, and a key G remembers goes to M on its
-//!   next insert without being forgotten. Which slot a key takes is the engine's hash; the
-//!   oracle's hasher puts key `k` in slot `k % slots`, with no false positives
-//!   ([`Reference::ghost_slots`]).
+//! * G approximates a FIFO of `W = capacity - S's share` keys (the paper's G holds as many keys
+//!   as M) with a table of 4-way buckets, `ceil(W / 4)` of them, and a clock counting the keys
+//!   evicted from S. A key evicted from S takes, in its bucket, the slot already holding it, else
+//!   the empty or oldest slot (the first of equals), stamped with the clock; G remembers a key
+//!   while its stamp is less than `W` evictions old, counted in steps of `2^shift` evictions with
+//!   `shift` the least that makes `W >> shift` below 4,096, on a 16-bit stamp that wraps. A key G
+//!   remembers goes to M on its next insert without being forgotten. Which bucket a key takes is
+//!   the engine's hash; the oracle's hasher puts key `k` in bucket `k % buckets`, with no false
+//!   positives ([`Reference::ghost_buckets`]).
 //! * A write links its entry first and evicts afterwards, while the cache is over its bound
 //!   (the paper evicts first): a new key counts in S's size when the next victim's queue is
 //!   chosen, and may be its own insert's victim.
@@ -62,6 +66,10 @@ const PROMOTE_STEPS: usize = 256;
 const DEAD_PER_STEP: usize = 128;
 /// Tries to push into a full S ring before the entry goes to M.
 const SMALL_PUSH_ATTEMPTS: usize = 4;
+/// Slots per G bucket.
+const GHOST_WAYS: usize = 4;
+/// Stamp steps in a G window stay below this.
+const GHOST_STEPS_PER_WINDOW: u64 = 1 << 12;
 
 /// What the reference did so far, to show that a workload reached each rule.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -101,7 +109,13 @@ pub struct Reference {
     main: Vec<Option<usize>>,
     /// The CLOCK hand: the next slot is `hand % main.len()`.
     hand: usize,
-    ghost: Vec<Option<u64>>,
+    /// G's buckets: each slot a key and the stamp it was written with.
+    ghost: Vec<[Option<(u64, u32)>; GHOST_WAYS]>,
+    /// Keys evicted from S so far: G's clock.
+    ghost_clock: u64,
+    /// G's window in stamp steps, and a step as a shift.
+    ghost_window_steps: u64,
+    ghost_shift: u32,
     /// The cache has been over its bound at least once.
     filled: bool,
     victims: Vec<u64>,
@@ -113,6 +127,12 @@ impl Reference {
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         let small_share = (capacity / 10).max(1);
+        let window = Self::ghost_keys(capacity) as u64;
+        let mut ghost_shift = 0;
+        while (window >> ghost_shift) >= GHOST_STEPS_PER_WINDOW {
+            ghost_shift += 1;
+        }
+        let ghost_window_steps = (window >> ghost_shift).max(1);
         Reference {
             capacity,
             small_share,
@@ -123,17 +143,25 @@ impl Reference {
             small: VecDeque::new(),
             main: vec![None; capacity],
             hand: 0,
-            ghost: vec![None; Self::ghost_slots(capacity)],
+            ghost: vec![[None; GHOST_WAYS]; Self::ghost_buckets(capacity)],
+            ghost_clock: 0,
+            ghost_window_steps,
+            ghost_shift,
             filled: false,
             victims: Vec::new(),
             tally: Tally::default(),
         }
     }
 
-    /// Slots of G for a cache of `capacity` entries: M's share of the capacity.
-    pub fn ghost_slots(capacity: usize) -> usize {
+    /// Keys G remembers for a cache of `capacity` entries: M's share of the capacity.
+    pub fn ghost_keys(capacity: usize) -> usize {
         let capacity = capacity.max(1);
         (capacity - (capacity / 10).max(1)).max(1)
+    }
+
+    /// Buckets of G for a cache of `capacity` entries.
+    pub fn ghost_buckets(capacity: usize) -> usize {
+        Self::ghost_keys(capacity).div_ceil(GHOST_WAYS)
     }
 
     /// Live entries.
@@ -175,7 +203,7 @@ impl Reference {
             self.enqueue(id, false, false);
         } else {
             let id = self.link(key, 0);
-            let remembered = self.ghost[self.ghost_slot(key)] == Some(key);
+            let remembered = self.ghost_remembers(key);
             self.tally.ghost_hits += u64::from(remembered);
             self.enqueue(id, remembered, true);
             self.count += 1;
@@ -207,8 +235,48 @@ impl Reference {
         id
     }
 
-    fn ghost_slot(&self, key: u64) -> usize {
+    fn ghost_bucket(&self, key: u64) -> usize {
         (key % self.ghost.len() as u64) as usize
+    }
+
+    fn ghost_stamp(&self) -> u32 {
+        ((self.ghost_clock >> self.ghost_shift) & 0xFFFF) as u32
+    }
+
+    /// Steps since a slot was stamped `stamp`.
+    fn ghost_age(&self, stamp: u32) -> u32 {
+        self.ghost_stamp().wrapping_sub(stamp) & 0xFFFF
+    }
+
+    fn ghost_remembers(&self, key: u64) -> bool {
+        self.ghost[self.ghost_bucket(key)].iter().any(|slot| {
+            matches!(slot, Some((k, stamp)) if *k == key
+                && u64::from(self.ghost_age(*stamp)) < self.ghost_window_steps)
+        })
+    }
+
+    /// G learns `key`: the clock counts it, and it takes its own slot, else the empty or oldest.
+    fn ghost_insert(&mut self, key: u64) {
+        self.ghost_clock += 1;
+        let bucket = self.ghost_bucket(key);
+        let mut chosen = 0;
+        let mut oldest = 0;
+        for (way, slot) in self.ghost[bucket].iter().enumerate() {
+            let age = match slot {
+                Some((k, _)) if *k == key => {
+                    chosen = way;
+                    break;
+                }
+                Some((_, stamp)) => self.ghost_age(*stamp),
+                None => u32::MAX,
+            };
+            if way == 0 || age > oldest {
+                chosen = way;
+                oldest = age;
+            }
+        }
+        let stamp = self.ghost_stamp();
+        self.ghost[bucket][chosen] = Some((key, stamp));
     }
 
     fn over(&self) -> bool {
@@ -289,8 +357,7 @@ impl Reference {
                 self.tally.forced += u64::from(forced);
                 self.tally.small_evictions += 1;
                 let key = self.evict(id);
-                let slot = self.ghost_slot(key);
-                self.ghost[slot] = Some(key);
+                self.ghost_insert(key);
             }
             return true;
         }

@@ -1,10 +1,10 @@
 //! [`SlotHasher`]: the key hasher that lines the engine's ghost filter up with the reference's.
 //!
-//! The engine's ghost filter (`engine/src/ghost.rs`) is a direct-mapped table: a key's slot is
-//! `((hash >> 16) as u32 as u64 * slots) >> 32`, its fingerprint the top 16 bits of the hash.
-//! This hasher gives `u64` key `k` (below 2^13) a hash whose slot is `k % slots` and whose
+//! The engine's ghost filter (`engine/src/ghost.rs`) is a table of buckets: a key's bucket is
+//! `((hash >> 16) as u32 as u64 * buckets) >> 32`, its fingerprint the top 16 bits of the hash.
+//! This hasher gives `u64` key `k` (below 2^13) a hash whose bucket is `k % buckets` and whose
 //! fingerprint is unique to `k`, so that the engine's filter remembers exactly the keys the
-//! reference's does ([`crate::reference`]). The low 16 bits are the key's, which spreads keys
+//! reference's does ([`crate::reference`]). (The code says "slots" for the buckets.) The low 16 bits are the key's, which spreads keys
 //! over the table's buckets. If the engine's slot formula changes, the oracle test fails on its
 //! ghost rules, and this hasher must follow.
 

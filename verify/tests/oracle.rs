@@ -44,7 +44,7 @@ impl Engine {
         let record = Arc::clone(&victims);
         let cache = Cache::builder()
             .max_capacity(capacity as u64)
-            .hasher(SlotHasher::new(Reference::ghost_slots(capacity)))
+            .hasher(SlotHasher::new(Reference::ghost_buckets(capacity)))
             .eviction_listener(move |key: &u64, _: &u64, cause| {
                 if cause == EvictionCause::Evicted {
                     record
