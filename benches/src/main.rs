@@ -1,20 +1,30 @@
 //! `strata-bench`: compares Strata's L1 engine with moka, quick_cache and a plain hashbrown map, in the same
 //! process on the same machine, as GOALS.md asks.
 //!
-//! Subcommands: `throughput` (ops/s of three workloads and the hit cost), `traces` (hit ratio on real block
-//! traces), `memory` (bytes per entry), and `all` (the three, written as one markdown report). See
-//! `benches/README.md` for what each number means.
+//! Subcommands: `throughput` (ops/s of three workloads and the hit cost), `traces` (hit ratio on real traces,
+//! your own and synthetic generators, with Belady's optimum), `memory` (bytes per entry), `latency` (get
+//! percentiles), `allocators` (jemalloc against the system allocator), the tier suites, `crosscheck-export`
+//! (for `benches/policy_crosscheck.sh`), `all` (the first three as one markdown report) and `report` (every
+//! suite, written as `BENCHMARKS.md` with SVG charts). See `benches/README.md` for what each number means.
 
 mod alloc_counter;
+mod allocators;
+mod charts;
 mod contenders;
+mod crosscheck;
+mod generators;
 mod http_server;
+mod latency;
 mod memory;
+mod opt;
+mod page;
 mod redb;
 mod redis;
 mod report;
 mod throughput;
 mod tiered;
 mod timed;
+mod trace_formats;
 mod traces;
 mod zipf;
 
@@ -26,7 +36,8 @@ use clap::{Parser, Subcommand};
 use crate::alloc_counter::CountingAlloc;
 use crate::report::Section;
 
-/// Jemalloc, counting live bytes for the `memory` subcommand. Every cache runs on it.
+/// Jemalloc (or the system allocator, see [`alloc_counter`]), counting live bytes for the `memory`
+/// subcommand. Every cache runs on it.
 #[global_allocator]
 static ALLOCATOR: CountingAlloc = CountingAlloc::new();
 
@@ -46,6 +57,17 @@ enum Command {
     Traces(traces::TracesArgs),
     /// Heap bytes per entry.
     Memory(memory::MemoryArgs),
+    /// Latency percentiles of `get` (sampled into HdrHistograms), read-only and under a write flood.
+    Latency(latency::LatencyArgs),
+    /// Memory of the same workloads under jemalloc and the system allocator (one child process each).
+    Allocators(allocators::AllocatorArgs),
+    /// One allocator workload in this process (what `allocators` starts; prints JSON).
+    #[command(hide = true)]
+    AllocChild(allocators::ChildArgs),
+    /// Runs every suite and writes BENCHMARKS.md with SVG charts.
+    Report(Box<page::PageArgs>),
+    /// Writes the generators as plain-text traces with Strata's miss ratios, for benches/policy_crosscheck.sh.
+    CrosscheckExport(crosscheck::ExportArgs),
     /// What the `strata` crate adds: an L1 hit through TieredCache, LZ4 on/off, serde formats.
     Tiered(tiered::TieredArgs),
     /// The redb disk tier: hit latency at 1 KiB and 64 KiB, group commits against one durable commit per write.
@@ -74,6 +96,14 @@ fn main() -> anyhow::Result<()> {
         Command::Throughput(args) => print(&throughput::run(&args)?),
         Command::Traces(args) => print(&traces::run(&args)?),
         Command::Memory(args) => print(&memory::run(&args)?),
+        Command::Latency(args) => print(&[latency::section(&args, &latency::measure(&args)?)]),
+        Command::Allocators(args) => print(&[allocators::section(
+            &allocators::measure(&args)?,
+            args.alloc_runs,
+        )]),
+        Command::AllocChild(args) => allocators::child(&args)?,
+        Command::Report(args) => page::run(&args)?,
+        Command::CrosscheckExport(args) => crosscheck::export(&args)?,
         Command::Tiered(args) => print(&tiered::run(&args)?),
         Command::Redb(args) => print(&redb::run(&args)?),
         Command::Redis(args) => print(&redis::run(&args)?),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::ensure;
 
-use crate::contenders::{Contender, Hashbrown, Lookup, Moka, QuickCache, Strata};
+use crate::contenders::{Contender, Hashbrown, Lookup, Moka, QuickCache, Strata, TinyUfo};
 use crate::report::{thousands, Section, Table};
 use crate::zipf::key_of;
 use crate::ALLOCATOR;
@@ -35,11 +35,15 @@ const TTL: Duration = Duration::from_secs(3600);
 const WARMUP_ENTRIES: usize = 1000;
 
 /// One cache's footprint.
-struct Footprint {
-    label: String,
-    resident: usize,
-    bytes: isize,
-    left_after_drop: isize,
+pub struct Footprint {
+    /// Cache name, with "(ttl 1h)" for the TTL rows.
+    pub label: String,
+    /// Entries resident after the inserts.
+    pub resident: usize,
+    /// Live heap bytes the cache added.
+    pub bytes: isize,
+    /// Bytes still allocated after the cache was dropped.
+    pub left_after_drop: isize,
 }
 
 /// Builds a cache with `build`, fills it with `entries` keys and measures it.
@@ -82,12 +86,12 @@ fn hashbrown_footprint(entries: usize) -> Footprint {
     }
 }
 
-/// Measures every cache and returns the report section.
-pub fn run(args: &MemoryArgs) -> anyhow::Result<Vec<Section>> {
+/// Measures every cache.
+pub fn measure(args: &MemoryArgs) -> anyhow::Result<Vec<Footprint>> {
     ensure!(args.entries >= 1, "--entries must be at least 1");
     let entries = args.entries;
     eprintln!("measuring memory at {entries} entries ...");
-    let footprints = [
+    Ok(vec![
         footprint(Strata::NAME, entries, Strata::with_capacity),
         footprint(&format!("{} (ttl 1h)", Strata::NAME), entries, |n| {
             Strata::with_ttl(n, TTL)
@@ -97,8 +101,19 @@ pub fn run(args: &MemoryArgs) -> anyhow::Result<Vec<Section>> {
         footprint(&format!("{} (ttl 1h)", Moka::NAME), entries, |n| {
             Moka::with_ttl(n, TTL)
         }),
+        footprint(TinyUfo::NAME, entries, TinyUfo::with_capacity),
         hashbrown_footprint(entries),
-    ];
+    ])
+}
+
+/// Measures every cache and returns the report section.
+pub fn run(args: &MemoryArgs) -> anyhow::Result<Vec<Section>> {
+    Ok(vec![section(args, &measure(args)?)])
+}
+
+/// The report section for measured footprints.
+pub fn section(args: &MemoryArgs, footprints: &[Footprint]) -> Section {
+    let entries = args.entries;
 
     let mut table = Table::new([
         "cache",
@@ -109,7 +124,7 @@ pub fn run(args: &MemoryArgs) -> anyhow::Result<Vec<Section>> {
         "bytes / resident",
         "left after drop",
     ]);
-    for f in &footprints {
+    for f in footprints {
         table.row([
             f.label.clone(),
             thousands(entries as u64),
@@ -125,10 +140,10 @@ pub fn run(args: &MemoryArgs) -> anyhow::Result<Vec<Section>> {
         "Live heap bytes (sizes requested from the allocator, before jemalloc's rounding) added by building a \
          cache of capacity {cap} and inserting {cap} distinct `u64 -> u64` entries, single-threaded; moka \
          settled with `run_pending_tasks` before reading. Caches that reclaim through crossbeam-epoch may still \
-         hold retired garbage at the reading; it is counted. TTL rows set a {ttl} s time-to-live on the builder.",
+         hold retired garbage at the reading; it is counted. TTL rows set a {ttl} s time-to-live on the builder. TinyUFO's entry count is its `put`s minus the evictions they report.",
         cap = thousands(entries as u64),
         ttl = TTL.as_secs(),
     ));
     section.table(table);
-    Ok(vec![section])
+    section
 }

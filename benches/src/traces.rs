@@ -1,20 +1,21 @@
-//! Hit ratio of each cache on real block traces, at capacities that are fractions of the unique keys.
+//! Hit ratio of each cache, and Belady's optimum, on real traces and on the synthetic generators, at
+//! capacities that are fractions of each workload's unique keys.
 //!
-//! Each `*.lis.zst` file holds lines `START_BLOCK NUMBER_OF_BLOCKS IGNORED REQUEST_NUMBER`; a line expands to
-//! `NUMBER_OF_BLOCKS` requests for the consecutive keys from `START_BLOCK`. Every request is replayed
-//! single-threaded as `get`, and on a miss `insert`; hit ratio = hits / requests. moka applies its admission
-//! and eviction decisions in deferred maintenance, so the replay calls its `run_pending_tasks` every
-//! [`MOKA_MAINTENANCE_EVERY`] requests; the other caches need nothing of the kind.
+//! Every request is replayed single-threaded as `get`, and on a miss `insert`; hit ratio = hits / requests.
+//! moka applies its admission and eviction decisions in deferred maintenance, so the replay calls its
+//! `run_pending_tasks` every [`MOKA_MAINTENANCE_EVERY`] requests; the other caches need nothing of the kind.
+//! Traces are read by [`crate::trace_formats`] (ARC, LIRS, libCacheSim CSV; plain or zstd): the `*.lis.zst`
+//! files of `--dir`, and any `--trace` files a user names.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context as _};
+use anyhow::{ensure, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::contenders::{Contender, Lookup, Moka, QuickCache, Strata};
+use crate::contenders::{Contender, Lookup, Moka, QuickCache, Strata, TinyUfo};
 use crate::report::{thousands, Section, Table};
+use crate::trace_formats::{self, ReadOptions, TraceFormat};
+use crate::{generators, opt};
 
 /// Requests between two calls to moka's `run_pending_tasks` during a replay.
 pub const MOKA_MAINTENANCE_EVERY: usize = 1000;
@@ -22,10 +23,25 @@ pub const MOKA_MAINTENANCE_EVERY: usize = 1000;
 /// Options of the `traces` subcommand.
 #[derive(clap::Args, Clone, Debug)]
 pub struct TracesArgs {
-    /// Folder holding the `*.lis.zst` traces [default: ../shared/traces from the workspace root].
+    /// Folder whose `*.lis.zst` traces are replayed [default: ../shared/traces from the workspace root].
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Cache capacities to replay at, as fractions of each trace's unique keys, comma-separated.
+    /// Do not replay the traces of `--dir` (only `--trace` files and generators).
+    #[arg(long)]
+    pub no_dir: bool,
+    /// A trace file of your own to replay too (repeatable): ARC `.lis`, LIRS, or libCacheSim CSV, plain or `.zst`.
+    #[arg(long = "trace")]
+    pub traces: Vec<PathBuf>,
+    /// Format of the `--trace` files [default: from the file name].
+    #[arg(long, value_enum, default_value_t = TraceFormat::Auto)]
+    pub format: TraceFormat,
+    /// CSV traces without a header naming `obj_id`: the 1-based column holding the key.
+    #[arg(long, default_value_t = 2)]
+    pub csv_column: usize,
+    /// Skip the synthetic generators.
+    #[arg(long)]
+    pub no_generators: bool,
+    /// Cache capacities to replay at, as fractions of each workload's unique keys, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [0.01, 0.05, 0.10, 0.25])]
     pub fractions: Vec<f64>,
     /// Replay only the first N requests (after expansion) of each trace, for quick checks.
@@ -43,62 +59,110 @@ fn default_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces")
 }
 
-/// One trace, expanded into its request keys.
-struct Trace {
-    name: String,
-    keys: Vec<u64>,
-    unique: usize,
+/// The caches of every replay, in column order; `OPT` follows them.
+pub const CACHES: [&str; 4] = [Strata::NAME, Moka::NAME, QuickCache::NAME, TinyUfo::NAME];
+
+/// The name of Belady's optimum in results.
+pub const OPT: &str = "OPT";
+
+/// One workload's results.
+pub struct WorkloadRatios {
+    /// Trace or generator name.
+    pub name: String,
+    /// "trace" or "generator".
+    pub kind: &'static str,
+    /// Requests replayed.
+    pub requests: usize,
+    /// Distinct keys.
+    pub unique: usize,
+    /// One point per fraction.
+    pub points: Vec<RatioPoint>,
 }
 
-/// Reads and expands one trace, stopping after `limit` requests.
-fn load(path: &Path, limit: Option<usize>) -> anyhow::Result<Trace> {
-    let file = File::open(path).with_context(|| format!("opening trace {}", path.display()))?;
-    let decoder = zstd::stream::read::Decoder::new(file)
-        .with_context(|| format!("starting zstd decoding of {}", path.display()))?;
-    let limit = limit.unwrap_or(usize::MAX);
-    let mut keys = Vec::new();
-    for (index, line) in BufReader::new(decoder).lines().enumerate() {
-        let line_number = index + 1;
-        let line =
-            line.with_context(|| format!("reading {} at line {line_number}", path.display()))?;
-        let mut fields = line.split_ascii_whitespace();
-        let Some(start) = fields.next() else {
-            continue; // blank line
+/// The hit ratios at one capacity.
+pub struct RatioPoint {
+    /// Capacity as a fraction of the unique keys.
+    pub fraction: f64,
+    /// Capacity in entries.
+    pub capacity: usize,
+    /// Hit ratio per cache name of [`CACHES`], then [`OPT`].
+    pub ratios: Vec<(&'static str, f64)>,
+}
+
+impl RatioPoint {
+    /// The hit ratio of `cache`, NaN if it was not replayed.
+    pub fn of(&self, cache: &str) -> f64 {
+        self.ratios
+            .iter()
+            .find(|(name, _)| *name == cache)
+            .map_or(f64::NAN, |&(_, r)| r)
+    }
+}
+
+/// A workload's requests before replay.
+struct Workload {
+    name: String,
+    kind: &'static str,
+    keys: Vec<u64>,
+}
+
+/// The workloads `args` names: `--dir` traces, `--trace` files, generators.
+fn workloads(args: &TracesArgs) -> anyhow::Result<(Vec<Workload>, String)> {
+    let mut paths: Vec<(PathBuf, TraceFormat)> = Vec::new();
+    let mut sources = Vec::new();
+    if !args.no_dir {
+        let dir = args.dir.clone().unwrap_or_else(default_dir);
+        let dir = dir.canonicalize().unwrap_or(dir);
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .with_context(|| {
+                format!(
+                    "listing trace folder {} (pass --dir, or --no-dir)",
+                    dir.display()
+                )
+            })?
+            .map(|entry| entry.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("listing trace folder {}", dir.display()))?;
+        found.retain(|p| p.to_str().is_some_and(|s| s.ends_with(".lis.zst")));
+        found.sort();
+        ensure!(!found.is_empty(), "no *.lis.zst trace in {}", dir.display());
+        sources.push(format!("the ARC traces of {}", dir.display()));
+        paths.extend(found.into_iter().map(|p| (p, TraceFormat::Arc)));
+    }
+    for path in &args.traces {
+        sources.push(format!("{}", path.display()));
+        paths.push((path.clone(), args.format));
+    }
+    let mut out = Vec::new();
+    for (path, format) in paths {
+        eprintln!("loading {} ...", path.display());
+        let options = ReadOptions {
+            format,
+            csv_column: args.csv_column,
+            limit: args.limit,
         };
-        let parse = |field: Option<&str>, what: &str| -> anyhow::Result<u64> {
-            let Some(field) = field else {
-                bail!(
-                    "{}:{line_number}: missing {what} in {line:?}",
-                    path.display()
-                );
-            };
-            field
-                .parse()
-                .with_context(|| format!("{}:{line_number}: bad {what} {field:?}", path.display()))
-        };
-        let start = parse(Some(start), "START_BLOCK")?;
-        let count = parse(fields.next(), "NUMBER_OF_BLOCKS")?;
-        for offset in 0..count {
-            if keys.len() == limit {
-                break;
-            }
-            keys.push(start.wrapping_add(offset));
-        }
-        if keys.len() == limit {
-            break;
+        let trace = trace_formats::read(&path, &options)?;
+        out.push(Workload {
+            name: trace.name,
+            kind: "trace",
+            keys: trace.keys,
+        });
+    }
+    if !args.no_generators {
+        sources.push("the synthetic generators".to_owned());
+        for generated in generators::all() {
+            out.push(Workload {
+                name: generated.name.to_owned(),
+                kind: "generator",
+                keys: generated.keys,
+            });
         }
     }
     ensure!(
-        !keys.is_empty(),
-        "trace {} holds no requests",
-        path.display()
+        !out.is_empty(),
+        "nothing to replay: no trace and --no-generators"
     );
-    let unique = keys.iter().collect::<hashbrown::HashSet<_>>().len();
-    let name = path.file_name().and_then(|n| n.to_str()).map_or_else(
-        || path.display().to_string(),
-        |n| n.trim_end_matches(".lis.zst").to_owned(),
-    );
-    Ok(Trace { name, keys, unique })
+    Ok((out, sources.join(", ")))
 }
 
 /// Hit ratio of a fresh `C` of `capacity` entries over `keys`.
@@ -118,79 +182,111 @@ fn replay<C: Contender>(capacity: usize, keys: &[u64]) -> f64 {
     hits as f64 / keys.len() as f64
 }
 
-/// Replays every trace in the folder at every fraction and returns the report section.
-pub fn run(args: &TracesArgs) -> anyhow::Result<Vec<Section>> {
+/// Replays every workload at every fraction.
+pub fn measure(args: &TracesArgs) -> anyhow::Result<(Vec<WorkloadRatios>, String)> {
     ensure!(
         !args.fractions.is_empty() && args.fractions.iter().all(|&f| f > 0.0 && f <= 1.0),
         "--fractions must list values in (0, 1]"
     );
-    let dir = args.dir.clone().unwrap_or_else(default_dir);
-    let dir = dir.canonicalize().unwrap_or(dir);
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("listing trace folder {} (pass --dir)", dir.display()))?
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("listing trace folder {}", dir.display()))?;
-    paths.retain(|p| p.to_str().is_some_and(|s| s.ends_with(".lis.zst")));
-    paths.sort();
-    ensure!(!paths.is_empty(), "no *.lis.zst trace in {}", dir.display());
-
-    let mut table = Table::new([
-        "trace",
-        "requests",
-        "unique keys",
-        "fraction",
-        "capacity",
-        Strata::NAME,
-        Moka::NAME,
-        QuickCache::NAME,
-        "strata - best peer (points)",
-    ]);
-    for path in &paths {
-        eprintln!("loading {} ...", path.display());
-        let trace = load(path, args.limit)?;
-        let progress = ProgressBar::new((args.fractions.len() * 3) as u64).with_style(
+    let (workloads, sources) = workloads(args)?;
+    let progress = ProgressBar::new((workloads.len() * args.fractions.len() * 5) as u64)
+        .with_style(
             ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
+    let mut results = Vec::new();
+    for workload in workloads {
+        let unique = workload
+            .keys
+            .iter()
+            .collect::<hashbrown::HashSet<_>>()
+            .len();
+        let mut points = Vec::new();
         for &fraction in &args.fractions {
-            let capacity = ((trace.unique as f64 * fraction).round() as usize).max(1);
-            let ratio = |name: &str, replay_with: fn(usize, &[u64]) -> f64| {
-                progress.set_message(format!("{} at {fraction}: {name}", trace.name));
-                let r = replay_with(capacity, &trace.keys);
+            let capacity = ((unique as f64 * fraction).round() as usize).max(1);
+            let mut ratios = Vec::new();
+            for (name, replay_with) in [
+                (Strata::NAME, replay::<Strata> as fn(usize, &[u64]) -> f64),
+                (Moka::NAME, replay::<Moka>),
+                (QuickCache::NAME, replay::<QuickCache>),
+                (TinyUfo::NAME, replay::<TinyUfo>),
+                (OPT, |capacity, keys| opt::hit_ratio(keys, capacity)),
+            ] {
+                progress.set_message(format!("{} at {fraction}: {name}", workload.name));
+                ratios.push((name, replay_with(capacity, &workload.keys)));
                 progress.inc(1);
-                r
-            };
-            let strata = ratio(Strata::NAME, replay::<Strata>);
-            let moka = ratio(Moka::NAME, replay::<Moka>);
-            let quick = ratio(QuickCache::NAME, replay::<QuickCache>);
-            table.row([
-                trace.name.clone(),
-                thousands(trace.keys.len() as u64),
-                thousands(trace.unique as u64),
-                format!("{fraction:.2}"),
-                thousands(capacity as u64),
-                format!("{strata:.4}"),
-                format!("{moka:.4}"),
-                format!("{quick:.4}"),
-                format!("{:+.2}", 100.0 * (strata - moka.max(quick))),
-            ]);
+            }
+            points.push(RatioPoint {
+                fraction,
+                capacity,
+                ratios,
+            });
         }
-        progress.finish_and_clear();
+        results.push(WorkloadRatios {
+            name: workload.name,
+            kind: workload.kind,
+            requests: workload.keys.len(),
+            unique,
+            points,
+        });
     }
+    progress.finish_and_clear();
+    Ok((results, sources))
+}
 
-    let mut section = Section::new("Hit ratio on traces");
+/// The report section for measured results.
+pub fn section(results: &[WorkloadRatios], sources: &str, limit: Option<usize>) -> Section {
+    let mut headers = vec![
+        "workload".to_owned(),
+        "requests".to_owned(),
+        "unique keys".to_owned(),
+        "fraction".to_owned(),
+        "capacity".to_owned(),
+    ];
+    headers.extend(CACHES.iter().map(|&c| c.to_owned()));
+    headers.push(OPT.to_owned());
+    headers.push("strata - best peer (points)".to_owned());
+    let mut table = Table::new(headers);
+    for workload in results {
+        for point in &workload.points {
+            let mut row = vec![
+                workload.name.clone(),
+                thousands(workload.requests as u64),
+                thousands(workload.unique as u64),
+                format!("{:.2}", point.fraction),
+                thousands(point.capacity as u64),
+            ];
+            row.extend(CACHES.iter().map(|&c| format!("{:.4}", point.of(c))));
+            row.push(format!("{:.4}", point.of(OPT)));
+            let best_peer = CACHES[1..]
+                .iter()
+                .map(|&c| point.of(c))
+                .fold(f64::NEG_INFINITY, f64::max);
+            row.push(format!(
+                "{:+.2}",
+                100.0 * (point.of(Strata::NAME) - best_peer)
+            ));
+            table.row(row);
+        }
+    }
+    let mut section = Section::new("Hit ratio on traces and generators");
     section.text(format!(
-        "Traces from {dir}{limit}. Each request is a `get`, and on a miss an `insert`; hit ratio = hits / \
+        "Workloads: {sources}{limit}. Each request is a `get`, and on a miss an `insert`; hit ratio = hits / \
          requests, single-threaded, capacity = fraction x unique keys. moka's `run_pending_tasks` is called every \
          {MOKA_MAINTENANCE_EVERY} requests so that its deferred admission and eviction keep up (a fairness \
-         allowance a plain user would not make). Traces: Megiddo and Modha, \"ARC: A Self-Tuning, Low Overhead \
-         Replacement Cache\", FAST 03.",
-        dir = dir.display(),
-        limit = args.limit.map_or_else(String::new, |n| format!(", first {} requests of each", thousands(n as u64))),
+         allowance a plain user would not make). OPT is Belady's MIN with the option to not store a missed key: \
+         the most hits any policy can get at that capacity. ARC traces: Megiddo and Modha, \"ARC: A Self-Tuning, \
+         Low Overhead Replacement Cache\", FAST 03. Generators: see `benches/src/generators.rs`.",
+        limit = limit.map_or_else(String::new, |n| format!(", first {} requests of each trace", thousands(n as u64))),
     ));
     section.table(table);
-    Ok(vec![section])
+    section
+}
+
+/// Replays every workload and returns the report section.
+pub fn run(args: &TracesArgs) -> anyhow::Result<Vec<Section>> {
+    let (results, sources) = measure(args)?;
+    Ok(vec![section(&results, &sources, args.limit)])
 }
 
 #[cfg(test)]
@@ -198,25 +294,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn load_expands_lines_and_honours_the_limit() -> anyhow::Result<()> {
-        let dir = std::env::temp_dir().join(format!("strata-bench-trace-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join("tiny.lis.zst");
-        let text = "10 3 0 0\n\n11 2 0 1\n";
-        std::fs::write(&path, zstd::encode_all(text.as_bytes(), 3)?)?;
-        let trace = load(&path, None)?;
-        assert_eq!(trace.name, "tiny");
-        assert_eq!(trace.keys, [10, 11, 12, 11, 12]);
-        assert_eq!(trace.unique, 3);
-        assert_eq!(load(&path, Some(4))?.keys, [10, 11, 12, 11]);
-
-        std::fs::write(&path, zstd::encode_all("10 x 0 0\n".as_bytes(), 3)?)?;
-        let err = load(&path, None)
-            .err()
-            .map(|e| format!("{e:#}"))
-            .unwrap_or_default();
-        assert!(err.contains(":1: bad NUMBER_OF_BLOCKS"), "{err}");
-        std::fs::remove_dir_all(&dir)?;
-        Ok(())
+    fn every_cache_stays_below_opt_on_a_generator() {
+        let generated = generators::by_name("zipf-0.9").expect("a generator");
+        let keys = &generated.keys[..200_000];
+        let unique = keys.iter().collect::<hashbrown::HashSet<_>>().len();
+        let capacity = unique / 10;
+        let opt = opt::hit_ratio(keys, capacity);
+        for (name, ratio) in [
+            (Strata::NAME, replay::<Strata>(capacity, keys)),
+            (Moka::NAME, replay::<Moka>(capacity, keys)),
+            (QuickCache::NAME, replay::<QuickCache>(capacity, keys)),
+            (TinyUfo::NAME, replay::<TinyUfo>(capacity, keys)),
+        ] {
+            assert!(ratio > 0.1 && ratio <= opt, "{name}: {ratio} vs OPT {opt}");
+        }
     }
 }
