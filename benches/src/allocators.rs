@@ -57,6 +57,8 @@ pub struct ChildReport {
     pub entries: u64,
     /// Live requested heap bytes added by the workload.
     pub heap_bytes: i64,
+    /// Resident set size when the workload started, in bytes (the binary, the runtime).
+    pub start_rss_bytes: u64,
     /// Resident set size at the end, in bytes.
     pub rss_bytes: u64,
     /// Peak resident set size, in bytes.
@@ -96,6 +98,7 @@ const CHURN_INSERTS: u64 = 2_000_000;
 
 /// Runs one workload in this process and prints its JSON report.
 pub fn child(args: &ChildArgs) -> anyhow::Result<()> {
+    let (start_rss_bytes, _) = rss()?;
     let before = ALLOCATOR.live_bytes();
     let started = Instant::now();
     // Each arm keeps its cache alive until the readings are taken.
@@ -137,6 +140,7 @@ pub fn child(args: &ChildArgs) -> anyhow::Result<()> {
         workload: args.workload.clone(),
         entries,
         heap_bytes: heap as i64,
+        start_rss_bytes,
         rss_bytes,
         peak_rss_bytes: peak,
         secs: started.elapsed().as_secs_f64(),
@@ -206,9 +210,10 @@ pub fn section(reports: &[ChildReport], runs: usize) -> Section {
         "allocator",
         "entries",
         "heap asked (MiB)",
+        "RSS at start (MiB)",
         "RSS at end (MiB)",
         "peak RSS (MiB)",
-        "RSS / heap",
+        "RSS added / heap asked",
         "seconds",
     ]);
     let mut savings = Vec::new();
@@ -217,20 +222,29 @@ pub fn section(reports: &[ChildReport], runs: usize) -> Section {
             let of =
                 |field: fn(&ChildReport) -> f64| median_of(reports, workload, allocator, field);
             let heap = of(|r| r.heap_bytes as f64);
-            let rss = of(|r| r.rss_bytes as f64);
+            let added = of(|r| r.rss_bytes as f64 - r.start_rss_bytes as f64);
             table.row([
                 workload.to_owned(),
                 allocator.to_owned(),
                 thousands(of(|r| r.entries as f64) as u64),
                 mib(heap),
-                mib(rss),
+                mib(of(|r| r.start_rss_bytes as f64)),
+                mib(of(|r| r.rss_bytes as f64)),
                 mib(of(|r| r.peak_rss_bytes as f64)),
-                format!("{:.2}", rss / heap),
+                format!("{:.2}", added / heap),
                 format!("{:.2}", of(|r| r.secs)),
             ]);
         }
-        let rss = |a| median_of(reports, workload, a, |r| r.rss_bytes as f64);
-        let peak = |a| median_of(reports, workload, a, |r| r.peak_rss_bytes as f64);
+        let rss = |a| {
+            median_of(reports, workload, a, |r| {
+                r.rss_bytes as f64 - r.start_rss_bytes as f64
+            })
+        };
+        let peak = |a| {
+            median_of(reports, workload, a, |r| {
+                r.peak_rss_bytes as f64 - r.start_rss_bytes as f64
+            })
+        };
         savings.push((
             workload,
             1.0 - rss("jemalloc") / rss("system"),
@@ -239,8 +253,8 @@ pub fn section(reports: &[ChildReport], runs: usize) -> Section {
     }
     let mut verdict = Table::new([
         "workload",
-        "jemalloc saves (RSS at end)",
-        "jemalloc saves (peak RSS)",
+        "jemalloc saves (RSS added by the workload)",
+        "jemalloc saves (peak RSS added)",
     ]);
     for (workload, at_end, at_peak) in &savings {
         verdict.row([
@@ -254,8 +268,9 @@ pub fn section(reports: &[ChildReport], runs: usize) -> Section {
         "Each row: the median of {runs} fresh processes (`strata-bench alloc-child`) under that allocator, \
          allocators alternating. 'heap asked' is the sum of the sizes the program requested (the same under both \
          allocators); RSS is what the operating system holds for the process (`/proc/self/statm`), read with the \
-         cache still alive; peak RSS is `VmHWM`. The system allocator is glibc malloc. Negative savings mean \
-         jemalloc used more."
+         cache still alive, and at the start of the workload (the binary and its runtime, before the cache); \
+         peak RSS is `VmHWM`. Savings compare what the workload added (end or peak minus start). The system \
+         allocator is glibc malloc. Negative savings mean jemalloc used more."
     ));
     section.table(table);
     section.text("The seeds' claim is that jemalloc saves 35% of memory. Here:");

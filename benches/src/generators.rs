@@ -158,7 +158,8 @@ fn warm_recurring() -> Generated {
             keys.push(key);
             round += 1;
         }
-        // The round may end with warm items unread: they come first next time.
+        // Warm items the round's draws did not reach are read at its end, so every warm item is
+        // read once per round (the next round reshuffles them all).
         keys.extend(warm_left.copied());
     }
     Generated {

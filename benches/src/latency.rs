@@ -243,10 +243,15 @@ impl Ctx<'_> {
                 let flood = self.flood;
                 scope.spawn(move || {
                     start.wait();
+                    // Each pass over the buffer gets keys of its own, so no flood key ever repeats
+                    // (a repeat would feed moka's and TinyUFO's frequency sketches).
+                    let mut pass = 0u64;
                     'run: loop {
+                        pass += 1;
+                        let salt = pass.wrapping_mul(0x9E37_79B9_7F4A_7C15);
                         for chunk in flood.chunks(1024) {
                             for &key in chunk {
-                                cache.insert(key, key);
+                                cache.insert(key ^ salt, key);
                             }
                             if stop.load(Ordering::Relaxed) {
                                 break 'run;
@@ -269,7 +274,8 @@ impl Ctx<'_> {
         })
     }
 
-    /// The clock alone: two `Instant::now()` reads around nothing, as many as a 1-thread run takes.
+    /// The clock alone: two `Instant::now()` reads around nothing, every iteration timed, for up to
+    /// half a second.
     fn timer_alone(&self) -> Histogram<u64> {
         let mut hist = histogram();
         let until = Instant::now() + Duration::from_secs_f64(self.args.latency_secs.min(0.5));

@@ -29,9 +29,12 @@ pub struct PageArgs {
     /// The folder the charts go into (created if missing).
     #[arg(long, default_value = "benches/charts")]
     pub charts: PathBuf,
-    /// Leave out the tier suites (TieredCache, redb, Redis).
+    /// Leave out the tier suites (TieredCache, redb, Redis, HTTP).
     #[arg(long)]
     pub no_tiers: bool,
+    /// Leave out the HTTP load test (`benches/http_load.sh`, which needs wrk).
+    #[arg(long)]
+    pub no_http: bool,
     #[command(flatten)]
     pub throughput: ThroughputArgs,
     #[command(flatten)]
@@ -124,13 +127,11 @@ pub fn run(args: &PageArgs) -> anyhow::Result<()> {
             value: f.bytes as f64 / args.memory.entries as f64,
         })
         .collect();
-    charts::bar_chart(
-        &path,
-        "Heap bytes per entry, 1M u64 entries",
-        "bytes per entry",
-        &bars,
-        &provenance,
-    )?;
+    let title = format!(
+        "Heap bytes per entry, {} u64 entries",
+        charts::human(args.memory.entries as f64)
+    );
+    charts::bar_chart(&path, &title, "bytes per entry", &bars, &provenance)?;
     let memory_section = memory::section(&args.memory, &footprints);
 
     let (threads, series) = throughput::measure(&args.throughput)?;
@@ -340,15 +341,16 @@ pub fn run(args: &PageArgs) -> anyhow::Result<()> {
             };
             bars.push(Bar {
                 label: format!("{allocator}, {short}"),
-                value: allocators::median_of(&reports, workload, allocator, |r| r.rss_bytes as f64)
-                    / (1024.0 * 1024.0),
+                value: allocators::median_of(&reports, workload, allocator, |r| {
+                    r.rss_bytes as f64 - r.start_rss_bytes as f64
+                }) / (1024.0 * 1024.0),
             });
         }
     }
     charts::bar_chart(
         &path,
-        "Resident memory (MiB) by allocator",
-        "RSS at end, MiB (median)",
+        "Resident memory each workload added, by allocator",
+        "RSS at end minus at start, MiB (median)",
         &bars,
         &provenance,
     )?;
@@ -356,7 +358,11 @@ pub fn run(args: &PageArgs) -> anyhow::Result<()> {
     let savings: Vec<String> = WORKLOADS
         .iter()
         .map(|&w| {
-            let rss = |a| allocators::median_of(&reports, w, a, |r| r.rss_bytes as f64);
+            let rss = |a| {
+                allocators::median_of(&reports, w, a, |r| {
+                    r.rss_bytes as f64 - r.start_rss_bytes as f64
+                })
+            };
             format!(
                 "{w} {:+.1}%",
                 100.0 * (1.0 - rss("jemalloc") / rss("system"))
@@ -379,6 +385,9 @@ pub fn run(args: &PageArgs) -> anyhow::Result<()> {
                 skipped.text(format!("Not measured in this run: {e:#}."));
                 tier_sections.push(skipped);
             }
+        }
+        if !args.no_http {
+            tier_sections.push(http_load(args.throughput.runs));
         }
     }
 
@@ -416,6 +425,42 @@ pub fn run(args: &PageArgs) -> anyhow::Result<()> {
         took.as_secs_f64() / 60.0
     );
     Ok(())
+}
+
+/// Runs `benches/http_load.sh` (wrk against the HTTP layer and strata-proxy) and keeps its summary.
+fn http_load(runs: usize) -> Section {
+    let mut section = Section::new("HTTP response caching under wrk");
+    eprintln!("http: benches/http_load.sh with RUNS={runs} ...");
+    let output = Command::new("bash")
+        .arg("benches/http_load.sh")
+        .env("RUNS", runs.to_string())
+        .output();
+    match output {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            // The script prints what each URL answers, then the table and the ratios.
+            let summary = text
+                .find("\n| scenario")
+                .map_or(&text[..], |at| &text[at + 1..]);
+            section.text(format!(
+                "`bash benches/http_load.sh` (RUNS={runs}; SECS, CONNS and THREADS from the environment, by \
+                 default 5, 32 and 1): wrk on loopback against \
+                 `strata-bench http-server` (the same bytes uncached and behind the cache layer, 1 ms handlers \
+                 with and without it) and against `strata-proxy` in front of that server. Medians of {runs} \
+                 runs, scenario order rotated. Server, proxy and wrk share the machine's cores."
+            ));
+            section.text(summary.trim().to_owned());
+        }
+        Ok(out) => section.text(format!(
+            "Not measured in this run: the script failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("(no output)")
+        )),
+        Err(e) => section.text(format!("Not measured in this run: {e}.")),
+    }
+    section
 }
 
 /// The x positions of the latency charts: 0 = p0 (min), 1 = p90, 2 = p99, 3 = p99.9, 4 = p99.99.

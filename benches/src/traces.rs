@@ -275,7 +275,7 @@ pub fn section(results: &[WorkloadRatios], sources: &str, limit: Option<usize>) 
          requests, single-threaded, capacity = fraction x unique keys. moka's `run_pending_tasks` is called every \
          {MOKA_MAINTENANCE_EVERY} requests so that its deferred admission and eviction keep up (a fairness \
          allowance a plain user would not make). OPT is Belady's MIN with the option to not store a missed key: \
-         the most hits any policy can get at that capacity. ARC traces: Megiddo and Modha, \"ARC: A Self-Tuning, \
+         the most hits any policy holding at most that many entries can get. ARC traces: Megiddo and Modha, \"ARC: A Self-Tuning, \
          Low Overhead Replacement Cache\", FAST 03. Generators: see `benches/src/generators.rs`.",
         limit = limit.map_or_else(String::new, |n| format!(", first {} requests of each trace", thousands(n as u64))),
     ));

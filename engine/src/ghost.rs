@@ -20,10 +20,15 @@
 //! forgotten early on flat Zipf workloads).
 //!
 //! Time is each shard's count of ghost insertions (`Counters::ghost_clock`), so no counter is
-//! shared between shards; a key is always stamped and checked against its own shard's count. The
-//! stamp counts in steps of `2^shift` insertions, with `shift` chosen so that a window is fewer
-//! than 4,096 steps: a window's length is honoured to within 1/4,096, and a stamp only wraps
-//! (making a ghost older than 16 windows look young again) after 65,536 steps.
+//! shared between shards. Each shard has its own slice of the buckets, so a bucket only ever
+//! compares stamps of one clock. The stamp counts in steps of `2^shift` insertions, with `shift`
+//! chosen so that a window is fewer than 4,096 steps (and at least 2,048 once it is more than
+//! one): a window's length is honoured to within two steps, 1/1,024 of it. Ages are read as
+//! signed 16-bit differences: a stamp a step *ahead* of the reader's clock (two threads of a shard
+//! evicting at once store their clock readings in either order; a lookup may read the clock a
+//! little late) is as young as can be, not the oldest. A ghost left untouched for 32,768 steps
+//! (8 windows) would look young again; by then its bucket has taken about 32 younger keys, and
+//! each one replaces the bucket's oldest.
 //!
 //! False positives (another key with the same bucket and fingerprint) only send a new key to the
 //! main queue early; concurrent insertions into one bucket may overwrite each other's choice of
@@ -31,7 +36,7 @@
 
 use crate::sync::{AtomicU32, Ordering};
 
-/// Most stamp steps in one window (exclusive): keeps 16 windows within a 16-bit stamp.
+/// Most stamp steps in one window (exclusive): keeps 8 windows within a signed 16-bit age.
 const STEPS_PER_WINDOW: u64 = 1 << 12;
 
 /// Slots per bucket.
@@ -42,8 +47,13 @@ pub(crate) const WAYS: usize = 4;
 struct Bucket([AtomicU32; WAYS]);
 
 pub(crate) struct Ghost {
-    /// Invariant: never empty.
+    /// Each shard's slice of `per_shard` buckets, in shard order. Invariant: never empty.
     buckets: Box<[Bucket]>,
+    /// Buckets per shard (at least 1).
+    per_shard: usize,
+    /// Shards - 1 (the shard count is a power of two): a hash's shard is `hash & shard_mask`,
+    /// as in `Shards::index_of_hash`.
+    shard_mask: usize,
     /// Ghost insertions of one shard for which a ghost is remembered, in stamp steps.
     window_steps: u64,
     /// A stamp step is `2^shift` insertions.
@@ -55,13 +65,18 @@ impl Ghost {
     /// ghosts are remembered for its next `keys / shards` ghost insertions, like a FIFO of
     /// `keys` that the shards fill evenly.
     pub(crate) fn new(keys: usize, shards: usize) -> Self {
+        debug_assert!(shards.is_power_of_two(), "{shards} shards");
+        let shards = shards.max(1);
         let keys = keys.clamp(1, 1 << 30);
-        let window = (keys / shards.max(1)).max(1) as u64;
-        let (shift, window_steps) = Self::steps(window);
+        let window = (keys / shards).max(1);
+        let per_shard = window.div_ceil(WAYS);
+        let (shift, window_steps) = Self::steps(window as u64);
         Ghost {
-            buckets: (0..keys.div_ceil(WAYS))
+            buckets: (0..per_shard * shards)
                 .map(|_| Bucket(std::array::from_fn(|_| AtomicU32::new(0))))
                 .collect(),
+            per_shard,
+            shard_mask: shards - 1,
             window_steps,
             shift,
         }
@@ -78,10 +93,12 @@ impl Ghost {
 
     #[inline]
     fn locate(&self, hash: u64) -> (&Bucket, u32) {
-        // Bucket from the middle bits (scaled, so any length works), fingerprint from the top
-        // ones. They overlap the table's bucket and tag bits in part, which is fine for a filter
-        // whose false positives are harmless.
-        let index = ((((hash >> 16) & 0xFFFF_FFFF) * self.buckets.len() as u64) >> 32) as usize;
+        // The shard's slice from the low bits (as the shards pick), the bucket in it from the
+        // middle bits (scaled, so any length works), the fingerprint from the top ones. They
+        // overlap the table's bucket and tag bits in part, which is fine for a filter whose false
+        // positives are harmless.
+        let base = (hash as usize & self.shard_mask) * self.per_shard;
+        let index = base + ((((hash >> 16) & 0xFFFF_FFFF) * self.per_shard as u64) >> 32) as usize;
         let fingerprint = ((hash >> 48) as u32) | 1;
         (&self.buckets[index], fingerprint)
     }
@@ -91,13 +108,18 @@ impl Ghost {
         ((now >> self.shift) & 0xFFFF) as u32
     }
 
-    /// Steps since `value` was written (`u32::MAX` for an empty slot).
+    /// Steps since `value` was written: `u32::MAX` for an empty slot, 0 for a stamp ahead of
+    /// `now` (a signed 16-bit difference below zero).
     #[inline]
     fn age(&self, value: u32, now: u64) -> u32 {
         if value == 0 {
-            u32::MAX
+            return u32::MAX;
+        }
+        let steps = self.stamp(now).wrapping_sub(value & 0xFFFF) & 0xFFFF;
+        if steps >= 0x8000 {
+            0
         } else {
-            self.stamp(now).wrapping_sub(value & 0xFFFF) & 0xFFFF
+            steps
         }
     }
 
@@ -181,6 +203,38 @@ mod tests {
         }
         ghost.insert(hash_of(11), 7);
         assert!(!ghost.contains(hash_of(5), 7) && ghost.contains(hash_of(3), 7));
+    }
+
+    #[test]
+    fn a_stamp_ahead_of_the_clock_is_young() {
+        // Two evictions of one shard stored out of order: the later reading is not "oldest".
+        let ghost = Ghost::new(100, 1);
+        ghost.insert(hash_of(3), 5);
+        ghost.insert(hash_of(1), 10);
+        ghost.insert(hash_of(5), 5);
+        ghost.insert(hash_of(7), 5);
+        // At 9, the slot stamped 10 is the youngest: 3, the oldest first of equals, goes.
+        ghost.insert(hash_of(9), 9);
+        assert!(
+            ghost.contains(hash_of(1), 9),
+            "stamped a step ahead of the reader"
+        );
+        assert!(ghost.contains(hash_of(9), 9) && !ghost.contains(hash_of(3), 9));
+    }
+
+    #[test]
+    fn each_shard_has_its_own_buckets() {
+        // Two shards: same middle bits and fingerprint, different shard bits, different buckets.
+        let ghost = Ghost::new(800, 2);
+        let (a, _) = ghost.locate(hash_of(5));
+        let (b, _) = ghost.locate(hash_of(5) | 1);
+        assert!(!std::ptr::eq(a, b));
+        // One shard's clock far ahead does not age the other shard's ghosts.
+        ghost.insert(hash_of(5), 3);
+        for i in 0..4u16 {
+            ghost.insert(hash_of(7 + 2 * i) | 1, 1_000_000);
+        }
+        assert!(ghost.contains(hash_of(5), 3));
     }
 
     #[test]

@@ -32,8 +32,9 @@ pub(crate) struct Counters {
     /// interleavings of every evicting model.
     pub(crate) filled: std::sync::atomic::AtomicBool,
     /// Keys this shard's small queue has evicted into the ghost filter: the ghost's clock for this
-    /// shard's keys (see [`crate::ghost`]). A hint like `filled` (a stale reading only shifts a
-    /// ghost's age by a step), so `std`'s even under loom.
+    /// shard's keys (see [`crate::ghost`]). A hint like `filled`, so `std`'s even under loom: a
+    /// stale or reordered reading makes a ghost look a few steps younger or older, and the filter
+    /// reads a stamp ahead of the clock as young.
     pub(crate) ghost_clock: std::sync::atomic::AtomicU64,
 }
 

@@ -34,7 +34,8 @@
 //!   evicted from S. A key evicted from S takes, in its bucket, the slot already holding it, else
 //!   the empty or oldest slot (the first of equals), stamped with the clock; G remembers a key
 //!   while its stamp is less than `W` evictions old, counted in steps of `2^shift` evictions with
-//!   `shift` the least that makes `W >> shift` below 4,096, on a 16-bit stamp that wraps. A key G
+//!   `shift` the least that makes `W >> shift` below 4,096, on a 16-bit stamp whose differences
+//!   are read as signed (a negative age counts as 0). A key G
 //!   remembers goes to M on its next insert without being forgotten. Which bucket a key takes is
 //!   the engine's hash; the oracle's hasher puts key `k` in bucket `k % buckets`, with no false
 //!   positives ([`Reference::ghost_buckets`]).
@@ -243,9 +244,14 @@ impl Reference {
         ((self.ghost_clock >> self.ghost_shift) & 0xFFFF) as u32
     }
 
-    /// Steps since a slot was stamped `stamp`.
+    /// Steps since a slot was stamped `stamp`, as a signed 16-bit difference (0 if below zero).
     fn ghost_age(&self, stamp: u32) -> u32 {
-        self.ghost_stamp().wrapping_sub(stamp) & 0xFFFF
+        let steps = self.ghost_stamp().wrapping_sub(stamp) & 0xFFFF;
+        if steps >= 0x8000 {
+            0
+        } else {
+            steps
+        }
     }
 
     fn ghost_remembers(&self, key: u64) -> bool {
