@@ -63,6 +63,25 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing a chart: {e:?}")
 }
 
+/// Paints `root` white, writes the provenance footer along its bottom 30 pixels, and returns the area
+/// above it for the chart.
+fn footed<'a>(
+    root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+    provenance: &Provenance,
+) -> anyhow::Result<DrawingArea<SVGBackend<'a>, plotters::coord::Shift>> {
+    root.fill(&WHITE).map_err(plot_err)?;
+    let (height, footer_height) = (root.dim_in_pixel().1, 30);
+    let (plot_area, footer) = root.split_vertically(height.saturating_sub(footer_height));
+    footer
+        .draw_text(
+            &provenance.footer,
+            &("sans-serif", 13).into_font().color(&RGBColor(90, 90, 90)),
+            (12, 6),
+        )
+        .map_err(plot_err)?;
+    Ok(plot_area)
+}
+
 /// Draws `lines` into an SVG file at `path`.
 pub fn line_chart(
     path: &Path,
@@ -101,15 +120,7 @@ pub fn line_chart(
     let x_pad = ((x_max - x_min) * 0.03).max(1e-9);
 
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
-    let (plot_area, footer) = root.split_vertically(530);
-    footer
-        .draw_text(
-            &provenance.footer,
-            &("sans-serif", 13).into_font().color(&RGBColor(90, 90, 90)),
-            (12, 6),
-        )
-        .map_err(plot_err)?;
+    let plot_area = footed(&root, provenance)?;
     let mut chart = ChartBuilder::on(&plot_area)
         .caption(&axes.title, ("sans-serif", 22))
         .margin(14)
@@ -198,15 +209,7 @@ pub fn bar_chart(
     let top = bars.iter().map(|b| b.value).fold(0.0, f64::max) * 1.15;
     let width = (170 * bars.len() as u32).max(900);
     let root = SVGBackend::new(path, (width, 560)).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
-    let (plot_area, footer) = root.split_vertically(530);
-    footer
-        .draw_text(
-            &provenance.footer,
-            &("sans-serif", 13).into_font().color(&RGBColor(90, 90, 90)),
-            (12, 6),
-        )
-        .map_err(plot_err)?;
+    let plot_area = footed(&root, provenance)?;
     let n = bars.len() as f64;
     let mut chart = ChartBuilder::on(&plot_area)
         .caption(title, ("sans-serif", 22))
@@ -272,8 +275,11 @@ pub fn human(v: f64) -> String {
         trim(format!("{:.1}", v / 1e3)) + "k"
     } else if a >= 100.0 || v == v.round() {
         format!("{v:.0}")
-    } else {
+    } else if a >= 1.0 {
         trim(format!("{v:.2}"))
+    } else {
+        // Three decimals, so ticks 0.005 apart (a hit ratio axis zoomed in) stay distinct.
+        trim(format!("{v:.3}"))
     }
 }
 
@@ -292,6 +298,8 @@ mod tests {
     #[test]
     fn human_labels() {
         assert_eq!(human(0.25), "0.25");
+        assert_eq!(human(0.035), "0.035");
+        assert_eq!(human(2.5), "2.5");
         assert_eq!(human(12.0), "12");
         assert_eq!(human(340_000.0), "340k");
         assert_eq!(human(1_250_000.0), "1.25M");
