@@ -90,15 +90,11 @@ impl Lookup<'_> {
             self.inner
                 .stats
                 .count(self.settings.index, CacheStatus::Miss);
-            let response = upstream.oneshot(request).await.inspect_err(|_| {
-                Stats::bump(&self.inner.stats.upstream_errors);
-            })?;
+            let response = fetch(self.inner, upstream, request).await?;
             return Ok((marked(self.inner, response, CacheStatus::Miss), None));
         }
         strip_conditionals(request.headers_mut());
-        let response = upstream.oneshot(request).await.inspect_err(|_| {
-            Stats::bump(&self.inner.stats.upstream_errors);
-        })?;
+        let response = fetch(self.inner, upstream, request).await?;
         Ok(self.store_upstream(response, SystemTime::now()).await)
     }
 

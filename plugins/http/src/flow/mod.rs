@@ -63,6 +63,21 @@ impl<B> UpstreamBody for B where B: Body<Data = Bytes, Error: Send> + Send + 'st
 
 type Reply<ResB, E> = Result<Response<CacheBody<ResB>>, E>;
 
+/// Sends `request` upstream, counting a failure among the upstream errors.
+async fn fetch<S, ReqB, ResB>(
+    inner: &Inner,
+    upstream: S,
+    request: Request<ReqB>,
+) -> Result<Response<ResB>, S::Error>
+where
+    S: Upstream<ReqB, ResB>,
+{
+    upstream
+        .oneshot(request)
+        .await
+        .inspect_err(|_| Stats::bump(&inner.stats.upstream_errors))
+}
+
 /// The request's facts that the miss and revalidation paths share.
 struct Lookup<'a> {
     cache: &'a HttpCache,

@@ -13,9 +13,7 @@ where
     S: Upstream<ReqB, ResB>,
 {
     inner.stats.count(rule, CacheStatus::Bypass);
-    let response = upstream.oneshot(request).await.inspect_err(|_| {
-        Stats::bump(&inner.stats.upstream_errors);
-    })?;
+    let response = fetch(inner, upstream, request).await?;
     Ok(marked(inner, response, CacheStatus::Bypass))
 }
 
@@ -56,9 +54,7 @@ where
     let request_host = host_of(request.uri(), request.headers());
     let request_headers = request.headers().clone();
     inner.stats.count(settings_index, CacheStatus::Bypass);
-    let response = upstream.oneshot(request).await.inspect_err(|_| {
-        Stats::bump(&inner.stats.upstream_errors);
-    })?;
+    let response = fetch(inner, upstream, request).await?;
     let status = response.status();
     if status.is_success() || status.is_redirection() {
         let mut targets: Vec<RequestKey> = target.into_iter().collect();

@@ -65,10 +65,9 @@ impl Lookup<'_> {
                 None,
             )
         };
-        let response = match upstream.oneshot(request).await {
+        let response = match fetch(self.inner, upstream, request).await {
             Ok(response) => response,
             Err(error) => {
-                Stats::bump(&stats.upstream_errors);
                 if self.may_serve_stale_on_error(stored, SystemTime::now(), true) {
                     return Ok(stale(()));
                 }
