@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicIsize, AtomicU8, Ordering};
 use tikv_jemallocator::Jemalloc;
 
 /// The environment variable that picks the allocator: `system`, or anything else (or unset) for jemalloc.
-pub const ALLOCATOR_VAR: &str = "STRATA_BENCH_ALLOCATOR";
+/// A C string, because the allocator reads it with libc's `getenv`.
+pub const ALLOCATOR_VAR: &std::ffi::CStr = c"STRATA_BENCH_ALLOCATOR";
 
 const UNDECIDED: u8 = 0;
 const JEMALLOC: u8 = 1;
@@ -64,7 +65,7 @@ impl CountingAlloc {
         // NUL-terminated string in the environment, read here before any thread of this program could
         // change the environment (the benches never call setenv).
         let system = unsafe {
-            let value = libc::getenv(c"STRATA_BENCH_ALLOCATOR".as_ptr());
+            let value = libc::getenv(ALLOCATOR_VAR.as_ptr());
             !value.is_null() && std::ffi::CStr::from_ptr(value).to_bytes() == b"system"
         };
         let choice = if system { SYSTEM } else { JEMALLOC };

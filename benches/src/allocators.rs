@@ -13,6 +13,8 @@
 //!   frees a block of another size: the fragmentation workload where allocators differ most.
 //! - `churn-bytes-moka`: the same churn into moka, a peer with a different allocation pattern.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt as _;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -164,7 +166,7 @@ pub fn measure(args: &AllocatorArgs) -> anyhow::Result<Vec<ChildReport>> {
                 );
                 let output = Command::new(&exe)
                     .args(["alloc-child", "--workload", workload])
-                    .env(ALLOCATOR_VAR, allocator)
+                    .env(OsStr::from_bytes(ALLOCATOR_VAR.to_bytes()), allocator)
                     .output()
                     .with_context(|| format!("starting {}", exe.display()))?;
                 ensure!(

@@ -250,31 +250,18 @@ pub fn run(args: &PageArgs) -> anyhow::Result<()> {
         hit_figures.push((format!("Hit ratio: {}", workload.name), path));
     }
     let traces_section = traces::section(&ratios, &sources, args.traces.limit);
-    let cells: Vec<f64> = ratios
+    // (points ahead of the best peer, workload, fraction) for every cell.
+    let cells: Vec<(f64, &str, f64)> = ratios
         .iter()
         .flat_map(|w| {
-            w.points.iter().map(|p| {
-                let best = CACHES[1..]
-                    .iter()
-                    .map(|&c| p.of(c))
-                    .fold(f64::NEG_INFINITY, f64::max);
-                100.0 * (p.of("strata") - best)
-            })
+            w.points
+                .iter()
+                .map(|p| (p.strata_lead(), w.name.as_str(), p.fraction))
         })
         .collect();
-    let within = cells.iter().filter(|&&d| d >= -0.5).count();
-    let worst = ratios
-        .iter()
-        .flat_map(|w| w.points.iter().map(move |p| (w, p)))
-        .map(|(w, p)| {
-            let best = CACHES[1..]
-                .iter()
-                .map(|&c| p.of(c))
-                .fold(f64::NEG_INFINITY, f64::max);
-            (100.0 * (p.of("strata") - best), w.name.clone(), p.fraction)
-        })
-        .min_by(|a, b| a.0.total_cmp(&b.0));
-    if let Some((points, name, fraction)) = worst {
+    let within = cells.iter().filter(|c| c.0 >= -0.5).count();
+    let worst = cells.iter().min_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some(&(points, name, fraction)) = worst {
         summary.push(format!(
             "Hit ratio: Strata within 0.5 points of the best of moka, quick_cache and TinyUFO (or ahead) in {within} of \
              {} workload x size cells; furthest behind: {points:+.2} points on {name} at {:.0}%.",

@@ -97,6 +97,15 @@ impl RatioPoint {
             .find(|(name, _)| *name == cache)
             .map_or(f64::NAN, |&(_, r)| r)
     }
+
+    /// Strata's hit ratio minus the best peer's, in points (negative: behind).
+    pub fn strata_lead(&self) -> f64 {
+        let best_peer = CACHES[1..]
+            .iter()
+            .map(|&c| self.of(c))
+            .fold(f64::NEG_INFINITY, f64::max);
+        100.0 * (self.of(Strata::NAME) - best_peer)
+    }
 }
 
 /// A workload's requests before replay.
@@ -258,14 +267,7 @@ pub fn section(results: &[WorkloadRatios], sources: &str, limit: Option<usize>) 
             ];
             row.extend(CACHES.iter().map(|&c| format!("{:.4}", point.of(c))));
             row.push(format!("{:.4}", point.of(OPT)));
-            let best_peer = CACHES[1..]
-                .iter()
-                .map(|&c| point.of(c))
-                .fold(f64::NEG_INFINITY, f64::max);
-            row.push(format!(
-                "{:+.2}",
-                100.0 * (point.of(Strata::NAME) - best_peer)
-            ));
+            row.push(format!("{:+.2}", point.strata_lead()));
             table.row(row);
         }
     }
