@@ -47,6 +47,10 @@ pub struct TracesArgs {
     /// Replay only the first N requests (after expansion) of each trace, for quick checks.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Replay only these caches (comma-separated names as in the table's header, `OPT` included),
+    /// for quick checks of one policy; the others' columns show NaN.
+    #[arg(long, value_delimiter = ',')]
+    pub caches: Vec<String>,
 }
 
 /// `shared/traces` beside the workspace root: `../shared/traces` from the current directory when it exists
@@ -221,6 +225,10 @@ pub fn measure(args: &TracesArgs) -> anyhow::Result<(Vec<WorkloadRatios>, String
                 (TinyUfo::NAME, replay::<TinyUfo>),
                 (OPT, |capacity, keys| opt::hit_ratio(keys, capacity)),
             ] {
+                if !args.caches.is_empty() && !args.caches.iter().any(|c| c == name) {
+                    progress.inc(1);
+                    continue;
+                }
                 progress.set_message(format!("{} at {fraction}: {name}", workload.name));
                 ratios.push((name, replay_with(capacity, &workload.keys)));
                 progress.inc(1);

@@ -1,7 +1,7 @@
 //! S3-FIFO decisions as pure functions of an entry's metadata, so the policy can be tested on
 //! its own; [`crate::cache`] applies them to the concurrent structures.
 //!
-//! * New keys enter the **small** FIFO (about a tenth of the capacity), unless the ghost filter
+//! * New keys enter the **small** FIFO (a twentieth of the capacity), unless the ghost filter
 //!   remembers them, in which case they go straight to **main**.
 //! * When the small FIFO is over its share, its oldest entry leaves it: to main if it was read
 //!   while in it (or if the cache is not full yet), otherwise it is evicted and its fingerprint
@@ -13,7 +13,7 @@
 use crate::node;
 
 /// Share of the capacity given to the small FIFO, in percent.
-pub(crate) const SMALL_PERCENT: u64 = 10;
+pub(crate) const SMALL_PERCENT: u64 = 5;
 
 /// Room in the small FIFO's ring, in percent of the entries a shard expects. While the cache
 /// fills, S3-FIFO keeps every new entry in the small FIFO (it only evicts from it once the cache
@@ -49,7 +49,7 @@ pub(crate) const DEAD_PER_STEP: usize = 2 * EVICTION_BUDGET;
 pub(crate) const DEAD_PER_STEP: usize = 2;
 
 /// Free slots the main hand passes in one step before it reports main as having nothing ready
-/// (and the step goes to the small queue). Main keeps about a tenth of its slots free, so a few
+/// (and the step goes to the small queue). Main keeps about a twentieth of its slots free, so a few
 /// suffice; falling back too eagerly would evict new entries before their time.
 #[cfg(not(strata_loom))]
 pub(crate) const FREE_SLOTS_PER_STEP: usize = 16;
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn main_share_complements_small() {
-        assert_eq!(main_share(1000), 900);
+        assert_eq!(main_share(1000), 950);
         assert_eq!(main_share(5), 4);
     }
 
@@ -236,12 +236,15 @@ mod tests {
     }
 
     #[test]
-    fn small_share_is_a_tenth() {
+    fn small_share_is_a_twentieth() {
         assert_eq!(small_target(0), 0);
         assert_eq!(small_target(5), 1);
-        assert_eq!(small_target(1000), 100);
-        assert_eq!(small_target(u64::MAX), u64::MAX / 10);
-        assert_eq!(next_victim(100, 100), Victim::Small);
-        assert_eq!(next_victim(99, 100), Victim::Main);
+        assert_eq!(small_target(39), 1);
+        assert_eq!(small_target(40), 2);
+        assert_eq!(small_target(1000), 50);
+        assert_eq!(small_target(u64::MAX), u64::MAX / 20);
+        assert_eq!(main_share(1000), 950);
+        assert_eq!(next_victim(50, 50), Victim::Small);
+        assert_eq!(next_victim(49, 50), Victim::Main);
     }
 }

@@ -244,19 +244,19 @@ fn a_ghost_hit_is_inserted_into_main() {
     assert_eq!(got[12..21].concat(), [2, 3, 4, 5, 6, 7, 8, 9, 10]);
 }
 
-/// Capacity 20 (a small share of 2): every entry is read in the small queue, so when the cache
+/// Capacity 40 (a small share of 2): every entry is read in the small queue, so when the cache
 /// overflows they move to main one by one (main has no bound of its own) until the small queue
 /// is under its share; then main's hand evicts its oldest entry, 0, cold since it entered main.
-/// Then 20 (the small queue's last), 1 and 2 are read; the next insert moves 20 to main, whose
+/// Then 40 (the small queue's last), 1 and 2 are read; the next insert moves 40 to main, whose
 /// hand spares 1 and 2 (cooling them) and evicts 3 for it.
 #[test]
 fn main_clock_gives_a_second_chance() {
-    let mut ops: Vec<Op> = inserts(0..20).collect();
-    ops.extend((0..20).map(Op::Get));
-    ops.push(Op::Insert(20));
-    ops.extend([Op::Get(20), Op::Get(1), Op::Get(2), Op::Insert(21)]);
-    let got = victims(20, &ops);
-    assert_eq!(got[40], [0]);
-    assert_eq!(got[44], [3], "1 and 2 were spared");
+    let mut ops: Vec<Op> = inserts(0..40).collect();
+    ops.extend((0..40).map(Op::Get));
+    ops.push(Op::Insert(40));
+    ops.extend([Op::Get(40), Op::Get(1), Op::Get(2), Op::Insert(41)]);
+    let got = victims(40, &ops);
+    assert_eq!(got[80], [0]);
+    assert_eq!(got[84], [3], "1 and 2 were spared");
     assert_eq!(got.concat(), [0, 3]);
 }
