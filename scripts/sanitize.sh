@@ -130,7 +130,14 @@ else
     fi
     cargo +nightly build "${z[@]}" --release -p strata-verify --bin strata-stress || exit 1
     stress_runs "$CARGO_TARGET_DIR/$host/release/strata-stress"
-    step test-verify cargo +nightly test "${z[@]}" -p strata-verify --test stress --test model
+    verify_skip=()
+    if [ "$mode" = address ]; then
+        # This sabotaged run leaks a value's clone on purpose (`mem::forget`), to show the ledger
+        # names it; LeakSanitizer rightly reports that clone, so it runs in the other modes only.
+        verify_skip=(--skip accounting_catches_a_leaked_clone)
+    fi
+    step test-verify cargo +nightly test "${z[@]}" -p strata-verify --test stress --test model -- \
+        "${verify_skip[@]}"
     skip=()
     if [ "$mode" = thread ]; then
         # Under TSan a by-ref hit is seen to allocate once per 128 hits (23 in 3,000: the

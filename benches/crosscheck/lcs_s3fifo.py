@@ -5,8 +5,8 @@ ratios with Strata's.
 Usage: lcs_s3fifo.py DIR [--tolerance POINTS]
 
 DIR holds the plain-text traces (one key per line) and strata.json. For every trace and capacity the script
-runs libCacheSim's S3FIFO twice: with the parameters Strata documents (small FIFO 10% of the capacity, a
-ghost as long as the main queue, i.e. 90% of the capacity, an entry moves from small to main if it was read
+runs libCacheSim's S3FIFO twice: with the parameters Strata documents (small FIFO 5% of the capacity, a
+ghost as long as the main queue, i.e. 95% of the capacity, an entry moves from small to main if it was read
 once while in small: move_to_main_threshold=1), and with libCacheSim's defaults (the same but threshold 2),
 for reference; and through `s3fifo_paper.py` (this folder: the paper's algorithm with Strata's documented
 choices, in exact FIFO queues) as a tie-breaker. libCacheSim's S3FIFO.c differs from the paper in one
@@ -30,8 +30,8 @@ def miss_ratio(path: Path, capacity: int, threshold: int) -> float:
     reader = lcs.TraceReader(str(path), lcs.TraceType.PLAIN_TXT_TRACE)
     cache = lcs.S3FIFO(
         cache_size=capacity,
-        small_size_ratio=0.1,
-        ghost_size_ratio=0.9,
+        small_size_ratio=0.05,
+        ghost_size_ratio=0.95,
         move_to_main_threshold=threshold,
     )
     ratio, _byte_ratio = cache.process_trace(reader)
