@@ -60,8 +60,10 @@ struct ProbeTable {
     nodes: usize,
 }
 
+/// A slot's tag: the hash's low byte, which the bucket index (from the high bits, by multiply-shift)
+/// does not use, made odd so that no tag is 0 (empty).
 fn tag_of(hash: u64) -> u64 {
-    (hash >> 56) | 1
+    (hash & 0xFF) | 1
 }
 
 /// Bytes of `word`'s 7 low bytes that equal `tag` have their high bit set in the result (and possibly a

@@ -48,7 +48,8 @@ pub struct TracesArgs {
     #[arg(long)]
     pub limit: Option<usize>,
     /// Replay only these caches (comma-separated names as in the table's header, `OPT` included),
-    /// for quick checks of one policy; the others' columns show NaN.
+    /// for quick checks of one policy; the others' columns show NaN, and the lead column compares
+    /// Strata with the peers replayed (NaN if none was).
     #[arg(long, value_delimiter = ',')]
     pub caches: Vec<String>,
 }
@@ -102,12 +103,14 @@ impl RatioPoint {
             .map_or(f64::NAN, |&(_, r)| r)
     }
 
-    /// Strata's hit ratio minus the best peer's, in points (negative: behind).
+    /// Strata's hit ratio minus the best peer's, in points (negative: behind); NaN if no peer, or
+    /// Strata, was replayed.
     pub fn strata_lead(&self) -> f64 {
         let best_peer = CACHES[1..]
             .iter()
             .map(|&c| self.of(c))
-            .fold(f64::NEG_INFINITY, f64::max);
+            .filter(|r| !r.is_nan())
+            .fold(f64::NAN, f64::max);
         100.0 * (self.of(Strata::NAME) - best_peer)
     }
 }
@@ -201,6 +204,13 @@ pub fn measure(args: &TracesArgs) -> anyhow::Result<(Vec<WorkloadRatios>, String
         !args.fractions.is_empty() && args.fractions.iter().all(|&f| f > 0.0 && f <= 1.0),
         "--fractions must list values in (0, 1]"
     );
+    for name in &args.caches {
+        ensure!(
+            CACHES.contains(&name.as_str()) || name == OPT,
+            "--caches: unknown cache {name:?} (known: {}, {OPT})",
+            CACHES.join(", ")
+        );
+    }
     let (workloads, sources) = workloads(args)?;
     let progress = ProgressBar::new((workloads.len() * args.fractions.len() * 5) as u64)
         .with_style(
