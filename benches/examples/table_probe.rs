@@ -24,11 +24,21 @@
 use std::hint::black_box;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
+// The suite's own adapters, runner, statistics and key streams, so that every contender here is called
+// as `strata-bench throughput` calls it.
+#[allow(dead_code)]
+#[path = "../src/contenders.rs"]
+mod contenders;
+#[allow(dead_code)]
+#[path = "../src/report.rs"]
+mod report;
 #[path = "../src/timed.rs"]
 mod timed;
 #[allow(dead_code)]
 #[path = "../src/zipf.rs"]
 mod zipf;
+
+use contenders::{Contender, Hashbrown, Lookup, QuickCache, Strata};
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -180,43 +190,45 @@ impl Drop for ProbeTable {
     }
 }
 
-struct Contenders {
-    probe: ProbeTable,
-    strata: strata_engine::Cache<u64, u64>,
-    quick_cache: quick_cache::sync::Cache<u64, u64>,
-    hashbrown: hashbrown::HashMap<u64, u64, ahash::RandomState>,
-}
+impl Lookup for ProbeTable {
+    const NAME: &'static str = "probe";
 
-const NAMES: [&str; 4] = ["probe", "strata", "quick_cache", "hashbrown"];
-
-impl Contenders {
-    fn run(&self, which: usize, streams: &[Vec<u64>]) -> f64 {
-        let rate = match which {
-            0 => timed::timed(&self.probe, streams, 1.0, |c, k| {
-                black_box(c.get(k)).is_some()
-            }),
-            1 => timed::timed(&self.strata, streams, 1.0, |c, k| {
-                black_box(c.get(&k)).is_some()
-            }),
-            2 => timed::timed(&self.quick_cache, streams, 1.0, |c, k| {
-                black_box(c.get(&k)).is_some()
-            }),
-            _ => timed::timed(&self.hashbrown, streams, 1.0, |c, k| {
-                black_box(c.get(&k).copied()).is_some()
-            }),
-        };
-        assert!(
-            rate.hit_ratio > 0.999,
-            "{} missed resident keys",
-            NAMES[which]
-        );
-        rate.ops_per_sec
+    #[inline]
+    fn get(&self, key: u64) -> Option<u64> {
+        ProbeTable::get(self, key)
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+/// Ops/s of one 1-second run of the read-only workload on `cache`, one thread per stream.
+fn rate<C: Lookup>(cache: &C, streams: &[Vec<u64>]) -> f64 {
+    let rate = timed::timed(cache, streams, 1.0, |c, k| black_box(c.get(k)).is_some());
+    assert!(rate.hit_ratio > 0.999, "{} missed resident keys", C::NAME);
+    rate.ops_per_sec
+}
+
+struct Contenders {
+    probe: ProbeTable,
+    strata: Strata,
+    quick_cache: QuickCache,
+    hashbrown: Hashbrown,
+}
+
+const NAMES: [&str; 4] = [
+    <ProbeTable as Lookup>::NAME,
+    Strata::NAME,
+    QuickCache::NAME,
+    Hashbrown::NAME,
+];
+
+impl Contenders {
+    fn run(&self, which: usize, streams: &[Vec<u64>]) -> f64 {
+        match which {
+            0 => rate(&self.probe, streams),
+            1 => rate(&self.strata, streams),
+            2 => rate(&self.quick_cache, streams),
+            _ => rate(&self.hashbrown, streams),
+        }
+    }
 }
 
 fn main() {
@@ -235,15 +247,13 @@ fn main() {
     // Room for a quarter more than the keys, as in the throughput suite's read-only workload (a sharded
     // cache bounds each shard, so one sized exactly would evict a few keys).
     let capacity = keys + keys / 4;
-    let strata = strata_engine::Cache::new(capacity as u64);
-    let quick_cache = quick_cache::sync::Cache::new(capacity);
-    let mut hashbrown =
-        hashbrown::HashMap::with_capacity_and_hasher(keys, ahash::RandomState::new());
+    let strata = Strata::with_capacity(capacity);
+    let quick_cache = QuickCache::with_capacity(capacity);
+    let hashbrown = Hashbrown::filled(keys, (0..keys as u64).map(zipf::key_of));
     for key in (0..keys as u64).map(zipf::key_of) {
         probe.insert(key, key);
         strata.insert(key, key);
         quick_cache.insert(key, key);
-        hashbrown.insert(key, key);
     }
     let contenders = Contenders {
         probe,
@@ -264,7 +274,7 @@ fn main() {
                 samples[which].push(contenders.run(which, &streams[..threads]));
             }
         }
-        let medians: Vec<f64> = samples.into_iter().map(median).collect();
+        let medians: Vec<f64> = samples.into_iter().map(report::median).collect();
         println!("\n{threads} thread(s), Zipf 0.99 read-only, medians of {runs} runs:");
         println!("| contender | Mops/s | ns per get per thread | / quick_cache |");
         println!("| --- | ---: | ---: | ---: |");
