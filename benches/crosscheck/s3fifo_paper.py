@@ -1,9 +1,10 @@
 """S3-FIFO as the paper describes it (Yang et al., SOSP 2023, "FIFO queues are all you need for cache
 eviction"), with the two choices Strata documents where the paper leaves room, in plain Python with exact FIFO
 queues, for the policy cross-check: a small FIFO S of 5% of the capacity (Strata's share; the paper's is 10%),
-a main FIFO M with 2-bit frequencies (FIFO-reinsertion), a ghost FIFO G of keys as long as M's share (95%). Strata's choices: an entry
-read once while in S moves to M (the paper's text; its pseudo-code's `freq > 1` and libCacheSim's default
-threshold of 2 ask for two reads), and a key G remembers stays in G when it is inserted again.
+a main FIFO M with 2-bit frequencies (FIFO-reinsertion), a ghost FIFO G of keys as long as M's share (95%).
+Strata's choices: an entry read once while in S moves to M (the paper's text; its pseudo-code's `freq > 1`
+and libCacheSim's default threshold of 2 ask for two reads), and a key G remembers stays in G when it is
+inserted again.
 
 * A miss inserts into M if G remembers the key, else into S; first, while the cache is
   full, one eviction: from S if S holds at least its 5%, else from M.

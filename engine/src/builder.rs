@@ -156,8 +156,8 @@ where
     /// still keeps as many as its bounds allow (the table and the main queue grow), but its
     /// small FIFO, with a slot for each of these entries, cannot keep every
     /// new entry while the cache fills, nor the small FIFO's twentieth of the capacity once the
-    /// cache holds more than twenty times this, which weakens scan resistance. Set it to the expected entry
-    /// count for a cache bounded by weight alone.
+    /// cache holds more than twenty times this, which weakens scan resistance. Set it to the
+    /// expected entry count for a cache bounded by weight alone.
     pub fn initial_capacity(mut self, entries: usize) -> Self {
         self.initial_capacity = Some(entries);
         self

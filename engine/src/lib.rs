@@ -47,12 +47,12 @@
 //! * **Eviction.** S3-FIFO: new keys enter a small FIFO (a twentieth of the capacity, where the
 //!   paper has a tenth: on the ARC traces and the bench's generators the smaller share gained up
 //!   to 1 point of hit ratio on frequency-heavy workloads and lost at most 0.6 on recency-heavy
-//!   ones, see `benches/README.md`); those read
-//!   while there move on to the main queue, the rest are evicted and remembered by a ghost filter
-//!   of fingerprints (stamped, so none outlives the main queue's length of later evictions, as
-//!   in the paper's ghost FIFO), so a key that returns soon after goes straight to main. The share is the
-//!   small FIFO's share once the cache is full; while it fills, every new entry waits there (its
-//!   ring has a slot for every entry), so the first entries are judged like all later ones.
+//!   ones, see `benches/README.md`); those read while there move on to the main queue, the rest
+//!   are evicted and remembered by a ghost filter of fingerprints (stamped, so none outlives the
+//!   main queue's length of later evictions, as in the paper's ghost FIFO), so a key that returns
+//!   soon after goes straight to main. The twentieth holds once the cache is full; while it
+//!   fills, every new entry waits there (its ring has a slot for every entry), so the first
+//!   entries are judged like all later ones.
 //!   Main is a CLOCK over a ring of slots: the hand spares entries read since its last pass, and
 //!   a promoted entry takes the slot of the victim it displaces, which keeps insertion order
 //!   without moving anything.

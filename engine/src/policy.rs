@@ -243,7 +243,6 @@ mod tests {
         assert_eq!(small_target(40), 2);
         assert_eq!(small_target(1000), 50);
         assert_eq!(small_target(u64::MAX), u64::MAX / 20);
-        assert_eq!(main_share(1000), 950);
         assert_eq!(next_victim(50, 50), Victim::Small);
         assert_eq!(next_victim(49, 50), Victim::Main);
     }

@@ -225,8 +225,8 @@ fn values_held(token: &std::sync::Arc<()>, target: usize) -> usize {
 /// small FIFO's head reaches it. On a cache that has been full, they must not pile up to a
 /// ring's worth: before the fix, 20,000 random overwrites of a full 4,000-entry cache left 7,999
 /// values held (3,999 dead nodes), then about 4,800 (with the small FIFO at a tenth; it is trimmed
-/// sooner at a twentieth); the writes step the small FIFO, which moves
-/// its live entries on to main and lets main's hand release dead slots.
+/// sooner at a twentieth); the writes step the small FIFO, which moves its live entries on to
+/// main and lets main's hand release dead slots.
 #[test]
 fn overwrites_of_a_full_cache_do_not_pile_up_dead_nodes() {
     let token = std::sync::Arc::new(());

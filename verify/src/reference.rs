@@ -24,8 +24,8 @@
 //!
 //! * S's share is `max(capacity / 20, 1)` entries, rounded down (a twentieth, not the paper's
 //!   tenth: across the ARC traces and the bench's generators it gains up to 1 point of hit ratio
-//!   on frequency-heavy workloads and gives up at most 0.6 on recency-heavy ones); "read while in S" means a
-//!   frequency above zero (the paper's text: accessed at least once); entering M resets the
+//!   on frequency-heavy workloads and gives up at most 0.6 on recency-heavy ones); "read while in
+//!   S" means a frequency above zero (the paper's text: accessed at least once); entering M resets the
 //!   frequency, so an entry must be read again in M to be spared there.
 //! * M is a CLOCK over a ring of `capacity` slots, with no bound of its own: an entry moving to
 //!   M takes the first free slot the hand reaches or, while the cache is over its bound, the slot
@@ -129,7 +129,7 @@ impl Reference {
     /// An empty cache of at most `capacity` entries (at least 1).
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        let small_share = (capacity / 20).max(1);
+        let small_share = Self::small_share(capacity);
         let window = Self::ghost_keys(capacity) as u64;
         let mut ghost_shift = 0;
         while (window >> ghost_shift) >= GHOST_STEPS_PER_WINDOW {
@@ -156,10 +156,15 @@ impl Reference {
         }
     }
 
+    /// S's share of a cache of `capacity` entries (at least 1): a twentieth, rounded down.
+    fn small_share(capacity: usize) -> usize {
+        (capacity / 20).max(1)
+    }
+
     /// Keys G remembers for a cache of `capacity` entries: M's share of the capacity.
     pub fn ghost_keys(capacity: usize) -> usize {
         let capacity = capacity.max(1);
-        (capacity - (capacity / 20).max(1)).max(1)
+        (capacity - Self::small_share(capacity)).max(1)
     }
 
     /// Buckets of G for a cache of `capacity` entries.
