@@ -127,7 +127,9 @@ esac
 # `ignored_ghost` (the engine forgets its ghost filter) keeps every answer and bound right; only
 # the reference S3-FIFO of `tests/oracle.rs` sees the victims change.
 mutants=(
-    "blind_append racing_inserts_of_one_key_leave_one_entry panic"
+    "blind_append racing_inserts_of_one_key_in_the_split_list_leave_one_entry panic"
+    "blind_publish racing_inserts_of_one_key_leave_one_entry panic"
+    "stop_at_removed reinsert_during_a_removal_is_found panic"
     "early_drop removed_node_is_not_freed_under_a_reader panic"
     "relaxed_ring stalled_popper_takes_each_ring_item_once panic"
     "relaxed_ring stalled_pusher_overwrites_no_ring_item panic"

@@ -87,7 +87,7 @@ where
         let ghost = Ghost::new(policy::main_share(expected), shards.len());
         Cache {
             inner: Arc::new(Inner {
-                table: Table::new(expected),
+                table: Table::new(config.max_entries, expected),
                 shards,
                 ghost,
                 hasher: config.hasher,

@@ -232,6 +232,15 @@ where
         let inserted = unsafe { self.table.insert(hash, new, keep, &guard) };
         drop(entered);
         match inserted {
+            Inserted::Full => {
+                // The key's bucket is full (see `crate::buckets`): the entry is evicted at once,
+                // as a policy that declined it would.
+                // SAFETY: not linked (`Full`), so still solely ours.
+                let new = unsafe { new.into_owned() };
+                self.stats.record(Event::Eviction);
+                self.notify(&new, EvictionCause::Evicted);
+                return Ok(Stored::Linked);
+            }
             Inserted::Kept => {
                 // SAFETY: the table did not link `new` (`Kept`), so no other thread has seen it
                 // and it is still solely ours to free.

@@ -29,14 +29,22 @@
 //!
 //! # Design
 //!
-//! * **Table.** A split-ordered list (Shalev and Shavit): one Harris-Michael lock-free list of
-//!   every entry, sorted by the bit-reversed hash, with a sentinel per bucket as a shortcut
-//!   into it. Inserts, replacements and removals are CASes; reads take no lock and write nothing
-//!   but an entry's frequency counter (and that only while it is below its maximum of 3). The
-//!   table starts with a bucket per expected entry (`max_capacity` or `initial_capacity`, up to a
-//!   million) and doubles once it holds more than one entry per bucket, whatever bounds the
-//!   cache, without moving an entry: a new bucket's sentinel is linked into the list by the first
-//!   write that needs it.
+//! * **Table.** Two layouts, chosen when the cache is built; in both, inserts, replacements and
+//!   removals are CASes, and reads take no lock and write nothing but an entry's frequency
+//!   counter (and that only while it is below its maximum of 3).
+//!   - A cache bounded by entry count (up to 16M entries) gets a fixed array of 64-byte buckets
+//!     sized once for its bound, four entries per bucket (CLHT's layout): a control word and six
+//!     node pointers, each carrying three bits of its key's hash, plus up to three overflow lines
+//!     of seven, 27 entries in all. A hit reads one bucket line and one node. A new key takes a
+//!     free slot and publishes it with a CAS of the control word (a bit per slot and a version),
+//!     which fails if another new key landed in the bucket meanwhile, so two inserts of one key
+//!     never both land (CLHT-LF's protocol); a replacement swings the slot.
+//!   - A cache bounded by weight alone, or unbounded, does not know how many entries it will
+//!     hold: it gets a split-ordered list (Shalev and Shavit), one Harris-Michael lock-free list
+//!     of every entry sorted by the bit-reversed hash, with a sentinel per bucket as a shortcut
+//!     into it. It starts with a bucket per expected entry (`initial_capacity`, or 1,024) and
+//!     doubles once it holds more than one entry per bucket without moving an entry: a new
+//!     bucket's sentinel is linked into the list by the first operation that needs it.
 //! * **Reclamation.** Unlinked nodes are freed through crossbeam-epoch once no thread can still
 //!   read them. We chose it over seize by measurement: with one guard per lookup, as a cache's
 //!   `get` needs, a 1M-key Zipf lookup cost the same under either (43-47 ns against 45-48 ns,
@@ -74,10 +82,12 @@
 //!   everywhere.
 //! * **Memory.** A `u64 -> u64` entry costs a 48-byte node (key, value, the list link and its
 //!   split-order key, one metadata word packing expiry, frequency, flags and the shard, the
-//!   weight, and the last-read time for a time to idle), 16 to 32 bytes of bucket sentinel (16
-//!   bytes per bucket, half an entry to one per bucket), an 8-byte main-queue slot, an 8-byte
-//!   small-queue slot (a pointer with the queue's stamp in its low bits) and about 4 bytes of
-//!   ghost fingerprint and stamp. An entry replaced or removed leaves the table at once, and its key and
+//!   weight, and the last-read time for a time to idle); its share of the table (in a
+//!   count-bounded cache, a 64-byte line per four entries of the bound, 16 bytes, plus overflow
+//!   lines for the one bucket in ten that needs one, about 2 more; in the split-ordered list, 16
+//!   to 32 bytes of bucket sentinel, half an entry to one per bucket), an 8-byte main-queue slot,
+//!   an 8-byte small-queue slot (a pointer with the queue's stamp in its low bits) and about 4
+//!   bytes of ghost fingerprint and stamp. An entry replaced or removed leaves the table at once, and its key and
 //!   value are dropped one epoch later (once no reader can still hold them); its node stays in
 //!   its queue as a 48-byte shell until the queue reaches it (a ring cannot drop an item from its
 //!   middle). Once the shard has been full, a replacement or removal also takes one step of the
@@ -93,10 +103,10 @@
 //!   that was overwritten or removed by an operation that completed before the `get` began. A
 //!   replacement is atomic for readers: a concurrent `get` sees the old value or the new one,
 //!   never a gap. Two concurrent inserts of one key leave exactly one of the two values. The
-//!   table growing changes none of this: no entry moves.
+//!   split-ordered list growing changes none of this: no entry moves.
 //! * **Reads write a little.** A `get` raises the entry's frequency counter (below its maximum)
-//!   and, with a time to idle, its last-read time; the first read of a bucket after the table
-//!   grew links that bucket's sentinel into the list (a CAS, no wait). A read that meets an
+//!   and, with a time to idle, its last-read time; in the split-ordered list, the first read of
+//!   a bucket after the table grew links that bucket's sentinel into the list (a CAS, no wait). A read that meets an
 //!   expired entry removes it: the removal is counted as an expiration and reported to the
 //!   listener, on the reading thread, as any other removal is. `peek`-like reads
 //!   (`contains_key`, `time_to_live_of`) touch neither counter but also remove an expired entry
@@ -110,7 +120,11 @@
 //!   bounds shard by shard, so it may start evicting a little before the whole cache is full
 //!   (at one million entries in 64 shards, about 0.3% before). An entry heavier than
 //!   `max_entry_weight` is never stored. The weigher runs once per insert, before anything is
-//!   stored.
+//!   stored. In a count-bounded cache, a new key whose bucket already holds 27 entries is
+//!   evicted as it arrives (the listener hears `Evicted`; the insert returns as if it stored it,
+//!   and a load returns its value uncached): at four entries per bucket a good hasher makes
+//!   that about a one in 10^13 event per bucket, a hasher that sends many keys to one bucket
+//!   makes the cache hold 27 of them.
 //! * **TTL and TTI.** An entry whose time to live has passed, or that has not been read for its
 //!   time to idle, is never returned by `get`, `contains_key` or `iter`. Expiry has a resolution
 //!   of one millisecond (4 ms for the time to idle) and rounds toward earlier: an entry may expire
@@ -169,6 +183,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod buckets;
 mod builder;
 mod cache;
 mod clock;
@@ -189,6 +204,7 @@ mod policy;
 mod sentinels;
 mod shard;
 mod small_queue;
+mod split_list;
 mod stats;
 mod sync;
 mod table;

@@ -174,8 +174,8 @@ fn explore(name: &str, builder: loom::model::Builder, model: impl Fn() + Sync + 
     }
 }
 
-/// insert/insert on one key: both see the key absent and race for the same null link at the
-/// tail of the chain; the loser must retry and replace, never append a second node.
+/// insert/insert on one key: both see the key absent and claim a slot each; one publishes
+/// first, and the other's publication must fail and find the key, never land a second entry.
 #[test]
 fn racing_inserts_of_one_key_leave_one_entry() {
     explore(
@@ -191,6 +191,84 @@ fn racing_inserts_of_one_key_leave_one_entry() {
             assert!(value == Some(1) || value == Some(2), "{value:?}");
             assert_eq!(cache.len(), 1);
             assert_eq!(cache.iter().count(), 1, "the key is in its chain once");
+        },
+    );
+}
+
+/// The same race in the split-ordered list of a cache without an entry bound (the table of
+/// unbounded and weight-bounded caches; a count-bounded one uses cache-line buckets).
+#[test]
+fn racing_inserts_of_one_key_in_the_split_list_leave_one_entry() {
+    explore(
+        "racing_inserts_of_one_key_in_the_split_list_leave_one_entry",
+        loom::model::Builder::new(),
+        || {
+            let cache: Cache<u64, u64, Fixed> = Cache::builder()
+                .initial_capacity(2)
+                .hasher(Fixed::default())
+                .build();
+            let other = cache.clone();
+            let t = thread::spawn(move || other.insert(1, 1));
+            cache.insert(1, 2);
+            t.join().unwrap();
+            let value = cache.get(&1);
+            assert!(value == Some(1) || value == Some(2), "{value:?}");
+            assert_eq!(cache.len(), 1);
+            assert_eq!(cache.iter().count(), 1, "the key is in the list once");
+        },
+    );
+}
+
+/// Two new keys racing into a bucket whose home line is full (under loom: 2 home slots, then
+/// overflow lines of 1): both writers may allocate the overflow line, one publishes it, and
+/// every key lands once.
+#[test]
+fn racing_inserts_past_a_full_home_line_lose_nothing() {
+    explore(
+        "racing_inserts_past_a_full_home_line_lose_nothing",
+        loom::model::Builder::new(),
+        || {
+            let cache = cache::<u64>(4);
+            cache.insert(1, 1);
+            cache.insert(2, 2);
+            let other = cache.clone();
+            let t = thread::spawn(move || other.insert(3, 3));
+            cache.insert(4, 4);
+            t.join().unwrap();
+            for k in 1..=4 {
+                assert_eq!(cache.get(&k), Some(k), "key {k}");
+            }
+            assert_eq!(cache.len(), 4);
+            assert_eq!(cache.iter().count(), 4, "each key once");
+        },
+    );
+}
+
+/// A removal marks the entry before it empties its slot; a writer that inserts the key again
+/// meanwhile takes another slot. A read after that insert must find it, not stop at the marked
+/// entry still in its slot (the remover may stall there for any time).
+#[test]
+fn reinsert_during_a_removal_is_found() {
+    explore(
+        "reinsert_during_a_removal_is_found",
+        loom::model::Builder::new(),
+        || {
+            let cache = cache::<u64>(4);
+            cache.insert(1, 10);
+            let remover = cache.clone();
+            let t = thread::spawn(move || remover.remove(&1));
+            cache.insert(1, 11);
+            let seen = cache.get(&1);
+            let removed = t.join().unwrap();
+            match removed {
+                // The remove took the first value: the second was inserted after it, and nothing
+                // removed that one.
+                Some(10) => assert_eq!(seen, Some(11)),
+                // The remove came after the second insert (and may come before the get).
+                Some(11) => assert!(seen.is_none() || seen == Some(11), "{seen:?}"),
+                other => panic!("remove returned {other:?}"),
+            }
+            assert_eq!(cache.len() as usize, cache.iter().count());
         },
     );
 }
