@@ -456,15 +456,16 @@ impl<K, V> Buckets<K, V> {
                 continue;
             }
             let slot = self.slot_or_grow(line, i);
-            if slot
-                .compare_exchange(
-                    Shared::null(),
-                    new,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                    guard,
-                )
-                .is_ok()
+            if slot.load(Ordering::Relaxed, guard).is_null()
+                && slot
+                    .compare_exchange(
+                        Shared::null(),
+                        new,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                        guard,
+                    )
+                    .is_ok()
             {
                 return Some((i, slot));
             }
@@ -622,9 +623,27 @@ impl<K, V> Buckets<K, V> {
         }
     }
 
-    /// Unlinks the removed nodes of `hash`'s bucket (someone just marked one of them).
-    pub(crate) fn purge(&self, hash: u64, guard: &Guard) {
-        self.tidy(self.line(hash), guard);
+    /// Unlinks `node`, which the caller just marked removed and whose key hashes to `hash`: the
+    /// live slot holding it, found by its address without reading any other node; if no live
+    /// slot holds it (its slot is still one replacement behind, or another thread is unlinking
+    /// it), the whole bucket is tidied.
+    pub(crate) fn purge_node(&self, hash: u64, node: &Node<K, V>, guard: &Guard) {
+        let line = self.line(hash);
+        let target: *const Node<K, V> = node;
+        let mut live = line.ctrl.load(Ordering::Acquire) & LIVE_MASK;
+        while live != 0 {
+            let i = live.trailing_zeros() as usize;
+            live &= live - 1;
+            let Some(slot) = self.slot(line, i) else {
+                continue;
+            };
+            let p = slot.load(Ordering::Acquire, guard);
+            if untagged(p).as_raw() == target {
+                self.unlink(line, i, slot, p, guard);
+                return;
+            }
+        }
+        self.tidy(line, guard);
     }
 
     /// Visits the live entries of bucket `bucket`, without writing, and returns the next bucket

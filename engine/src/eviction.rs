@@ -325,7 +325,7 @@ where
         }
         self.account_removal(node, cause);
         let hash = node::hash_of(node.order());
-        self.table.purge(hash, guard);
+        self.table.purge_node(hash, node, guard);
         Some(hash)
     }
 

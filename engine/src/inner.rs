@@ -157,7 +157,7 @@ where
         if self.is_expired(node) {
             if node.mark_removed(guard) {
                 self.account_removal(node, EvictionCause::Expired);
-                self.table.purge(hash, guard);
+                self.table.purge_node(hash, node, guard);
             }
             return None;
         }

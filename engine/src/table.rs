@@ -125,10 +125,10 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    /// Unlinks the marked nodes where `hash`'s entry lives (after marking one of them).
-    pub(crate) fn purge(&self, hash: u64, guard: &Guard) {
+    /// Unlinks `node`, which the caller just marked removed (its key hashes to `hash`).
+    pub(crate) fn purge_node(&self, hash: u64, node: &Node<K, V>, guard: &Guard) {
         match self {
-            Table::Buckets(t) => t.purge(hash, guard),
+            Table::Buckets(t) => t.purge_node(hash, node, guard),
             Table::List(t) => t.purge(hash, guard),
         }
     }
