@@ -480,8 +480,9 @@ impl<K, V> Buckets<K, V> {
     /// # Safety
     /// `new` must point to a valid node that no other thread can see, created under `guard`,
     /// whose key hashes to `hash`. On return it is published and owned by the table, except
-    /// after [`Inserted::Kept`] or [`Inserted::Full`], when it is still unpublished and the
-    /// caller's to free.
+    /// after [`Inserted::Kept`] or [`Inserted::Full`], when it is unpublished and the caller's
+    /// to free: through the epoch after `Kept { seen: true }` (it sat in a claimed slot, where
+    /// readers may have loaded it), at once otherwise.
     pub(crate) unsafe fn insert<'g>(
         &self,
         hash: u64,
@@ -499,6 +500,8 @@ impl<K, V> Buckets<K, V> {
         let new = new.with_tag(tag);
         let mut claimed: Option<(usize, &Atomic<Node<K, V>>)> = None;
         let mut tidied = false;
+        // Whether `new` ever sat in a slot: then other threads may hold a pointer to it.
+        let mut ever_claimed = false;
         loop {
             let (ctrl, found) = self.search(line, tag, new_ref.key(), guard);
             if let Some(found) = found {
@@ -509,7 +512,7 @@ impl<K, V> Buckets<K, V> {
                 // SAFETY: found live under `guard`.
                 let old = unsafe { untagged(found.node).deref() };
                 if keep(old) {
-                    return Inserted::Kept;
+                    return Inserted::Kept { seen: ever_claimed };
                 }
                 let old_next = old.link.next.load(Ordering::Acquire, guard);
                 if old_next.tag() != 0 {
@@ -548,6 +551,7 @@ impl<K, V> Buckets<K, V> {
                 None => match self.claim(line, ctrl, new, guard) {
                     Some(c) => {
                         claimed = Some(c);
+                        ever_claimed = true;
                         c.0
                     }
                     None if !tidied => {
@@ -556,7 +560,7 @@ impl<K, V> Buckets<K, V> {
                         tidied = true;
                         continue;
                     }
-                    None => return Inserted::Full,
+                    None => return Inserted::Full { seen: ever_claimed },
                 },
             };
             // The linearisation point of a new key: fails if any live bit changed since the

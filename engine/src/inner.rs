@@ -232,19 +232,33 @@ where
         let inserted = unsafe { self.table.insert(hash, new, keep, &guard) };
         drop(entered);
         match inserted {
-            Inserted::Full => {
+            Inserted::Full { seen } => {
                 // The key's bucket is full (see `crate::buckets`): the entry is evicted at once,
                 // as a policy that declined it would.
-                // SAFETY: not linked (`Full`), so still solely ours.
-                let new = unsafe { new.into_owned() };
                 self.stats.record(Event::Eviction);
-                self.notify(&new, EvictionCause::Evicted);
+                // SAFETY: not linked (`Full`) and in no slot: ours, and valid until freed below.
+                self.notify(unsafe { new.deref() }, EvictionCause::Evicted);
+                if seen {
+                    // SAFETY: ours (above); threads that loaded it from the slot it once sat in
+                    // are pinned, so it is freed after them.
+                    unsafe { guard.defer_destroy(new) };
+                } else {
+                    // SAFETY: ours, and no other thread has seen it.
+                    drop(unsafe { new.into_owned() });
+                }
                 return Ok(Stored::Linked);
             }
-            Inserted::Kept => {
-                // SAFETY: the table did not link `new` (`Kept`), so no other thread has seen it
-                // and it is still solely ours to free.
-                drop(unsafe { new.into_owned() });
+            Inserted::Kept { seen } => {
+                if seen {
+                    // SAFETY: the table did not link `new` (`Kept`) and no slot holds it any
+                    // more, so it is ours to free; threads that loaded it from the slot it sat in
+                    // are pinned, so it is freed after them.
+                    unsafe { guard.defer_destroy(new) };
+                } else {
+                    // SAFETY: the table did not link `new` and no other thread has seen it: it
+                    // is still solely ours to free.
+                    drop(unsafe { new.into_owned() });
+                }
                 return Ok(Stored::Kept);
             }
             Inserted::New => {

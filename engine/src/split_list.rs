@@ -380,7 +380,7 @@ impl<K, V> SplitList<K, V> {
             // SAFETY: the cursor found an entry's link, loaded under `guard`.
             let old = unsafe { node_ref::<K, V>(cursor.curr.deref()) };
             if keep(old) {
-                return Inserted::Kept;
+                return Inserted::Kept { seen: false };
             }
             new_ref.link.next.store(cursor.next, Ordering::Relaxed);
             // The linearisation point of a replace: from here readers of `old` go on to `new`.

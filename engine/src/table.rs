@@ -37,11 +37,13 @@ pub(crate) enum Inserted<'g, K, V> {
     /// The key was present; this node was replaced (it is marked and frozen).
     Replaced(Shared<'g, Node<K, V>>),
     /// The key was present and the insert was only-if-absent: nothing was linked, and the new
-    /// node is still the caller's.
-    Kept,
+    /// node is still the caller's. `seen`: other threads may have loaded a pointer to it (it sat
+    /// in a claimed slot of [`Buckets`] for a while), so it must be freed through the epoch, not
+    /// at once.
+    Kept { seen: bool },
     /// The key was absent and its bucket full ([`Buckets`] only): nothing was linked, and the
-    /// new node is still the caller's.
-    Full,
+    /// new node is still the caller's (`seen` as for [`Inserted::Kept`]).
+    Full { seen: bool },
 }
 
 impl<K, V> Table<K, V> {
@@ -88,7 +90,8 @@ impl<K, V> Table<K, V> {
     /// # Safety
     /// As [`Buckets::insert`] and [`SplitList::insert`]: `new` must point to a valid node that
     /// no other thread can see, created under `guard`, whose key hashes to `hash`. It is the
-    /// table's on return, except after [`Inserted::Kept`] or [`Inserted::Full`].
+    /// table's on return, except after [`Inserted::Kept`] or [`Inserted::Full`], when it is
+    /// the caller's to free (through the epoch if `Kept { seen: true }`).
     pub(crate) unsafe fn insert<'g>(
         &self,
         hash: u64,
