@@ -7,8 +7,11 @@
 //!   dereferences only the nodes whose tag matches), and a pointer to an overflow line. A bucket
 //!   holds at most [`MAX_SLOTS`] entries: its home slots, then up to [`SPILL_LINES`] overflow
 //!   lines of [`SPILL`] slots each, allocated when first needed and kept until the table drops.
-//! * **The control word** has one *live* bit per slot and, above them, a version that every
-//!   change of a live bit bumps. A lookup reads it once and looks only at the live slots.
+//! * **The control word** has one *live* bit per slot and, above them, a 37-bit version that
+//!   every change of a live bit bumps. A lookup reads it once and looks only at the live slots.
+//!   "Unchanged" is judged by the whole word, so a thread stalled between reading it and its
+//!   CAS while 2^37 changes pass in its bucket (hours of churn on that one bucket) could be
+//!   fooled; nothing else is.
 //! * **A new key** (the CLHT-LF protocol): the writer first claims a free slot (not live, null)
 //!   with a CAS of its pointer, invisible to readers, then publishes it by a CAS of the control
 //!   word that sets the slot's live bit, against the word it read before searching the bucket
@@ -26,9 +29,9 @@
 //!   marked only while it is its slot's node or the replacement its slot's node points to (every
 //!   writer first swings a slot whose node was replaced). So a slot is never more than one
 //!   replacement behind.
-//! * **A full bucket** (all [`MAX_SLOTS`] taken, which a good hasher makes vanishingly rare at
-//!   [`ENTRIES_PER_LINE`] entries per line) turns a new key away ([`Inserted::Full`]); the cache
-//!   reports it as evicted at once.
+//! * **A full bucket** (all [`MAX_SLOTS`] slots taken, by entries or by inserts in flight, which
+//!   a good hasher makes vanishingly rare at [`ENTRIES_PER_LINE`] entries per line) turns a new
+//!   key away ([`Inserted::Full`]); the cache reports it as evicted at once.
 //!
 //! Memory is reclaimed through crossbeam-epoch, as for the split-ordered list: every method takes
 //! a pinned [`Guard`], and a node is retired only once no slot and no queue holds it.
@@ -64,8 +67,9 @@ const LIVE_MASK: u64 = (1 << MAX_SLOTS) - 1;
 /// One step of the control word's version (the bits above the live bits; it wraps).
 const VERSION_ONE: u64 = 1 << MAX_SLOTS;
 
-/// Entries per bucket the table is sized for: at 4, a Poisson spread leaves about 11% of buckets
-/// with an overflow line and a full one (more than 27) about once in 10^13 buckets.
+/// Entries per bucket the table is sized for at most (the line count is a power of two, so a full
+/// cache holds two to four per line): at 4, a Poisson spread leaves about 11% of buckets with an
+/// overflow line and a full one (27 taken) about once in 2 * 10^14 buckets.
 pub(crate) const ENTRIES_PER_LINE: usize = 4;
 
 /// A bucket's home line.
@@ -138,6 +142,28 @@ fn replacement<'g, K, V>(node: &Node<K, V>, guard: &'g Guard) -> Option<Shared<'
     let next = node.link.next.load(Ordering::Acquire, guard);
     (next.tag() == MARK_REPLACED)
         .then(|| Shared::from(next.with_tag(0).as_raw().cast::<Node<K, V>>()))
+}
+
+/// The slot an insert claimed and has not published yet: given back (emptied) when the insert
+/// finds the key after all, or when the claim is dropped unpublished, so that a panic in the
+/// key's `Eq` during the insert's search does not hold the slot for good.
+struct Claim<'a, K, V> {
+    held: Option<(usize, &'a Atomic<Node<K, V>>)>,
+}
+
+impl<K, V> Claim<'_, K, V> {
+    fn give_back(&mut self) {
+        if let Some((_, slot)) = self.held.take() {
+            // Not live, so no one else writes it.
+            slot.store(Shared::null(), Ordering::Release);
+        }
+    }
+}
+
+impl<K, V> Drop for Claim<'_, K, V> {
+    fn drop(&mut self) {
+        self.give_back();
+    }
 }
 
 /// A live slot of the key sought, found by [`Buckets::search`].
@@ -368,8 +394,10 @@ impl<K, V> Buckets<K, V> {
         }
     }
 
-    /// Takes a removed node out of live slot `index`: clears its live bit, then empties the slot
-    /// if it still holds `p` (releasing the table's reference if this call emptied it).
+    /// Takes a removed node out of slot `index`: clears its live bit, then empties the slot if it
+    /// still holds `p` (releasing the table's reference if this call emptied it). The caller
+    /// marked `p` removed or saw its removed mark with acquire; the marker had read a control
+    /// word with `p`'s live bit set, so `p`'s publication happens before this call's loads.
     fn unlink(
         &self,
         line: &Line<K, V>,
@@ -380,8 +408,9 @@ impl<K, V> Buckets<K, V> {
     ) {
         loop {
             let ctrl = line.ctrl.load(Ordering::Acquire);
-            // Loaded after `ctrl`: if the slot still holds `p`, the live bit in `ctrl` is
-            // `p`'s (a slot is reused only after it was emptied).
+            // If the slot still holds `p`, the live bit in `ctrl` is `p`'s: a slot is reused only
+            // after it was emptied, and `p`'s publication happens before this load (see above),
+            // so coherence rules out a control word older than it.
             if slot.load(Ordering::Acquire, guard) != p {
                 return;
             }
@@ -498,17 +527,14 @@ impl<K, V> Buckets<K, V> {
         let line = self.line(hash);
         let tag = tag_of::<K, V>(hash);
         let new = new.with_tag(tag);
-        let mut claimed: Option<(usize, &Atomic<Node<K, V>>)> = None;
+        let mut claimed = Claim { held: None };
         let mut tidied = false;
         // Whether `new` ever sat in a slot: then other threads may hold a pointer to it.
         let mut ever_claimed = false;
         loop {
             let (ctrl, found) = self.search(line, tag, new_ref.key(), guard);
             if let Some(found) = found {
-                if let Some((_, slot)) = claimed.take() {
-                    // Not live, so no one else writes it: give it back.
-                    slot.store(Shared::null(), Ordering::Release);
-                }
+                claimed.give_back();
                 // SAFETY: found live under `guard`.
                 let old = unsafe { untagged(found.node).deref() };
                 if keep(old) {
@@ -546,11 +572,11 @@ impl<K, V> Buckets<K, V> {
                 }
                 return Inserted::Replaced(untagged(found.node));
             }
-            let index = match claimed {
+            let index = match claimed.held {
                 Some((index, _)) => index,
                 None => match self.claim(line, ctrl, new, guard) {
                     Some(c) => {
-                        claimed = Some(c);
+                        claimed.held = Some(c);
                         ever_claimed = true;
                         c.0
                     }
@@ -575,6 +601,7 @@ impl<K, V> Buckets<K, V> {
                 )
                 .is_ok()
             {
+                claimed.held = None;
                 return Inserted::New;
             }
             // The `blind_publish` mutant publishes its slot without searching again, so two
@@ -592,6 +619,7 @@ impl<K, V> Buckets<K, V> {
                     )
                     .is_ok()
                 {
+                    claimed.held = None;
                     return Inserted::New;
                 }
             }

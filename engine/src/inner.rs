@@ -234,7 +234,8 @@ where
         match inserted {
             Inserted::Full { seen } => {
                 // The key's bucket is full (see `crate::buckets`): the entry is evicted at once,
-                // as a policy that declined it would.
+                // as a policy that declined it would: written, then evicted.
+                self.stats.record(Event::Insert);
                 self.stats.record(Event::Eviction);
                 // SAFETY: not linked (`Full`) and in no slot: ours, and valid until freed below.
                 self.notify(unsafe { new.deref() }, EvictionCause::Evicted);
@@ -313,7 +314,8 @@ where
         Ok(Stored::Linked)
     }
 
-    /// Walks the whole table, one run (the entries between two bucket sentinels) per guard, and
+    /// Walks the whole table, one run (a bucket, or the entries between two sentinels of the
+    /// split-ordered list) per guard, and
     /// removes every live entry for which `judge` names a cause; returns how many it removed.
     pub(crate) fn remove_where(
         &self,

@@ -1,5 +1,5 @@
 //! [`Iter`] and [`Keys`], the weakly consistent iterators of [`Cache::iter`](crate::Cache::iter)
-//! and [`Cache::keys`](crate::Cache::keys): both walk the table one run (the entries between two bucket sentinels) at a time, copying
+//! and [`Cache::keys`](crate::Cache::keys): both walk the table one run (a bucket, or in the split-ordered list the entries between two bucket sentinels) at a time, copying
 //! out what they yield, so that no epoch stays pinned between buckets.
 
 use std::hash::{BuildHasher, Hash};

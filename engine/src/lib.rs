@@ -33,7 +33,8 @@
 //!   removals are CASes, and reads take no lock and write nothing but an entry's frequency
 //!   counter (and that only while it is below its maximum of 3).
 //!   - A cache bounded by entry count (up to 16M entries) gets a fixed array of 64-byte buckets
-//!     sized once for its bound, four entries per bucket (CLHT's layout): a control word and six
+//!     sized once for its bound, two to four entries per bucket (a power of two of them, at
+//!     most four entries each; CLHT's layout): a control word and six
 //!     node pointers, each carrying three bits of its key's hash, plus up to three overflow lines
 //!     of seven, 27 entries in all. A hit reads one bucket line and one node. A new key takes a
 //!     free slot and publishes it with a CAS of the control word (a bit per slot and a version),
@@ -83,8 +84,9 @@
 //! * **Memory.** A `u64 -> u64` entry costs a 48-byte node (key, value, the list link and its
 //!   split-order key, one metadata word packing expiry, frequency, flags and the shard, the
 //!   weight, and the last-read time for a time to idle); its share of the table (in a
-//!   count-bounded cache, a 64-byte line per four entries of the bound, 16 bytes, plus overflow
-//!   lines for the one bucket in ten that needs one, about 2 more; in the split-ordered list, 16
+//!   count-bounded cache, a 64-byte line per two to four entries of the bound, 16 to 32 bytes,
+//!   plus overflow lines for the buckets that need one, up to one in nine, about 2 bytes more;
+//!   in the split-ordered list, 16
 //!   to 32 bytes of bucket sentinel, half an entry to one per bucket), an 8-byte main-queue slot,
 //!   an 8-byte small-queue slot (a pointer with the queue's stamp in its low bits) and about 4
 //!   bytes of ghost fingerprint and stamp. An entry replaced or removed leaves the table at once, and its key and
@@ -120,11 +122,12 @@
 //!   bounds shard by shard, so it may start evicting a little before the whole cache is full
 //!   (at one million entries in 64 shards, about 0.3% before). An entry heavier than
 //!   `max_entry_weight` is never stored. The weigher runs once per insert, before anything is
-//!   stored. In a count-bounded cache, a new key whose bucket already holds 27 entries is
-//!   evicted as it arrives (the listener hears `Evicted`; the insert returns as if it stored it,
-//!   and a load returns its value uncached): at four entries per bucket a good hasher makes
-//!   that about a one in 10^13 event per bucket, a hasher that sends many keys to one bucket
-//!   makes the cache hold 27 of them.
+//!   stored. In a count-bounded cache, a new key whose bucket has all its 27 slots taken (by
+//!   entries, or by inserts in flight) is evicted as it arrives (counted as an insert and an
+//!   eviction, and the listener hears `Evicted`; the insert returns as if it stored it, and a
+//!   load returns its value uncached): at four entries per bucket a good hasher makes that about
+//!   a one in 2 * 10^14 event per bucket; a hasher that sends many keys to one bucket makes the
+//!   cache hold 27 of them.
 //! * **TTL and TTI.** An entry whose time to live has passed, or that has not been read for its
 //!   time to idle, is never returned by `get`, `contains_key` or `iter`. Expiry has a resolution
 //!   of one millisecond (4 ms for the time to idle) and rounds toward earlier: an entry may expire

@@ -1,7 +1,8 @@
-//! One cache entry as it lives in the table, the link it shares with the table's bucket
-//! sentinels, and the bits packed into its metadata word.
+//! One cache entry as it lives in the table, the link it shares with the split-ordered list's
+//! bucket sentinels, and the bits packed into its metadata word.
 //!
-//! A node is a [`Link`] (the list pointer and the split-order key, see [`crate::table`]), one
+//! A node is a [`Link`] (the list pointer and the split-order key, see [`crate::split_list`];
+//! in a bucket table ([`crate::buckets`]) only the pointer's marks and replacement are used), one
 //! `AtomicU64` carrying everything else that changes (expiry, eviction frequency, queue
 //! membership, ownership flags, the shard), the entry's weight (measured once, at insert) and,
 //! for caches with a time to idle, its last access; then the key and the value. 48 bytes for
@@ -64,7 +65,7 @@ pub(crate) fn fold(hash: u64) -> u64 {
 }
 
 /// The split-order key of an entry whose folded hash is `hash`: the hash's bits reversed, so the
-/// low two bits are `0b11` (an entry, never a bucket sentinel; see [`crate::table`]).
+/// low two bits are `0b11` (an entry, never a bucket sentinel; see [`crate::split_list`]).
 #[inline]
 pub(crate) fn entry_order(hash: u64) -> u64 {
     debug_assert_eq!(hash & FOLDED, FOLDED);
@@ -92,8 +93,9 @@ pub(crate) fn shard_of(meta: u64) -> usize {
     ((meta >> SHARD_SHIFT) & SHARD_MASK) as usize
 }
 
-/// What the table's list is made of: entries' nodes and the buckets' sentinels both start with
-/// one (`#[repr(C)]`, first field), and the list links them through it.
+/// What the split-ordered list is made of: entries' nodes and the buckets' sentinels both start
+/// with one (`#[repr(C)]`, first field), and the list links them through it. In a bucket table
+/// the `next` pointer carries only the node's marks and, once replaced, its replacement.
 #[repr(C)]
 pub(crate) struct Link {
     /// The next link in the list. For an entry, its tag is the entry's state: `0` live,
@@ -103,7 +105,7 @@ pub(crate) struct Link {
     pub(crate) next: Atomic<Link>,
     /// The split-order key and, in its low two bits, what the link is: `0b11` an entry (set
     /// before the node is published, never changed); a sentinel's bits move from "unclaimed" to
-    /// "pending" to "ready" (see [`crate::table`]).
+    /// "pending" to "ready" (see [`crate::split_list`]).
     pub(crate) order: AtomicU64,
 }
 

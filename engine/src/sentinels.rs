@@ -1,4 +1,4 @@
-//! The bucket sentinels of the split-ordered table (see [`crate::table`]): a segmented array
+//! The bucket sentinels of the split-ordered table (see [`crate::split_list`]): a segmented array
 //! of [`Link`]s, one per bucket, that doubles without moving a sentinel, and the states a
 //! sentinel of a grown segment goes through before searches may start from it.
 

@@ -55,6 +55,7 @@ fn a_full_bucket_evicts_new_keys_at_once_and_keeps_its_own() {
         .collect();
     assert_eq!(*reports.lock().unwrap(), turned_away);
     assert_eq!(cache.stats().evictions, 5);
+    assert_eq!(cache.stats().inserts, BUCKET + 5);
 
     // A key already in a full bucket is still replaced in place.
     cache.insert(3, 300);
