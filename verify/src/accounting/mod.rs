@@ -38,20 +38,29 @@ pub enum Sabotage {
     LeakClone,
 }
 
-/// Most epoch flushes [`settle`] tries before giving up.
+/// Epoch flushes [`settle`] tries at least before giving up.
 pub const MAX_FLUSHES: usize = 20_000;
 
-/// Runs crossbeam-epoch's collector until `done()` holds or [`MAX_FLUSHES`] flushes have passed
-/// (yielding between them so that threads pinned elsewhere can move on). Nodes the cache retired
-/// are freed only when the global epoch has advanced past their retirement; threads that exited
-/// have already pushed their garbage to the global queue. Returns whether `done()` held.
+/// Time [`settle`] keeps flushing at least before giving up: on a loaded machine (other tests
+/// running beside it, on two cores) 20,000 flushes can pass while a pinned thread elsewhere in
+/// the process waits for a core, and the epoch does not advance.
+pub const SETTLE_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs crossbeam-epoch's collector until `done()` holds, or both [`MAX_FLUSHES`] flushes and
+/// [`SETTLE_TIME`] have passed (yielding between flushes so that threads pinned elsewhere can
+/// move on). Nodes the cache retired are freed only when the global epoch has advanced past
+/// their retirement; threads that exited have already pushed their garbage to the global queue.
+/// Returns whether `done()` held.
 pub fn settle(mut done: impl FnMut() -> bool) -> bool {
-    for _ in 0..MAX_FLUSHES {
+    let start = std::time::Instant::now();
+    let mut flushes = 0;
+    while flushes < MAX_FLUSHES || start.elapsed() < SETTLE_TIME {
         if done() {
             return true;
         }
         crossbeam_epoch::pin().flush();
         std::thread::yield_now();
+        flushes += 1;
     }
     done()
 }
