@@ -15,7 +15,9 @@ SERVER=127.0.0.1:8091
 PROXY=127.0.0.1:8092
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release -q -p strata-benches --bin strata-bench -p strata-proxy
+# `--bin` applies to every package named, so both binaries are named (with `-p strata-proxy`
+# alone beside `--bin strata-bench`, a fresh clone built only the proxy's library)
+cargo build --release -q -p strata-benches -p strata-proxy --bin strata-bench --bin strata-proxy
 tmp=$(mktemp -d)
 target/release/strata-bench http-server --listen "$SERVER" 2>"$tmp/server.log" &
 server=$!

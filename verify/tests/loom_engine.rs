@@ -174,6 +174,18 @@ fn explore(name: &str, builder: loom::model::Builder, model: impl Fn() + Sync + 
     }
 }
 
+/// Two threads insert key 1 at once: one value stays, and the key is in the table once.
+fn racing_inserts_leave_one_entry(cache: Cache<u64, u64, Fixed>) {
+    let other = cache.clone();
+    let t = thread::spawn(move || other.insert(1, 1));
+    cache.insert(1, 2);
+    t.join().unwrap();
+    let value = cache.get(&1);
+    assert!(value == Some(1) || value == Some(2), "{value:?}");
+    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.iter().count(), 1, "the key is in the table once");
+}
+
 /// insert/insert on one key: both see the key absent and claim a slot each; one publishes
 /// first, and the other's publication must fail and find the key, never land a second entry.
 #[test]
@@ -181,17 +193,7 @@ fn racing_inserts_of_one_key_leave_one_entry() {
     explore(
         "racing_inserts_of_one_key_leave_one_entry",
         loom::model::Builder::new(),
-        || {
-            let cache = cache::<u64>(4);
-            let other = cache.clone();
-            let t = thread::spawn(move || other.insert(1, 1));
-            cache.insert(1, 2);
-            t.join().unwrap();
-            let value = cache.get(&1);
-            assert!(value == Some(1) || value == Some(2), "{value:?}");
-            assert_eq!(cache.len(), 1);
-            assert_eq!(cache.iter().count(), 1, "the key is in its chain once");
-        },
+        || racing_inserts_leave_one_entry(cache::<u64>(4)),
     );
 }
 
@@ -203,18 +205,12 @@ fn racing_inserts_of_one_key_in_the_split_list_leave_one_entry() {
         "racing_inserts_of_one_key_in_the_split_list_leave_one_entry",
         loom::model::Builder::new(),
         || {
-            let cache: Cache<u64, u64, Fixed> = Cache::builder()
-                .initial_capacity(2)
-                .hasher(Fixed::default())
-                .build();
-            let other = cache.clone();
-            let t = thread::spawn(move || other.insert(1, 1));
-            cache.insert(1, 2);
-            t.join().unwrap();
-            let value = cache.get(&1);
-            assert!(value == Some(1) || value == Some(2), "{value:?}");
-            assert_eq!(cache.len(), 1);
-            assert_eq!(cache.iter().count(), 1, "the key is in the list once");
+            racing_inserts_leave_one_entry(
+                Cache::builder()
+                    .initial_capacity(2)
+                    .hasher(Fixed::default())
+                    .build(),
+            )
         },
     );
 }
