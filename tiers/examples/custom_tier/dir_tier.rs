@@ -139,10 +139,9 @@ impl Tier for DirTier {
         }
         let expiry = match ttl {
             None => 0,
-            // Round up so an entry never outlives its TTL by the truncation, and saturate.
-            Some(ttl) => now_millis()
-                .saturating_add(ttl.as_millis().min(u64::MAX as u128) as u64)
-                .saturating_add(1),
+            // `now_millis` truncates, so the deadline is at most `ttl` after this call, never
+            // later (rounding it up let a read 0.4 ms past the TTL see the entry); saturate.
+            Some(ttl) => now_millis().saturating_add(ttl.as_millis().min(u64::MAX as u128) as u64),
         };
         let path = self.path_of(key);
         let temp = self.dir.join(format!(
