@@ -136,6 +136,23 @@ fn validated<K, V>(line: &Line<K, V>, ctrl: u64) -> bool {
     line.ctrl.load(Ordering::Acquire) == ctrl
 }
 
+/// The live node a slot's node stands for: the node itself, or the replacement it leads to (one
+/// load of each mark decides: a node replaced after a check still holds its key); `None` if
+/// removed.
+#[inline]
+fn current<'g, K, V>(mut node: &'g Node<K, V>, guard: &'g Guard) -> Option<&'g Node<K, V>> {
+    loop {
+        let next = node.link.next.load(Ordering::Acquire, guard);
+        match next.tag() {
+            0 => return Some(node),
+            // SAFETY: a replacement is a node, valid as long as the node that leads to it (see
+            // `Buckets::find`).
+            MARK_REPLACED => node = unsafe { &*next.with_tag(0).as_raw().cast() },
+            _ => return None,
+        }
+    }
+}
+
 /// A node's replacement, when it is marked replaced (`next` is the replacement's link).
 #[inline]
 fn replacement<'g, K, V>(node: &Node<K, V>, guard: &'g Guard) -> Option<Shared<'g, Node<K, V>>> {
@@ -215,6 +232,27 @@ impl<K, V> Buckets<K, V> {
         unsafe { spill.as_ref() }.map(|spill| &spill.slots[(i - HOME) % SPILL])
     }
 
+    /// The slots live in `ctrl`, with their indexes, in index order (those whose overflow line
+    /// is not there are skipped).
+    #[inline]
+    fn live_slots<'a>(
+        &self,
+        line: &'a Line<K, V>,
+        ctrl: u64,
+    ) -> impl Iterator<Item = (usize, &'a Atomic<Node<K, V>>)> + use<'a, '_, K, V> {
+        let mut live = ctrl & LIVE_MASK;
+        std::iter::from_fn(move || {
+            while live != 0 {
+                let i = live.trailing_zeros() as usize;
+                live &= live - 1;
+                if let Some(slot) = self.slot(line, i) {
+                    return Some((i, slot));
+                }
+            }
+            None
+        })
+    }
+
     /// Slot `i` of `line`, allocating the overflow lines up to it if needed.
     fn slot_or_grow<'a>(&self, line: &'a Line<K, V>, i: usize) -> &'a Atomic<Node<K, V>> {
         if i < HOME {
@@ -265,13 +303,7 @@ impl<K, V> Buckets<K, V> {
         let tag = tag_of::<K, V>(hash);
         'scan: loop {
             let ctrl = line.ctrl.load(Ordering::Acquire);
-            let mut live = ctrl & LIVE_MASK;
-            while live != 0 {
-                let i = live.trailing_zeros() as usize;
-                live &= live - 1;
-                let Some(slot) = self.slot(line, i) else {
-                    continue;
-                };
+            for (_, slot) in self.live_slots(line, ctrl) {
                 let p = slot.load(Ordering::Acquire, guard);
                 if p.tag() != tag {
                     continue;
@@ -279,7 +311,7 @@ impl<K, V> Buckets<K, V> {
                 // SAFETY: loaded under `guard` from a slot; a node is retired only after no slot
                 // holds it (and, for a replaced one, after its slot moved on), so it is valid
                 // until `guard` drops; likewise its replacement, linked before the slot moved.
-                let Some(mut node) = (unsafe { untagged(p).as_ref() }) else {
+                let Some(node) = (unsafe { untagged(p).as_ref() }) else {
                     continue;
                 };
                 if node.key().borrow() != key {
@@ -290,20 +322,15 @@ impl<K, V> Buckets<K, V> {
                 if !validated(line, ctrl) {
                     continue 'scan;
                 }
-                loop {
-                    let next = node.link.next.load(Ordering::Acquire, guard);
-                    match next.tag() {
-                        0 => return Some(node),
-                        // SAFETY: a replacement is a node (see above).
-                        MARK_REPLACED => node = unsafe { &*next.with_tag(0).as_raw().cast() },
-                        // Removed, its slot not yet emptied (its remover may be stalled): the key
-                        // may have been inserted again, in another slot. The `stop_at_removed`
-                        // mutant answers a miss here: the loom suite in `verify/` must catch it.
-                        #[cfg(strata_mutant = "stop_at_removed")]
-                        _ => return None,
-                        #[cfg(not(strata_mutant = "stop_at_removed"))]
-                        _ => break,
-                    }
+                match current(node, guard) {
+                    Some(node) => return Some(node),
+                    // Removed, its slot not yet emptied (its remover may be stalled): the key
+                    // may have been inserted again, in another slot. The `stop_at_removed`
+                    // mutant answers a miss here: the loom suite in `verify/` must catch it.
+                    #[cfg(strata_mutant = "stop_at_removed")]
+                    None => return None,
+                    #[cfg(not(strata_mutant = "stop_at_removed"))]
+                    None => {}
                 }
             }
             return None;
@@ -353,13 +380,7 @@ impl<K, V> Buckets<K, V> {
     {
         'scan: loop {
             let ctrl = line.ctrl.load(Ordering::Acquire);
-            let mut live = ctrl & LIVE_MASK;
-            while live != 0 {
-                let i = live.trailing_zeros() as usize;
-                live &= live - 1;
-                let Some(slot) = self.slot(line, i) else {
-                    continue;
-                };
+            for (i, slot) in self.live_slots(line, ctrl) {
                 if slot.load(Ordering::Acquire, guard).tag() != tag {
                     continue;
                 }
@@ -662,13 +683,7 @@ impl<K, V> Buckets<K, V> {
     pub(crate) fn purge_node(&self, hash: u64, node: &Node<K, V>, guard: &Guard) {
         let line = self.line(hash);
         let target: *const Node<K, V> = node;
-        let mut live = line.ctrl.load(Ordering::Acquire) & LIVE_MASK;
-        while live != 0 {
-            let i = live.trailing_zeros() as usize;
-            live &= live - 1;
-            let Some(slot) = self.slot(line, i) else {
-                continue;
-            };
+        for (i, slot) in self.live_slots(line, line.ctrl.load(Ordering::Acquire)) {
             let p = slot.load(Ordering::Acquire, guard);
             if untagged(p).as_raw() == target {
                 self.unlink(line, i, slot, p, guard);
@@ -692,13 +707,7 @@ impl<K, V> Buckets<K, V> {
         'scan: loop {
             let ctrl = line.ctrl.load(Ordering::Acquire);
             let mut count = 0;
-            let mut live = ctrl & LIVE_MASK;
-            while live != 0 {
-                let i = live.trailing_zeros() as usize;
-                live &= live - 1;
-                let Some(slot) = self.slot(line, i) else {
-                    continue;
-                };
+            for (_, slot) in self.live_slots(line, ctrl) {
                 let p = slot.load(Ordering::Acquire, guard);
                 if !p.is_null() {
                     seen[count] = untagged(p).as_raw();
@@ -711,17 +720,8 @@ impl<K, V> Buckets<K, V> {
             }
             for &raw in &seen[..count] {
                 // SAFETY: as in `find`.
-                let mut node = unsafe { &*raw };
-                // A replaced node leads to its replacement, which its slot will hold. One load
-                // of the mark decides (a node replaced after a check still holds its key).
-                loop {
-                    let next = node.link.next.load(Ordering::Acquire, guard);
-                    match next.tag() {
-                        0 => break visit(node),
-                        // SAFETY: as in `find`.
-                        MARK_REPLACED => node = unsafe { &*next.with_tag(0).as_raw().cast() },
-                        _ => break,
-                    }
+                if let Some(node) = current(unsafe { &*raw }, guard) {
+                    visit(node);
                 }
             }
             return (bucket + 1 < self.lines.len()).then_some(bucket + 1);

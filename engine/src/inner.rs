@@ -13,7 +13,7 @@ use crate::loader::{Flights, Gate};
 use crate::node::{self, Node, Owner, QueueRef, IN_MAIN};
 use crate::shard::{signed, Shard, Shards};
 use crate::stats::{Event, StatsRecorder};
-use crate::sync::epoch::{self, Guard, Owned};
+use crate::sync::epoch::{self, Guard, Owned, Shared};
 use crate::sync::Ordering;
 use crate::table::{Inserted, Table};
 use crate::weights::Weights;
@@ -61,6 +61,23 @@ pub(crate) struct Inner<K, V, S> {
     pub(crate) listener_disabled: std::sync::atomic::AtomicBool,
     pub(crate) stats: StatsRecorder,
     pub(crate) flights: Flights<K, V>,
+}
+
+/// Frees a new node the table did not link: through the epoch if `seen` (it sat in a claimed
+/// slot, where other threads may have loaded it, see [`Inserted::Kept`]), at once otherwise.
+///
+/// # Safety
+/// `node` was allocated by the caller, is in no slot or list, and is not used again; `seen` is
+/// what the table reported for it.
+unsafe fn free_unlinked<K, V>(node: Shared<'_, Node<K, V>>, seen: bool, guard: &Guard) {
+    if seen {
+        // SAFETY: ours (the caller's obligation); threads that loaded it from the slot it once
+        // sat in are pinned, so it is freed after them.
+        unsafe { guard.defer_destroy(node) };
+    } else {
+        // SAFETY: ours, and no other thread has seen it.
+        drop(unsafe { node.into_owned() });
+    }
 }
 
 /// How an insert treats a live entry of its key.
@@ -239,27 +256,13 @@ where
                 self.stats.record(Event::Eviction);
                 // SAFETY: not linked (`Full`) and in no slot: ours, and valid until freed below.
                 self.notify(unsafe { new.deref() }, EvictionCause::Evicted);
-                if seen {
-                    // SAFETY: ours (above); threads that loaded it from the slot it once sat in
-                    // are pinned, so it is freed after them.
-                    unsafe { guard.defer_destroy(new) };
-                } else {
-                    // SAFETY: ours, and no other thread has seen it.
-                    drop(unsafe { new.into_owned() });
-                }
+                // SAFETY: not linked and in no slot (`Full`), so ours; `seen` from the table.
+                unsafe { free_unlinked(new, seen, &guard) };
                 return Ok(Stored::Linked);
             }
             Inserted::Kept { seen } => {
-                if seen {
-                    // SAFETY: the table did not link `new` (`Kept`) and no slot holds it any
-                    // more, so it is ours to free; threads that loaded it from the slot it sat in
-                    // are pinned, so it is freed after them.
-                    unsafe { guard.defer_destroy(new) };
-                } else {
-                    // SAFETY: the table did not link `new` and no other thread has seen it: it
-                    // is still solely ours to free.
-                    drop(unsafe { new.into_owned() });
-                }
+                // SAFETY: not linked and in no slot (`Kept`), so ours; `seen` from the table.
+                unsafe { free_unlinked(new, seen, &guard) };
                 return Ok(Stored::Kept);
             }
             Inserted::New => {
