@@ -131,11 +131,21 @@ where
             if self.is_expired(node) {
                 self.evict(node, EvictionCause::Expired, guard);
             } else if !forced && policy::small_exit(meta, over) == SmallExit::Promote {
+                if over {
+                    // Read while in the small queue: evidence that it needs its room.
+                    shard.lower_rider_allowance(
+                        u64::from(node.weight) * policy::ALLOWANCE_PER_SMALL_HIT,
+                    );
+                }
                 // Main judges the entry afresh: it must be read again there to be spared.
                 while node.cool() > 0 {}
                 self.promote(shard, token, over);
                 return true;
             } else if let Some(hash) = self.evict(node, EvictionCause::Evicted, guard) {
+                // Evicted unread: the small queue caught nothing with the room it had.
+                shard.raise_rider_allowance(
+                    u64::from(node.weight) * policy::ALLOWANCE_PER_SMALL_EVICTION,
+                );
                 let now = shard.counters.ghost_clock.fetch_add(1, Ordering::Relaxed) + 1;
                 self.ghost.insert(hash, now);
             }

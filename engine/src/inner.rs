@@ -11,6 +11,7 @@ use crate::ghost::Ghost;
 use crate::listener::{EvictionCause, Listener};
 use crate::loader::{Flights, Gate};
 use crate::node::{self, Node, Owner, QueueRef, IN_MAIN};
+use crate::policy;
 use crate::shard::{signed, Shard, Shards};
 use crate::stats::{Event, StatsRecorder};
 use crate::sync::epoch::{self, Guard, Owned, Shared};
@@ -157,6 +158,15 @@ where
         }
     }
 
+    /// A rider's first hit (see [`policy::enters_main`]): evidence that main holds entries worth
+    /// keeping when they arrive unproven.
+    #[cold]
+    #[inline(never)]
+    fn rider_hit(&self, node: &Node<K, V>) {
+        let shard = self.shards.of_meta(node.meta.load(Ordering::Relaxed));
+        shard.raise_rider_allowance(u64::from(node.weight) * policy::ALLOWANCE_PER_RIDER_HIT);
+    }
+
     /// Finds `key`'s live node; an expired one is removed on the way and reads as absent.
     #[inline]
     pub(crate) fn read<'g, Q>(
@@ -179,7 +189,9 @@ where
             return None;
         }
         if touch {
-            node.touch();
+            if node.touch() {
+                self.rider_hit(node);
+            }
             self.refresh_idle(node);
         }
         Some(node)
@@ -281,7 +293,22 @@ where
                     && self
                         .ghost
                         .contains(hash, shard.counters.ghost_clock.load(Ordering::Relaxed));
-                self.enqueue(shard, token, weight, remembered, None);
+                if remembered {
+                    shard.lower_rider_allowance(weight * policy::ALLOWANCE_PER_GHOST_HIT);
+                }
+                // Main's weight as this insert sees it: the shard's, less the small queue's
+                // (whose dead entries make main look lighter, by at most a write's worth each).
+                let main_weight = self
+                    .weights
+                    .weight(shard)
+                    .saturating_sub(self.weights.small(shard));
+                let to_main =
+                    policy::enters_main(remembered, main_weight, weight, shard.rider_allowance());
+                if to_main && !remembered {
+                    // Not yet queued: no queue step reads the bit before it is set.
+                    token.node().meta.fetch_or(node::RIDER, Ordering::Relaxed);
+                }
+                self.enqueue(shard, token, weight, to_main, None);
                 // Counted only once queued, with AcqRel: of two racing writers, the one that
                 // counts last sees the full total and, through the acquire, the other's entry
                 // ready in its queue, so it always finds something to evict and the bound holds
@@ -302,7 +329,7 @@ where
                 // An overwrite counts as a use: the new node will leave the small queue for main.
                 // SAFETY: `new` is linked and still ours to describe; nobody has read its
                 // frequency yet that this could confuse.
-                unsafe { new.deref() }.touch();
+                let _ = unsafe { new.deref() }.touch();
                 self.trim_small(shard, &guard);
                 // SAFETY: as for a new entry.
                 let token = unsafe { QueueRef::new(new, &guard) };

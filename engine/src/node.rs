@@ -41,6 +41,9 @@ const FREQ_MASK: u64 = 0b11 << FREQ_SHIFT;
 pub(crate) const FREQ_MAX: u64 = 3;
 /// Bit 42: the node belongs to the main queue (it left, or never entered, the small queue).
 pub(crate) const IN_MAIN: u64 = 1 << 42;
+/// Bit 53: the entry went into main as a new key, unproven, and has not been read since (see
+/// [`crate::policy::enters_main`]). Cleared by its first hit.
+pub(crate) const RIDER: u64 = 1 << 53;
 /// Bit 43: the table's reference is gone (the node was unlinked from the list).
 pub(crate) const UNLINKED: u64 = 1 << 43;
 /// Bit 44: the queue's reference is gone (popped, taken from its main slot, or never queued).
@@ -200,18 +203,20 @@ impl<K, V> Node<K, V> {
 
     /// Records a hit: raises the frequency by one unless it is already at its maximum. Reads
     /// first and writes only when the counter moves, so hot keys stop writing their cache line
-    /// once saturated. A lost race drops one increment, which the policy tolerates.
+    /// once saturated. A lost race drops one increment, which the policy tolerates. The same
+    /// write clears [`RIDER`]; returns whether it did (the entry's first hit as a rider).
     #[inline]
-    pub(crate) fn touch(&self) {
+    pub(crate) fn touch(&self) -> bool {
         let meta = self.meta.load(Ordering::Relaxed);
         if freq(meta) < FREQ_MAX {
-            let _ = self.meta.compare_exchange_weak(
-                meta,
-                meta + FREQ_ONE,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
+            let new = (meta + FREQ_ONE) & !RIDER;
+            return self
+                .meta
+                .compare_exchange_weak(meta, new, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+                && meta & RIDER != 0;
         }
+        false
     }
 
     /// Lowers the frequency by one if it is above zero; returns the frequency seen before.

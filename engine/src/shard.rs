@@ -36,6 +36,11 @@ pub(crate) struct Counters {
     /// stale or reordered reading makes a ghost look a few steps younger or older, and the filter
     /// reads a stamp ahead of the clock as young.
     pub(crate) ghost_clock: std::sync::atomic::AtomicU64,
+    /// How much of main's share new keys may take unproven (see [`policy::enters_main`]), in
+    /// weight units: raised and lowered by the evidence [`policy`] lists. A hint like `filled`
+    /// (so `std`'s even under loom), moved by a load and a store: a racing update lost only
+    /// delays the adaptation by one step.
+    pub(crate) rider_allowance: std::sync::atomic::AtomicU64,
 }
 
 /// A shard's S3-FIFO queues.
@@ -54,7 +59,33 @@ pub(crate) struct Shard<T> {
     pub(crate) max_weight: u64,
     /// The small queue's share, in weight units.
     pub(crate) small_target: u64,
+    /// The main queue's share (the rest of the capacity), in weight units.
+    pub(crate) main_target: u64,
     pub(crate) counters: CachePadded<Counters>,
+}
+
+impl<T> Shard<T> {
+    /// The share of main that new keys may take unproven (see [`Counters::rider_allowance`]).
+    pub(crate) fn rider_allowance(&self) -> u64 {
+        self.counters.rider_allowance.load(Ordering::Relaxed)
+    }
+
+    /// Raises the rider allowance by `by`, up to main's share.
+    pub(crate) fn raise_rider_allowance(&self, by: u64) {
+        let allowance = &self.counters.rider_allowance;
+        let now = allowance.load(Ordering::Relaxed);
+        allowance.store(
+            now.saturating_add(by).min(self.main_target),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Lowers the rider allowance by `by`, down to zero.
+    pub(crate) fn lower_rider_allowance(&self, by: u64) {
+        let allowance = &self.counters.rider_allowance;
+        let now = allowance.load(Ordering::Relaxed);
+        allowance.store(now.saturating_sub(by), Ordering::Relaxed);
+    }
 }
 
 /// The shards of one cache, and how keys map onto them.
@@ -102,6 +133,7 @@ impl<T> Shards<T> {
                     max_entries,
                     max_weight,
                     small_target: policy::small_target(policy_capacity),
+                    main_target: policy_capacity - policy::small_target(policy_capacity),
                     counters: CachePadded::new(Counters::default()),
                 }
             })

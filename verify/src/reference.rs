@@ -50,6 +50,12 @@
 //! * While the cache is within its bound, a full S ring (dead entries included) moves its oldest
 //!   live entry to M, read or not; a removal or replacement does the same once S holds twice its
 //!   share (the cache has been full before): this keeps dead entries from piling up.
+//! * A new key G does not remember also goes to M, as a *rider*, when M's size (the live count
+//!   less S's length, dead entries included) plus one is within the rider allowance. The
+//!   allowance starts at 0 and stays within `[0, capacity - S's share]`; it rises by 1 for each
+//!   entry evicted from S (forced or not), by 16 on a rider's first hit, and falls by 32 for each
+//!   entry that moves from S to M because it was read there while the cache was over its bound,
+//!   and by 16 for each ghost hit (before the rider test).
 //! * Bounds on one call's work: an insert takes at most 64 eviction steps by the policy, then
 //!   evicts whatever the hands meet; one M step passes at most 16 free or dead slots before
 //!   turning to S; placing an entry in M passes at most 128 slots before evicting whatever the
@@ -85,6 +91,10 @@ pub struct Tally {
     pub main_evictions: u64,
     /// Entries moved from S to M.
     pub promotions: u64,
+    /// New keys sent to M as riders.
+    pub riders: u64,
+    /// Riders' first hits.
+    pub rider_hits: u64,
     /// Warm M entries spared by the hand (their frequency lowered).
     pub second_chances: u64,
     /// Victims taken regardless of their frequency, a step budget having run out.
@@ -96,6 +106,8 @@ struct Entry {
     key: u64,
     freq: u8,
     live: bool,
+    /// Entered M as a rider and not read since.
+    rider: bool,
 }
 
 /// The reference cache (see the module docs).
@@ -121,6 +133,8 @@ pub struct Reference {
     ghost_shift: u32,
     /// The cache has been over its bound at least once.
     filled: bool,
+    /// How large M may be with a rider in it.
+    rider_allowance: usize,
     victims: Vec<u64>,
     tally: Tally,
 }
@@ -151,6 +165,7 @@ impl Reference {
             ghost_window_steps,
             ghost_shift,
             filled: false,
+            rider_allowance: 0,
             victims: Vec::new(),
             tally: Tally::default(),
         }
@@ -199,6 +214,10 @@ impl Reference {
         };
         let entry = &mut self.entries[id];
         entry.freq = (entry.freq + 1).min(FREQ_MAX);
+        if std::mem::take(&mut entry.rider) {
+            self.tally.rider_hits += 1;
+            self.raise_allowance(16);
+        }
         true
     }
 
@@ -213,7 +232,14 @@ impl Reference {
             let id = self.link(key, 0);
             let remembered = self.ghost_remembers(key);
             self.tally.ghost_hits += u64::from(remembered);
-            self.enqueue(id, remembered, true);
+            if remembered {
+                self.rider_allowance = self.rider_allowance.saturating_sub(16);
+            }
+            let main_size = self.count.saturating_sub(self.small.len());
+            let rider = !remembered && main_size < self.rider_allowance;
+            self.entries[id].rider = rider;
+            self.tally.riders += u64::from(rider);
+            self.enqueue(id, remembered || rider, true);
             self.count += 1;
         }
         self.evict_while_over();
@@ -237,6 +263,7 @@ impl Reference {
             key,
             freq,
             live: true,
+            rider: false,
         });
         let id = self.entries.len() - 1;
         self.table.insert(key, id);
@@ -290,6 +317,11 @@ impl Reference {
         }
         let stamp = self.ghost_stamp();
         self.ghost[bucket][chosen] = Some((key, stamp));
+    }
+
+    fn raise_allowance(&mut self, by: usize) {
+        let main_share = self.capacity - self.small_share;
+        self.rider_allowance = (self.rider_allowance + by).min(main_share);
     }
 
     fn over(&self) -> bool {
@@ -363,12 +395,16 @@ impl Reference {
             }
             let over = filling || self.over();
             if !forced && (self.entries[id].freq > 0 || !over) {
+                if over {
+                    self.rider_allowance = self.rider_allowance.saturating_sub(32);
+                }
                 self.entries[id].freq = 0;
                 self.tally.promotions += 1;
                 self.place_in_main(id, over);
             } else {
                 self.tally.forced += u64::from(forced);
                 self.tally.small_evictions += 1;
+                self.raise_allowance(1);
                 let key = self.evict(id);
                 self.ghost_insert(key);
             }

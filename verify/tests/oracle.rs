@@ -141,7 +141,8 @@ fn oracle_cases() -> u32 {
 }
 
 /// Generated workloads, capacities 4 to 64, from a fixed seed: the victims must be the same.
-/// Also requires that the cases reached every rule (ghost hits, main evictions, second chances).
+/// Also requires that the cases reached every rule (ghost hits, main evictions, second chances,
+/// riders and their hits).
 #[test]
 fn engine_evicts_as_the_reference_does() {
     let config = Config {
@@ -160,6 +161,8 @@ fn engine_evicts_as_the_reference_does() {
         total.small_evictions += tally.small_evictions;
         total.main_evictions += tally.main_evictions;
         total.promotions += tally.promotions;
+        total.riders += tally.riders;
+        total.rider_hits += tally.rider_hits;
         total.second_chances += tally.second_chances;
         total.forced += tally.forced;
         Ok(())
@@ -173,6 +176,8 @@ fn engine_evicts_as_the_reference_does() {
     assert!(total.main_evictions > 0, "no main eviction: {total:?}");
     assert!(total.second_chances > 0, "no second chance: {total:?}");
     assert!(total.promotions > 0, "no promotion: {total:?}");
+    assert!(total.riders > 0, "no rider: {total:?}");
+    assert!(total.rider_hits > 0, "no rider hit: {total:?}");
 }
 
 /// Runs `ops` on both, requires them to agree, and returns the victims of each op as the
