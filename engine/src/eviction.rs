@@ -17,6 +17,14 @@ use crate::sync::Ordering;
 /// other writers' hands may be filling them already).
 const GROWN_SLOTS_TRIED: usize = 8;
 
+/// What the main hand does at a slot it passes ([`Inner::judge_main`]).
+pub(crate) enum Pass {
+    /// Leaves the entry in its slot.
+    Keep,
+    /// Takes the slot; then evicts its entry for the cause given (`None`: the entry was dead).
+    Take(Option<EvictionCause>),
+}
+
 /// What [`Inner::grow_main`] did.
 pub(crate) enum Growth {
     /// The ring grew and the entry took one of the new slots.
@@ -129,6 +137,8 @@ where
             let meta = node.meta.load(Ordering::Relaxed);
             let over = filling || self.weights.over_capacity(shard);
             if self.is_expired(node) {
+                // The queue's reference goes first (see `retire_taken`).
+                drop(token);
                 self.evict(node, EvictionCause::Expired, guard);
             } else if !forced && policy::small_exit(meta, over) == SmallExit::Promote {
                 if over {
@@ -141,7 +151,11 @@ where
                 while node.cool() > 0 {}
                 self.promote(shard, token, over);
                 return true;
-            } else if let Some(hash) = self.evict(node, EvictionCause::Evicted, guard) {
+            } else if let Some(hash) = {
+                // The queue's reference goes first (see `retire_taken`).
+                drop(token);
+                self.evict(node, EvictionCause::Evicted, guard)
+            } {
                 // Evicted unread: the small queue caught nothing with the room it had.
                 shard.raise_rider_allowance(
                     u64::from(node.weight) * policy::ALLOWANCE_PER_SMALL_EVICTION,
@@ -184,18 +198,20 @@ where
             let current = slot.load(Ordering::Acquire);
             // SAFETY: a non-null slot holds a queue reference, so the node is alive; if another
             // hand takes it meanwhile, it is retired no earlier than `guard` drops.
-            let vacated = current.is_null()
-                || self.visit_main(unsafe { &*current }, may_evict, forced, guard);
-            if vacated
-                && slot
-                    .compare_exchange(current, token.as_ptr(), Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
+            let pass = match unsafe { current.as_ref() } {
+                None => Pass::Take(None),
+                Some(occupant) => self.judge_main(occupant, may_evict, forced, guard),
+            };
+            let Pass::Take(evict) = pass else { continue };
+            if slot
+                .compare_exchange(current, token.as_ptr(), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
             {
                 token.placed();
                 if !current.is_null() {
-                    // SAFETY: our CAS took the slot's reference to `current` from the queue; the
-                    // token gives it up as it drops.
-                    drop(unsafe { QueueRef::new(Shared::from(current.cast_const()), guard) });
+                    // SAFETY: our CAS took the slot's reference to `current` from the queue.
+                    let taken = unsafe { QueueRef::new(Shared::from(current.cast_const()), guard) };
+                    self.retire_taken(taken, evict);
                 }
                 return;
             }
@@ -266,9 +282,9 @@ where
                 // SAFETY: as in `promote`.
                 let occupant = unsafe { &*current };
                 let live = occupant.is_live(guard);
-                if !self.visit_main(occupant, true, forced, guard) {
+                let Pass::Take(evict) = self.judge_main(occupant, true, forced, guard) else {
                     return true;
-                }
+                };
                 if slot
                     .compare_exchange(
                         current,
@@ -278,8 +294,9 @@ where
                     )
                     .is_ok()
                 {
-                    // SAFETY: our CAS took the slot's reference; the token gives it up as it drops.
-                    drop(unsafe { QueueRef::new(Shared::from(current.cast_const()), guard) });
+                    // SAFETY: our CAS took the slot's reference.
+                    let taken = unsafe { QueueRef::new(Shared::from(current.cast_const()), guard) };
+                    self.retire_taken(taken, evict);
                 }
                 if live {
                     return true;
@@ -292,33 +309,45 @@ where
         }
     }
 
-    /// The main hand passes `occupant` (see [`policy::main_visit`]). Returns whether its slot may
-    /// be taken: the entry was already dead, or expired or was evicted just now.
-    pub(crate) fn visit_main(
+    /// The main hand passes `occupant` (see [`policy::main_visit`]): whether its slot is to be
+    /// taken (the entry is dead, or expired, or to be evicted) and what then befalls the entry.
+    /// A warm entry is cooled here. The entry is evicted only by the hand that takes its slot,
+    /// after taking it (see [`Inner::retire_taken`]).
+    pub(crate) fn judge_main(
         &self,
         occupant: &Node<K, V>,
         may_evict: bool,
         forced: bool,
         guard: &Guard,
-    ) -> bool {
+    ) -> Pass {
         if !occupant.is_live(guard) {
-            return true;
+            return Pass::Take(None);
         }
         let meta = occupant.meta.load(Ordering::Relaxed);
         if self.is_expired(occupant) {
-            self.evict(occupant, EvictionCause::Expired, guard);
-            return true;
+            return Pass::Take(Some(EvictionCause::Expired));
         }
         match policy::main_visit(meta, may_evict, forced) {
-            MainVisit::Leave => false,
+            MainVisit::Leave => Pass::Keep,
             MainVisit::Spare => {
                 occupant.cool();
-                false
+                Pass::Keep
             }
-            MainVisit::Evict => {
-                self.evict(occupant, EvictionCause::Evicted, guard);
-                true
-            }
+            MainVisit::Evict => Pass::Take(Some(EvictionCause::Evicted)),
+        }
+    }
+
+    /// Gives up the queue reference `taken` (just taken from a main slot) and then, if `evict`
+    /// names a cause, evicts its entry. In this order the table's release, if the evict unlinks
+    /// the node, retires the whole node at once: one deferred destruction, where the other
+    /// order defers the contents' drop and then the shell's free. The node stays valid under the
+    /// guard either way (the table's reference, then the epoch, keep it), and `evict` reads its
+    /// contents only after winning its mark.
+    fn retire_taken(&self, taken: QueueRef<'_, K, V>, evict: Option<EvictionCause>) {
+        let (node, guard) = (taken.node(), taken.guard());
+        drop(taken);
+        if let Some(cause) = evict {
+            self.evict(node, cause, guard);
         }
     }
 
