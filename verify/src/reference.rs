@@ -53,9 +53,9 @@
 //! * A new key G does not remember also goes to M, as a *rider*, when M's size (the live count
 //!   less S's length, dead entries included) plus one is within the rider allowance. The
 //!   allowance starts at 0 and stays within `[0, capacity - S's share]`; it rises by 1 for each
-//!   entry evicted from S (forced or not), by 16 on a rider's first hit, and falls by 32 for each
+//!   entry evicted from S (forced or not), by 24 on a rider's first hit, and falls by 40 for each
 //!   entry that moves from S to M because it was read there while the cache was over its bound,
-//!   and by 16 for each ghost hit (before the rider test).
+//!   and by 8 for each ghost hit (before the rider test).
 //! * Bounds on one call's work: an insert takes at most 64 eviction steps by the policy, then
 //!   evicts whatever the hands meet; one M step passes at most 16 free or dead slots before
 //!   turning to S; placing an entry in M passes at most 128 slots before evicting whatever the
@@ -216,7 +216,7 @@ impl Reference {
         entry.freq = (entry.freq + 1).min(FREQ_MAX);
         if std::mem::take(&mut entry.rider) {
             self.tally.rider_hits += 1;
-            self.raise_allowance(16);
+            self.raise_allowance(24);
         }
         true
     }
@@ -233,7 +233,7 @@ impl Reference {
             let remembered = self.ghost_remembers(key);
             self.tally.ghost_hits += u64::from(remembered);
             if remembered {
-                self.rider_allowance = self.rider_allowance.saturating_sub(16);
+                self.rider_allowance = self.rider_allowance.saturating_sub(8);
             }
             let main_size = self.count.saturating_sub(self.small.len());
             let rider = !remembered && main_size < self.rider_allowance;
@@ -396,7 +396,7 @@ impl Reference {
             let over = filling || self.over();
             if !forced && (self.entries[id].freq > 0 || !over) {
                 if over {
-                    self.rider_allowance = self.rider_allowance.saturating_sub(32);
+                    self.rider_allowance = self.rider_allowance.saturating_sub(40);
                 }
                 self.entries[id].freq = 0;
                 self.tally.promotions += 1;
