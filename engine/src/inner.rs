@@ -410,7 +410,9 @@ where
             // Other writers keep the ring full: place the entry in main instead.
             self.weights.sub_small(shard, weight);
         }
-        self.promote(shard, token, may_evict());
+        // A rider takes room main has (see `policy::enters_main`): it never evicts to get in.
+        let rider = token.node().meta.load(Ordering::Relaxed) & node::RIDER != 0;
+        self.promote(shard, token, may_evict() && !rider);
     }
 }
 

@@ -67,7 +67,16 @@
 //!   without moving anything.
 //!   The ring is sized from the expected entry count and doubles (a new segment, nothing moved)
 //!   when it is full of live entries while the cache is under its bounds.
-//!   Scans and one-hit wonders never displace the main queue. Eviction runs on the writing thread,
+//!   One departure from the paper: when main holds fewer proven entries than its share, a new
+//!   key may go straight to main as a *rider* instead of the small FIFO growing into the room,
+//!   within an allowance each shard adapts from what it sees (up with entries the small FIFO
+//!   evicts unread and riders that are hit, down with hits in the small FIFO and ghost hits).
+//!   A loop over more keys than the cache then keeps a stable part of itself in main, as
+//!   CLOCK-Pro would, where a long FIFO gets no hit; see `policy::enters_main` and
+//!   `benches/README.md`.
+//!   Scans and one-hit wonders pass through the small FIFO, or ride into main only while it is
+//!   under its share and the allowance lasts, so they never crowd main's proven entries out of
+//!   it. Eviction runs on the writing thread,
 //!   with no background thread: a bounded number of policy steps per insert, then, only if the
 //!   cache is still over a bound, forced evictions until it is back within it (one per victim
 //!   needed, so only an entry heavier than many others pays for several).

@@ -131,11 +131,12 @@ pub(crate) fn main_share(entries: usize) -> usize {
 /// it rises with each entry the small FIFO evicts unread ([`ALLOWANCE_PER_SMALL_EVICTION`])
 /// and each rider's first hit ([`ALLOWANCE_PER_RIDER_HIT`]), and falls with each entry read
 /// in the small FIFO ([`ALLOWANCE_PER_SMALL_HIT`]) and each ghost hit
-/// ([`ALLOWANCE_PER_GHOST_HIT`]); it starts at zero and never exceeds main's share.
+/// ([`ALLOWANCE_PER_GHOST_HIT`]); it starts at zero and never exceeds main's share. A rider
+/// takes room main has: it evicts nothing to get in (`Inner::enqueue`).
 ///
 /// Measured on `strata-bench traces` (see `benches/README.md`): the loop-beside-a-hot-set
-/// generator (`scan-hot`) at 25% went from 7.45 points behind quick_cache to 1.07, and P3 at 5%
-/// from 2.20 behind moka to 0.38; no other cell moved by more than 0.5. The four rates were
+/// generator (`scan-hot`) at 25% went from 7.45 points behind quick_cache to 1.08, and P3 at 5%
+/// from 2.20 behind moka to 0.40; no other cell moved by more than 0.5. The four rates were
 /// chosen on those cells from a small grid; the neighbouring rates (rider hit 20-28, small hit
 /// 40-48) keep both within 0.6 points of the chosen ones.
 pub(crate) fn enters_main(remembered: bool, main_weight: u64, weight: u64, allowance: u64) -> bool {
