@@ -11,7 +11,7 @@ use crate::ghost::Ghost;
 use crate::listener::{EvictionCause, Listener};
 use crate::loader::{Flights, Gate};
 use crate::node::{self, Node, Owner, QueueRef, IN_MAIN};
-use crate::policy;
+use crate::policy::{self, Entrance};
 use crate::shard::{signed, Shard, Shards};
 use crate::stats::{Event, StatsRecorder};
 use crate::sync::epoch::{self, Guard, Owned, Shared};
@@ -158,7 +158,7 @@ where
         }
     }
 
-    /// A rider's first hit (see [`policy::enters_main`]): evidence that main holds entries worth
+    /// A rider's first hit (see [`policy::entrance`]): evidence that main holds entries worth
     /// keeping when they arrive unproven.
     #[cold]
     #[inline(never)]
@@ -302,13 +302,14 @@ where
                     .weights
                     .weight(shard)
                     .saturating_sub(self.weights.small(shard));
-                let to_main =
-                    policy::enters_main(remembered, main_weight, weight, shard.rider_allowance());
-                if to_main && !remembered {
-                    // Not yet queued: no queue step reads the bit before it is set.
+                let entrance =
+                    policy::entrance(remembered, main_weight, weight, shard.rider_allowance());
+                if entrance == Entrance::Rider {
+                    // Not yet queued, so no queue step reads the bit before it is set; a reader
+                    // may touch the node first (see `policy::entrance` on why that is harmless).
                     token.node().meta.fetch_or(node::RIDER, Ordering::Relaxed);
                 }
-                self.enqueue(shard, token, weight, to_main, None);
+                self.enqueue(shard, token, weight, entrance, None);
                 // Counted only once queued, with AcqRel: of two racing writers, the one that
                 // counts last sees the full total and, through the acquire, the other's entry
                 // ready in its queue, so it always finds something to evict and the bound holds
@@ -333,7 +334,7 @@ where
                 self.trim_small(shard, &guard);
                 // SAFETY: as for a new entry.
                 let token = unsafe { QueueRef::new(new, &guard) };
-                self.enqueue(shard, token, weight, false, Some(old_weight));
+                self.enqueue(shard, token, weight, Entrance::Small, Some(old_weight));
                 self.weights.add(shard, weight);
                 self.weights.sub(shard, old_weight);
                 self.notify(old, EvictionCause::Replaced);
@@ -374,7 +375,8 @@ where
     }
 
     /// Places a node that was just linked in its shard's queues, giving it their reference:
-    /// main, the small queue, or none at all in an unbounded cache (which never evicts).
+    /// as `entrance` says (see [`policy::entrance`]), or in none at all in an unbounded cache
+    /// (which never evicts).
     /// `replaces`: the weight of the entry the node replaces, still counted (`None` for a new
     /// key, which adds an entry to the count).
     pub(crate) fn enqueue(
@@ -382,7 +384,7 @@ where
         shard: &Shard<Node<K, V>>,
         token: QueueRef<'_, K, V>,
         weight: u64,
-        to_main: bool,
+        entrance: Entrance,
         replaces: Option<u64>,
     ) {
         // The entry is counted after this: judge the bounds as they will be then.
@@ -395,7 +397,7 @@ where
             token.release_with(IN_MAIN);
             return;
         };
-        if !to_main {
+        if entrance == Entrance::Small {
             self.weights.add_small(shard, weight);
             for _ in 0..SMALL_PUSH_ATTEMPTS {
                 if queues.small.push(token.as_ptr()).is_ok() {
@@ -410,9 +412,8 @@ where
             // Other writers keep the ring full: place the entry in main instead.
             self.weights.sub_small(shard, weight);
         }
-        // A rider takes room main has (see `policy::enters_main`): it never evicts to get in.
-        let rider = token.node().meta.load(Ordering::Relaxed) & node::RIDER != 0;
-        self.promote(shard, token, may_evict() && !rider);
+        // A rider takes room main has: placed as if the cache had room (see `policy::entrance`).
+        self.promote(shard, token, may_evict() && entrance != Entrance::Rider);
     }
 }
 

@@ -34,9 +34,9 @@
 //!   counter (and that only while it is below its maximum of 3).
 //!   - A cache bounded by entry count (up to 16M entries) gets a fixed array of 64-byte buckets
 //!     sized once for its bound, two to four entries per bucket (a power of two of them, at
-//!     most four entries each; CLHT's layout): a control word and six
-//!     node pointers, each carrying three bits of its key's hash, plus up to three overflow lines
-//!     of seven, 27 entries in all. A hit reads one bucket line and one node. A new key takes a
+//!     most four entries each; CLHT's layout): a control word and six node pointers, each
+//!     carrying four bits of its key's hash (nodes are 16-byte aligned), plus up to three
+//!     overflow lines of seven, 27 entries in all. A hit reads one bucket line and one node. A new key takes a
 //!     free slot and publishes it with a CAS of the control word (a bit per slot and a version),
 //!     which fails if another new key landed in the bucket meanwhile, so two inserts of one key
 //!     never both land (CLHT-LF's protocol); a replacement swings the slot.
@@ -72,7 +72,7 @@
 //!   within an allowance each shard adapts from what it sees (up with entries the small FIFO
 //!   evicts unread and riders that are hit, down with hits in the small FIFO and ghost hits).
 //!   A loop over more keys than the cache then keeps a stable part of itself in main, as
-//!   CLOCK-Pro would, where a long FIFO gets no hit; see `policy::enters_main` and
+//!   CLOCK-Pro would, where a long FIFO gets no hit; see `policy::entrance` and
 //!   `benches/README.md`.
 //!   Scans and one-hit wonders pass through the small FIFO, or ride into main only while it is
 //!   under its share and the allowance lasts, so they never crowd main's proven entries out of

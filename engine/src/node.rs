@@ -13,11 +13,14 @@
 //! A node has two references: the table's (its place in the list) and its eviction queue's (a
 //! slot in the small FIFO or the main ring). Whichever is given up second retires the node
 //! ([`release`]). When the table lets go first (the entry was removed, replaced or expired while
-//! still queued, as it usually is), the key and value are not kept until the queue reaches the
-//! node: their drop is deferred to the end of the current epoch, and the node stays queued as a
-//! *shell* (link, metadata and weight) that the queue frees when it passes it. Nothing that holds
-//! a node through its queue reads its contents without first winning [`Node::mark_removed`],
-//! which the table's release always follows.
+//! still queued), the key and value are not kept until the queue reaches the node: their drop is
+//! deferred to the end of the current epoch, and the node stays queued as a *shell* (link,
+//! metadata and weight) that the queue frees when it passes it. An eviction gives the queue's
+//! reference up first (it holds it, having popped the node or taken its slot), so the table's
+//! release that follows retires the whole node at once. Nothing that holds, or has just given
+//! up, a node's queue reference reads its contents without first winning
+//! [`Node::mark_removed`], which the table's release always follows: after the mark the node is
+//! freed, and its contents dropped, no earlier than the end of the winner's epoch.
 
 use std::cell::UnsafeCell;
 use std::mem::ManuallyDrop;
@@ -41,9 +44,6 @@ const FREQ_MASK: u64 = 0b11 << FREQ_SHIFT;
 pub(crate) const FREQ_MAX: u64 = 3;
 /// Bit 42: the node belongs to the main queue (it left, or never entered, the small queue).
 pub(crate) const IN_MAIN: u64 = 1 << 42;
-/// Bit 53: the entry went into main as a new key, unproven, and has not been read since (see
-/// [`crate::policy::enters_main`]). Cleared by its first hit.
-pub(crate) const RIDER: u64 = 1 << 53;
 /// Bit 43: the table's reference is gone (the node was unlinked from the list).
 pub(crate) const UNLINKED: u64 = 1 << 43;
 /// Bit 44: the queue's reference is gone (popped, taken from its main slot, or never queued).
@@ -53,6 +53,9 @@ const CONTENTS_GONE: u64 = 1 << 45;
 /// Bit 52: the queue let go of a node whose contents were dropped early, and the grace period
 /// after that has passed: the shell may be freed once the contents are gone too.
 const SHELL_UNUSED: u64 = 1 << 52;
+/// Bit 53: the entry went into main as a new key, unproven, and has not been read since (see
+/// [`crate::policy::entrance`]). Cleared by its first hit.
+pub(crate) const RIDER: u64 = 1 << 53;
 /// Bits 46..52: the node's shard (there are at most 64).
 const SHARD_SHIFT: u32 = 46;
 const SHARD_MASK: u64 = 0x3F;
@@ -125,7 +128,7 @@ struct Contents<K, V> {
 pub(crate) struct Node<K, V> {
     /// First, so that a `&Link` of an entry is a `&Node`.
     pub(crate) link: Link,
-    /// Expiry, frequency, queue and ownership bits, and the shard (layout above). Invariant: the
+    /// Expiry, frequency, queue and ownership bits, the shard and the rider bit (layout above). Invariant: the
     /// expiry and shard bits are written once, before the node is published.
     pub(crate) meta: AtomicU64,
     /// The entry's weight, as the weigher measured it at insert (1 without a weigher).

@@ -2,10 +2,13 @@
 //! its own; [`crate::cache`] applies them to the concurrent structures.
 //!
 //! * New keys enter the **small** FIFO (a twentieth of the capacity), unless the ghost filter
-//!   remembers them, in which case they go straight to **main**.
+//!   remembers them, in which case they go straight to **main**, or unless main is under its
+//!   share and the shard's rider allowance lets them *ride* into main unproven (see
+//!   [`entrance`]).
 //! * When the small FIFO is over its share, its oldest entry leaves it: to main if it was read
 //!   while in it (or if the cache is not full yet), otherwise it is evicted and its fingerprint
-//!   joins the ghost filter. One-hit wonders and scans therefore never reach main.
+//!   joins the ghost filter. One-hit wonders and scans therefore reach main only as riders, into
+//!   room main has.
 //! * Main is a CLOCK over a ring (see [`crate::main_queue`]): an entry whose frequency is above
 //!   zero is spared and cooled by one; an entry at zero is evicted. Hits raise the frequency up
 //!   to 3; entering main resets it, so an entry must be read again there to be spared.
@@ -117,9 +120,20 @@ pub(crate) fn main_share(entries: usize) -> usize {
     (entries as u64 - small_target(entries as u64)) as usize
 }
 
-/// Whether a new key's entry of `weight` skips the small FIFO for main: when the ghost filter
-/// remembers the key (it was evicted too soon), or, as a *rider* (entered unproven), when main,
-/// holding `main_weight`, stays within the shard's rider `allowance` with it.
+/// Where a new key's entry goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Entrance {
+    /// The small FIFO, to prove itself.
+    Small,
+    /// Main: the ghost filter remembers the key (it was evicted too soon).
+    Main,
+    /// Main, unproven, into room main has: a *rider*.
+    Rider,
+}
+
+/// Where a new key's entry of `weight` goes: to main when the ghost filter remembers the key
+/// (`remembered`), else as a rider when main, holding `main_weight`, stays within the shard's
+/// rider `allowance` with it, else to the small FIFO.
 ///
 /// Main is below its share whenever fewer entries proved themselves than it could hold, and
 /// S3-FIFO then leaves the room to the small FIFO, which grows past its share. That is right when
@@ -131,16 +145,32 @@ pub(crate) fn main_share(entries: usize) -> usize {
 /// it rises with each entry the small FIFO evicts unread ([`ALLOWANCE_PER_SMALL_EVICTION`])
 /// and each rider's first hit ([`ALLOWANCE_PER_RIDER_HIT`]), and falls with each entry read
 /// in the small FIFO ([`ALLOWANCE_PER_SMALL_HIT`]) and each ghost hit
-/// ([`ALLOWANCE_PER_GHOST_HIT`]); it starts at zero and never exceeds main's share. A rider
-/// takes room main has: it evicts nothing to get in (`Inner::enqueue`).
+/// ([`ALLOWANCE_PER_GHOST_HIT`]); it starts at zero and never exceeds main's share. A rider is
+/// placed as entries are while the cache has room: the hand takes the first free slot and
+/// passes live entries without judging them (`Inner::enqueue`); only if it finds no free slot
+/// within its step budget and the ring cannot grow does it evict what it meets, as any
+/// placement does. The allowance and the rider bit are hints, moved without synchronisation: a
+/// lost update, or a reader's hit that lands before the bit is set, only delays the
+/// adaptation.
 ///
 /// Measured on `strata-bench traces` (see `benches/README.md`): the loop-beside-a-hot-set
 /// generator (`scan-hot`) at 25% went from 7.45 points behind quick_cache to 1.08, and P3 at 5%
 /// from 2.20 behind moka to 0.40; no other cell moved by more than 0.5. The four rates were
 /// chosen on those cells from a small grid; the neighbouring rates (rider hit 20-28, small hit
 /// 40-48) keep both within 0.6 points of the chosen ones.
-pub(crate) fn enters_main(remembered: bool, main_weight: u64, weight: u64, allowance: u64) -> bool {
-    remembered || main_weight.saturating_add(weight) <= allowance
+pub(crate) fn entrance(
+    remembered: bool,
+    main_weight: u64,
+    weight: u64,
+    allowance: u64,
+) -> Entrance {
+    if remembered {
+        Entrance::Main
+    } else if main_weight.saturating_add(weight) <= allowance {
+        Entrance::Rider
+    } else {
+        Entrance::Small
+    }
 }
 
 /// Allowance gained, per unit of weight, for an entry the small FIFO evicts unread.
@@ -235,15 +265,30 @@ mod tests {
 
     #[test]
     fn new_keys_ride_into_main_within_the_allowance() {
-        assert!(enters_main(true, 950, 1, 0), "a remembered key always");
-        assert!(enters_main(false, 949, 1, 950));
-        assert!(!enters_main(false, 950, 1, 950), "the allowance is used up");
-        assert!(
-            !enters_main(false, 940, 20, 950),
-            "too heavy for the allowance left"
+        assert_eq!(
+            entrance(true, 950, 1, 0),
+            Entrance::Main,
+            "a remembered key"
         );
-        assert!(!enters_main(false, 0, 1, 0), "no allowance");
-        assert!(!enters_main(false, u64::MAX, 1, 950));
+        assert_eq!(
+            entrance(true, 0, 1, 950),
+            Entrance::Main,
+            "remembered, not a rider"
+        );
+        assert_eq!(entrance(false, 949, 1, 950), Entrance::Rider);
+        let small = |main, weight, allowance| entrance(false, main, weight, allowance);
+        assert_eq!(
+            small(950, 1, 950),
+            Entrance::Small,
+            "the allowance is used up"
+        );
+        assert_eq!(
+            small(940, 20, 950),
+            Entrance::Small,
+            "too heavy for what is left"
+        );
+        assert_eq!(small(0, 1, 0), Entrance::Small, "no allowance");
+        assert_eq!(small(u64::MAX, 1, 950), Entrance::Small);
     }
 
     #[test]

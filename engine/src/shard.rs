@@ -36,7 +36,7 @@ pub(crate) struct Counters {
     /// stale or reordered reading makes a ghost look a few steps younger or older, and the filter
     /// reads a stamp ahead of the clock as young.
     pub(crate) ghost_clock: std::sync::atomic::AtomicU64,
-    /// How much of main's share new keys may take unproven (see [`policy::enters_main`]), in
+    /// How much of main's share new keys may take unproven (see [`policy::entrance`]), in
     /// weight units: raised and lowered by the evidence [`policy`] lists. A hint like `filled`
     /// (so `std`'s even under loom), moved by a load and a store: a racing update lost only
     /// delays the adaptation by one step.

@@ -112,7 +112,10 @@ fn a_loop_larger_than_the_cache_keeps_a_stable_part_of_itself() {
     // Room for about (2,500 - 250) / 10,000 of the loop: 22%. A FIFO over it gets none.
     assert!(loop_ratio > 0.1, "loop hit ratio {loop_ratio:.3}");
     let hot_resident = (0..HOT).filter(|k| cache.contains_key(k)).count();
-    assert!(hot_resident >= 240, "{hot_resident} of {HOT} hot keys resident");
+    assert!(
+        hot_resident >= 240,
+        "{hot_resident} of {HOT} hot keys resident"
+    );
 }
 
 #[test]

@@ -56,7 +56,7 @@
 //!   entry evicted from S (forced or not), by 24 on a rider's first hit, and falls by 40 for each
 //!   entry that moves from S to M because it was read there while the cache was over its bound,
 //!   and by 8 for each ghost hit (before the rider test). A rider is placed in M as an entry
-//!   is while the cache is within its bound: it evicts nothing to get in.
+//!   is while the cache is within its bound (the hand evicts only once its steps run out).
 //! * Bounds on one call's work: an insert takes at most 64 eviction steps by the policy, then
 //!   evicts whatever the hands meet; one M step passes at most 16 free or dead slots before
 //!   turning to S; placing an entry in M passes at most 128 slots before evicting whatever the
