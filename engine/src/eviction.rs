@@ -137,9 +137,7 @@ where
             let meta = node.meta.load(Ordering::Relaxed);
             let over = filling || self.weights.over_capacity(shard);
             if self.is_expired(node) {
-                // The queue's reference goes first (see `retire_taken`).
-                drop(token);
-                self.evict(node, EvictionCause::Expired, guard);
+                self.retire_taken(token, Some(EvictionCause::Expired));
             } else if !forced && policy::small_exit(meta, over) == SmallExit::Promote {
                 if over {
                     // Read while in the small queue: evidence that it needs its room.
@@ -151,11 +149,7 @@ where
                 while node.cool() > 0 {}
                 self.promote(shard, token, over);
                 return true;
-            } else if let Some(hash) = {
-                // The queue's reference goes first (see `retire_taken`).
-                drop(token);
-                self.evict(node, EvictionCause::Evicted, guard)
-            } {
+            } else if let Some(hash) = self.retire_taken(token, Some(EvictionCause::Evicted)) {
                 // Evicted unread: the small queue caught nothing with the room it had.
                 shard.raise_rider_allowance(
                     u64::from(node.weight) * policy::ALLOWANCE_PER_SMALL_EVICTION,
@@ -337,18 +331,16 @@ where
         }
     }
 
-    /// Gives up the queue reference `taken` (just taken from a main slot) and then, if `evict`
-    /// names a cause, evicts its entry. In this order the table's release, if the evict unlinks
+    /// Gives up the queue reference `taken` (just popped, or taken from a main slot) and then, if
+    /// `evict` names a cause, evicts its entry; returns what [`Inner::evict`] did. In this order the table's release, if the evict unlinks
     /// the node, retires the whole node at once: one deferred destruction, where the other
     /// order defers the contents' drop and then the shell's free. The node stays valid under the
     /// guard either way (the table's reference, then the epoch, keep it), and `evict` reads its
     /// contents only after winning its mark.
-    fn retire_taken(&self, taken: QueueRef<'_, K, V>, evict: Option<EvictionCause>) {
+    fn retire_taken(&self, taken: QueueRef<'_, K, V>, evict: Option<EvictionCause>) -> Option<u64> {
         let (node, guard) = (taken.node(), taken.guard());
         drop(taken);
-        if let Some(cause) = evict {
-            self.evict(node, cause, guard);
-        }
+        self.evict(node, evict?, guard)
     }
 
     /// Removes a live node from the table for the policy (eviction or expiry). Returns the key's

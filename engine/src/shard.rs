@@ -125,6 +125,7 @@ impl<T> Shards<T> {
                 };
                 let small_slots =
                     (expected as u64 * policy::SMALL_RING_PERCENT / 100).max(4) as usize;
+                let small_target = policy::small_target(policy_capacity);
                 Shard {
                     queues: bounded.then(|| Queues {
                         small: SmallQueue::new(small_slots),
@@ -132,8 +133,8 @@ impl<T> Shards<T> {
                     }),
                     max_entries,
                     max_weight,
-                    small_target: policy::small_target(policy_capacity),
-                    main_target: policy_capacity - policy::small_target(policy_capacity),
+                    small_target,
+                    main_target: policy_capacity - small_target,
                     counters: CachePadded::new(Counters::default()),
                 }
             })
